@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: MIT
+# vmferry: one non-recursive Makefile.  Objects go to $(B)/ (build/ by
+# default, build-asan/ for `make check-asan`).
+
+B	?= build
+CC	?= gcc
+PKGS	= fuse3 libcurl openssl lmdb libmicrohttpd jansson
+
+CSTD	= -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
+WARN	= -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 -Wundef \
+	  -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition \
+	  -Wwrite-strings -Wpointer-arith -Wimplicit-fallthrough -fno-common
+HARDEN	= -fstack-protector-strong -D_FORTIFY_SOURCE=2
+OPT	?= -O2 -g
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(HARDEN) -MMD -MP -Ilib $(PKG_CFLAGS) \
+	     $(EXTRA_CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lpthread $(EXTRA_LDFLAGS)
+
+LIB_SRCS    = $(wildcard lib/*.c)
+SERVER_SRCS = $(wildcard server/*.c)
+CORE_SRCS   = $(filter-out fusefs/main.c fusefs/fuse_ops.c,$(wildcard fusefs/*.c))
+FUSE_SRCS   = $(filter fusefs/main.c fusefs/fuse_ops.c,$(wildcard fusefs/*.c))
+TOOL_SRCS   = $(wildcard tools/*.c)
+UNIT_SRCS   = $(wildcard tests/unit/test-*.c)
+TAP_SRCS    = tests/tap.c
+HELPER_SRCS = $(wildcard tests/helpers/*.c)
+
+obj = $(patsubst %.c,$(B)/%.o,$(1))
+
+LIB_OBJS    = $(call obj,$(LIB_SRCS))
+SERVER_OBJS = $(call obj,$(SERVER_SRCS))
+CORE_OBJS   = $(call obj,$(CORE_SRCS))
+FUSE_OBJS   = $(call obj,$(FUSE_SRCS))
+TOOL_OBJS   = $(call obj,$(TOOL_SRCS))
+UNIT_BINS   = $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
+HELPER_BINS = $(patsubst tests/helpers/%.c,$(B)/tests/helpers/%,$(HELPER_SRCS))
+
+PROGS = $(B)/vmferry $(B)/vmferry-server
+
+.PHONY: all deps check check-unit check-asan check-valgrind demo bench \
+	format format-check lint clean install test-image
+all: $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(B)/vmferry: $(TOOL_OBJS) $(FUSE_OBJS) $(CORE_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(B)/vmferry-server: $(SERVER_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+# Unit tests: NDEBUG never set; each links lib/ plus the modules listed
+# in its UNIT_DEPS_ line (one module and the neighbours it really uses).
+UNIT_DEPS_test-manifest =
+UNIT_DEPS_test-crypto	= fusefs/crypto
+UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto
+UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
+UNIT_DEPS_test-fetch	= fusefs/fetch
+UNIT_DEPS_test-range	= server/range
+UNIT_DEPS_test-auth	= server/auth
+UNIT_DEPS_test-image	= fusefs/image fusefs/cache fusefs/crypto fusefs/fetch
+
+.SECONDEXPANSION:
+$(B)/tests/unit/%: tests/unit/%.c $(call obj,$(TAP_SRCS)) $(LIB_OBJS) \
+		$$(call obj,$$(addsuffix .c,$$(UNIT_DEPS_$$*)))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests -Ifusefs -Iserver -UNDEBUG -o $@ $< \
+		$(call obj,$(TAP_SRCS)) \
+		$(call obj,$(addsuffix .c,$(UNIT_DEPS_$*))) \
+		$(LIB_OBJS) $(LDLIBS_ALL)
+
+$(B)/tests/helpers/%: tests/helpers/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
+
+deps:
+	@./scripts/deps.sh
+
+# The bootable test image, cached in build/ (git ignores it).
+test-image: build/test-image/test.img
+build/test-image/test.img: tests/qemu/mkimage.sh
+	tests/qemu/mkimage.sh $@ 1024
+
+check: deps
+	$(MAKE) all
+	$(MAKE) test-image
+	MALLOC_PERTURB_=$$(( $$RANDOM % 255 + 1 )) VMFERRY_BUILD=$(B) tests/run
+
+check-unit: all
+	VMFERRY_BUILD=$(B) tests/run tests/unit
+
+check-asan: deps
+	$(MAKE) B=build-asan OPT="-O1 -g" HARDEN= \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+		EXTRA_LDFLAGS="-fsanitize=address,undefined" all
+	$(MAKE) test-image
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		VMFERRY_BUILD=build-asan tests/run
+
+check-valgrind: all
+	VMFERRY_VALGRIND=1 VMFERRY_BUILD=$(B) tests/run
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) test-image
+	VMFERRY_BUILD=$(B) ./scripts/demo.sh
+
+FORMAT_SRCS = $(wildcard lib/*.[ch] fusefs/*.[ch] server/*.[ch] tools/*.[ch] \
+		tests/*.[ch] tests/unit/*.c tests/helpers/*.c)
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+lint:
+	@! grep -nE '\b(gets|sprintf|strcpy|strcat|strtok|atoi|atol|rand)\s*\(' \
+		$(FORMAT_SRCS) | grep -v 'snprintf\|vsnprintf' || \
+		{ echo "lint: banned function (STYLE.md 8)"; exit 1; }
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr -Ilib $(LIB_SRCS) $(SERVER_SRCS) $(CORE_SRCS) \
+		$(FUSE_SRCS) $(TOOL_SRCS)
+
+PREFIX ?= /usr/local
+install: all
+	install -D -m 0755 $(B)/vmferry $(DESTDIR)$(PREFIX)/bin/vmferry
+	install -D -m 0755 $(B)/vmferry-server $(DESTDIR)$(PREFIX)/bin/vmferry-server
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

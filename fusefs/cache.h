@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/* Block cache in LMDB.
+ *
+ * Owns the LMDB environment of one image's cache directory (DIR/data.mdb,
+ * DIR/lock.mdb).  Blocks are stored sealed (crypto.h), keyed by block
+ * index; callers only ever see plaintext that authenticated.  A block is
+ * stored together with the content hash it was verified against: that
+ * hash is part of the AAD, so cache_get() with a different expected hash
+ * fails (-EBADMSG) instead of returning stale or moved bytes.
+ *
+ * Named databases: "blocks" (u64 big-endian blkno -> sealed block) and
+ * "meta" (string key -> sealed small value, AAD "meta:" + key).
+ *
+ * Threading: any thread may call any function.  The environment is opened
+ * with MDB_NOTLS; read transactions are short.  Writes are serialised by
+ * LMDB's write lock; cache_put_batch() puts many blocks in one write
+ * transaction.  Never opened with MDB_NOSYNC or MDB_MAPASYNC: a returned
+ * put is durable.  If a commit fails, the cache is marked failed and every
+ * later call returns -EIO.
+ */
+#ifndef VMFERRY_CACHE_H
+#define VMFERRY_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "proto.h"
+
+struct cache;
+
+struct cache_put {
+	uint64_t blkno;
+	const uint8_t *hash; /* VMF_HASH_LEN bytes, borrowed */
+	const void *buf;     /* plaintext, borrowed */
+	size_t len;	     /* <= VMF_BLOCK_SIZE_MAX */
+};
+
+/* Open (creating if needed) the LMDB environment in dir with the given
+ * map size (bytes; 0 picks a default large enough for the image).  Copies
+ * data_key and cache_id.  Returns 0 and *ret, or -errno (-ENOSPC,
+ * -EIO for an LMDB error, logged at debug level). */
+int cache_open(const char *dir, const uint8_t data_key[CRYPTO_KEY_LEN],
+	       const uint8_t cache_id[CRYPTO_CACHE_ID_LEN], uint64_t map_size,
+	       struct cache **ret);
+
+/* Close; cleanses the key.  cache_free(NULL) is a no-op. */
+void cache_free(struct cache *c);
+
+/* Read block blkno into buf (len bytes, the block's exact length),
+ * opening it with the expected content hash.  Returns 0, -ENOENT (not
+ * cached), -EBADMSG (cached but does not authenticate against hash: stale
+ * version or tampering; the caller refetches), -EIO. */
+int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
+	      size_t len);
+
+/* Store n blocks in one durable write transaction.  Returns 0, -ENOSPC
+ * (map or disk full), -EIO (cache now failed). */
+int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n);
+
+/* Delete block blkno (no error if absent). */
+int cache_del(struct cache *c, uint64_t blkno);
+
+/* Fill bitmap (nblocks bits, bit i set = block i stored; caller-allocated
+ * (nblocks + 7) / 8 bytes, zeroed by this call) from one read
+ * transaction.  Returns the number of blocks stored with index < nblocks,
+ * or -errno. */
+int64_t cache_present(struct cache *c, uint64_t nblocks, uint8_t *bitmap);
+
+/* Small sealed values (version bound to, server URL, ...).  get returns a
+ * new buffer (caller frees) in *ret (NUL-terminated for convenience) or
+ * -ENOENT. */
+int cache_meta_get(struct cache *c, const char *key, void **ret,
+		   size_t *ret_len);
+int cache_meta_put(struct cache *c, const char *key, const void *buf,
+		   size_t len);
+
+/* Bytes the environment occupies on disk (data.mdb's size). */
+int cache_disk_usage(struct cache *c, uint64_t *ret);
+
+#endif

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/* Fetch engine: one thread owning a libcurl multi handle.
+ *
+ * Other threads hand it requests with fetch_submit() and learn the result
+ * through the request's completion callback (called on the fetch thread;
+ * it must not block) or by waiting in fetch_run().  No curl handle is
+ * ever touched outside the fetch thread.
+ *
+ * Scheduling: demand requests (FETCH_PRIO_DEMAND) always start before
+ * background ones; background requests are capped at
+ * config.max_background in flight so demand always finds a free slot, and
+ * their bytes are paced by fetch_set_background_rate().  Connections are
+ * reused (HTTP/2 when the server offers it over TLS).
+ *
+ * Hygiene (every request): only https is allowed unless
+ * config.allow_plain (then http and ftp too); no automatic decompression
+ * (no Accept-Encoding); redirects are not followed; a transfer slower
+ * than 1 byte/s for config.stall_timeout_s is aborted; TLS peer and host
+ * verification are on unless config.insecure.  A range request
+ * (req.len > 0) succeeds only on status 206 with a Content-Range of
+ * exactly "bytes OFF-(OFF+LEN-1)/*" (any total) and exactly LEN body
+ * bytes; anything else is an error, and no byte of it is returned as
+ * data.  A whole-body request (req.len == 0) succeeds on 200 (or 201/204
+ * for POST/PUT) with at most req.buf_len bytes.
+ *
+ * Errors in req->result: -ECONNREFUSED / -EHOSTUNREACH (cannot connect),
+ * -ETIMEDOUT (connect timeout or stall), -EPERM (TLS: certificate or pin
+ * does not verify), -EACCES (401/403), -ENOENT (404), -ERANGE (416),
+ * -EBADMSG (a reply that breaks the rules above), -EFBIG (body larger
+ * than buf_len), -EIO (other HTTP status or transfer error),
+ * -ECANCELED (engine stopping).  req->errmsg holds one line of detail
+ * for the caller to log (curl's error text, or "HTTP 403: <body's
+ * error field>"); it never contains the token.
+ */
+#ifndef VMFERRY_FETCH_H
+#define VMFERRY_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fetch;
+struct fetch_req;
+
+typedef void fetch_done_fn(struct fetch_req *req);
+
+enum fetch_prio {
+	FETCH_PRIO_DEMAND,
+	FETCH_PRIO_BACKGROUND,
+};
+
+struct fetch_config {
+	const char *base_url;	 /* "https://host:port", copied */
+	const char *token;	 /* bearer token, copied, may be NULL */
+	const char *cacert;	 /* CA file, copied, may be NULL */
+	const char *pin_sha256;	 /* "sha256//BASE64", copied, may be NULL */
+	bool insecure;		 /* skip TLS verification */
+	bool allow_plain;	 /* allow http:// and ftp:// */
+	long connect_timeout_s;	 /* default 10 */
+	long stall_timeout_s;	 /* default 30 */
+	unsigned max_inflight;	 /* default 8 */
+	unsigned max_background; /* default 4, < max_inflight */
+};
+
+struct fetch_req {
+	/* Set by the caller, borrowed until completion. */
+	const char *path;	  /* appended to base_url, e.g. "/v1/images" */
+	const char *method;	  /* NULL = GET; "PUT", "POST", "HEAD" */
+	const void *body;	  /* request body for PUT/POST */
+	size_t body_len;
+	const char *content_type; /* for the body; NULL = octet-stream */
+	const char *extra_header; /* one "Name: value" line, or NULL */
+	uint64_t off, len;	  /* range request when len > 0 */
+	void *buf;		  /* response body goes here */
+	size_t buf_len;		  /* room in buf (>= len for a range) */
+	enum fetch_prio prio;
+	fetch_done_fn *done; /* called once on the fetch thread */
+	void *opaque;	     /* for the caller */
+
+	/* Set by the engine before done() is called. */
+	int result;	  /* 0 or -errno (see above) */
+	long http_status; /* 0 if no HTTP answer */
+	size_t got;	  /* body bytes written to buf */
+	char errmsg[256]; /* detail when result < 0 */
+
+	/* Engine-private. */
+	struct fetch_req *next;
+	void *priv;
+};
+
+/* Create the engine and start its thread (curl_global_init is done
+ * once, here).  Returns 0 or -errno. */
+int fetch_new(const struct fetch_config *cfg, struct fetch **ret);
+
+/* Stop the thread: requests not yet completed complete with -ECANCELED.
+ * fetch_free(NULL) is a no-op. */
+void fetch_free(struct fetch *f);
+
+/* Queue req; never blocks on the network.  req must stay valid until
+ * req->done has been called. */
+void fetch_submit(struct fetch *f, struct fetch_req *req);
+
+/* Submit req (done and opaque are overwritten) and wait for it; returns
+ * req->result.  Can block for as long as the timeouts allow. */
+int fetch_run(struct fetch *f, struct fetch_req *req);
+
+/* Pace background bytes (0 = unlimited).  Any thread. */
+void fetch_set_background_rate(struct fetch *f, uint64_t bytes_per_sec);
+
+struct fetch_stats {
+	uint64_t requests;	  /* completed, any result */
+	uint64_t bytes;		  /* body bytes received */
+	uint64_t demand_requests; /* of which demand */
+	uint64_t errors;
+};
+/* Snapshot of the counters.  Any thread. */
+void fetch_get_stats(struct fetch *f, struct fetch_stats *ret);
+
+#endif

@@ -1,0 +1,221 @@
+# SPDX-License-Identifier: MIT
+# Shell helpers for integration, fault and QEMU tests (source this file).
+#
+# Modelled on nbdkit's functions.sh and libfuse's common.sh:
+#   requires CMD...        exit 77 (skip) if a prerequisite is missing
+#   cleanup_fn CMD...      run CMD on exit, newest first
+#   server_init DIR        vmferry-server init DIR
+#   start_server DIR       a real server on 127.0.0.1, port 0; sets
+#                          SERVER_PID SERVER_PORT SERVER_URL CACERT
+#                          ADMIN_TOKEN_FILE
+#   stop_server            SIGTERM the server and wait for it
+#   mount_image URL MNT [vmferry mount options...]
+#                          a real mount in the foreground (-f); sets
+#                          MOUNT_PID; fails if the daemon dies first
+#   unmount MNT            fusermount3 -u; fails if the daemon is still
+#                          running after 30 s
+#   make_image FILE SIZE   random data with zero runs (python3)
+#   fail MSG               print MSG and exit 1
+# Each test gets its own directory $T (with mnt/ data/ logs/); its logs
+# are printed when the test fails.
+
+set -euo pipefail
+
+: "${VMFERRY_BUILD:=build}"
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD="$TOP/$VMFERRY_BUILD"
+VMFERRY="$BUILD/vmferry"
+VMFERRY_SERVER="$BUILD/vmferry-server"
+export VMFERRY_NO_DAEMON_SYSLOG=1
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vmferry-test.XXXXXX")
+mkdir -p "$T/mnt" "$T/data" "$T/logs"
+export XDG_CACHE_HOME="$T/xdg-cache"
+
+_cleanup_hooks=()
+cleanup_fn() {
+	_cleanup_hooks+=("$*")
+}
+
+_run_cleanup() {
+	local status=$?
+	local i
+	set +e
+	for ((i = ${#_cleanup_hooks[@]} - 1; i >= 0; i--)); do
+		eval "${_cleanup_hooks[$i]}"
+	done
+	if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
+		for f in "$T"/logs/*; do
+			[ -f "$f" ] || continue
+			echo "---- $f (last 40 lines) ----"
+			tail -n 40 "$f"
+		done
+	fi
+	if [ "$status" -eq 0 ] || [ "$status" -eq 77 ]; then
+		rm -rf "$T"
+	else
+		echo "test directory kept: $T"
+	fi
+	exit "$status"
+}
+trap _run_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+requires() {
+	local c
+	for c in "$@"; do
+		if ! command -v "$c" >/dev/null 2>&1; then
+			echo "SKIP: $c not available" >&2
+			exit 77
+		fi
+	done
+}
+
+requires_fuse() {
+	[ -c /dev/fuse ] || { echo "SKIP: no /dev/fuse" >&2; exit 77; }
+	requires fusermount3
+}
+
+# Run a daemon under valgrind when VMFERRY_VALGRIND=1.
+_wrap() {
+	if [ "${VMFERRY_VALGRIND:-0}" = 1 ]; then
+		echo valgrind --leak-check=full --error-exitcode=119 \
+			--suppressions="$TOP/tests/valgrind.supp"
+	fi
+}
+
+server_init() {
+	"$VMFERRY_SERVER" init "$1" >"$T/logs/server-init.log" 2>&1 ||
+		fail "vmferry-server init $1"
+}
+
+# Wait (up to $2 seconds, default 30) for a file to exist.
+wait_for_file() {
+	local f=$1 secs=${2:-30} i
+	for ((i = 0; i < secs * 10; i++)); do
+		[ -s "$f" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+start_server() {
+	local dir=$1
+	shift
+	[ -f "$dir/cert.pem" ] || server_init "$dir"
+	local ready="$T/server.ready"
+	rm -f "$ready"
+	# shellcheck disable=SC2046
+	$(_wrap) "$VMFERRY_SERVER" serve "$dir" --listen 127.0.0.1:0 \
+		--ready-file "$ready" "$@" >"$T/logs/server.log" 2>&1 &
+	SERVER_PID=$!
+	cleanup_fn stop_server
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ -s "$ready" ] && break
+		kill -0 "$SERVER_PID" 2>/dev/null ||
+			fail "vmferry-server exited before it was ready"
+		sleep 0.1
+	done
+	[ -s "$ready" ] || fail "vmferry-server not ready after 30 s"
+	SERVER_PORT=$(cat "$ready")
+	SERVER_URL="https://127.0.0.1:$SERVER_PORT"
+	CACERT="$dir/cert.pem"
+	ADMIN_TOKEN_FILE="$dir/admin.token"
+	SERVER_DIR=$dir
+}
+
+stop_server() {
+	[ -n "${SERVER_PID:-}" ] || return 0
+	kill "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+
+# curl against the test server with the admin token.
+scurl() {
+	curl -sS --cacert "$CACERT" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "$@"
+}
+
+mount_image() {
+	local url=$1 mnt=$2
+	shift 2
+	local log="$T/logs/mount.log"
+	# shellcheck disable=SC2046
+	$(_wrap) "$VMFERRY" mount -f "$url" "$mnt" \
+		--cache "$T/cache" --key-file "$T/user.key" \
+		--cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE" \
+		"$@" >"$log" 2>&1 &
+	MOUNT_PID=$!
+	MOUNT_POINT=$mnt
+	cleanup_fn "unmount_quiet $mnt"
+	local i
+	for ((i = 0; i < 300; i++)); do
+		if mountpoint -q "$mnt" && [ -n "$(ls -A "$mnt" 2>/dev/null)" ]; then
+			return 0
+		fi
+		kill -0 "$MOUNT_PID" 2>/dev/null ||
+			fail "vmferry mount exited before the mount appeared"
+		sleep 0.1
+	done
+	fail "mount did not appear after 30 s"
+}
+
+unmount() {
+	local mnt=$1 i
+	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$MOUNT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$MOUNT_PID" 2>/dev/null; then
+		fail "vmferry mount still running 30 s after unmount"
+	fi
+	wait "$MOUNT_PID" || fail "vmferry mount exited with status $?"
+	MOUNT_PID=
+}
+
+unmount_quiet() {
+	if mountpoint -q "$1" 2>/dev/null; then
+		fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1" 2>/dev/null || true
+	fi
+	if [ -n "${MOUNT_PID:-}" ]; then
+		local i
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$MOUNT_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$MOUNT_PID" 2>/dev/null || true
+		wait "$MOUNT_PID" 2>/dev/null || true
+	fi
+}
+
+# make_image FILE SIZE_BYTES [SEED]: random data with runs of zeros, so
+# both data and zero blocks occur; deterministic for a given seed.
+make_image() {
+	python3 - "$1" "$2" "${3:-1}" <<'PY'
+import random, sys
+path, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+with open(path, "wb") as f:
+    left = size
+    while left > 0:
+        n = min(left, rng.choice([4096, 65536, 200000, 1 << 20]))
+        if rng.random() < 0.4:
+            f.write(b"\0" * n)
+        else:
+            f.write(rng.randbytes(n))
+        left -= n
+PY
+}
+
+# Server-side counters (admin /v1/stats) as "key value" lines.
+server_stat() {
+	scurl "$SERVER_URL/v1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
