@@ -43,15 +43,21 @@ PROGS = $(B)/vmferry $(B)/vmferry-server
 	format format-check lint clean install test-image
 all: $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
+# `make V=1` shows the full commands.
+Q = $(if $(V),,@)
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	@$(if $(V),,echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(B)/vmferry: $(TOOL_OBJS) $(FUSE_OBJS) $(CORE_OBJS) $(LIB_OBJS)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/vmferry-server: $(SERVER_OBJS) $(LIB_OBJS)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 # Unit tests: NDEBUG never set; each links lib/ plus the modules listed
 # in its UNIT_DEPS_ line (one module and the neighbours it really uses).
@@ -68,14 +74,15 @@ UNIT_DEPS_test-image	= fusefs/image fusefs/cache fusefs/crypto fusefs/fetch
 $(B)/tests/unit/%: tests/unit/%.c $(call obj,$(TAP_SRCS)) $(LIB_OBJS) \
 		$$(call obj,$$(addsuffix .c,$$(UNIT_DEPS_$$*)))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -Ifusefs -Iserver -UNDEBUG -o $@ $< \
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests -Ifusefs -Iserver -UNDEBUG -o $@ $< \
 		$(call obj,$(TAP_SRCS)) \
 		$(call obj,$(addsuffix .c,$(UNIT_DEPS_$*))) \
 		$(LIB_OBJS) $(LDLIBS_ALL)
 
 $(B)/tests/helpers/%: tests/helpers/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
 
 deps:
 	@./scripts/deps.sh

@@ -39,7 +39,17 @@ struct cache_put {
 /* Open (creating if needed) the LMDB environment in dir with the given
  * map size (bytes; 0 picks a default large enough for the image).  Copies
  * data_key and cache_id.  Returns 0 and *ret, or -errno (-ENOSPC,
- * -EIO for an LMDB error, logged at debug level). */
+ * -EIO for an LMDB error, logged at debug level; a system error such as
+ * -ENOENT or -EACCES passes through).
+ *
+ * The map is address space, not disk: data.mdb grows as it fills.  The
+ * default is 1 TiB, shrunk (to 1 GiB at least) where the address space
+ * will not allow that (ulimit -v, valgrind).  A sealed block uses whole
+ * 4 KiB pages: 68 KiB for a 64 KiB block, 8 KiB for a 4 KiB one.
+ *
+ * The environment is bound to its identity (data key + cache id): one
+ * left by another identity (keys_destroy(), then a new one from
+ * keys_data_open()) is emptied here, as nothing in it can be opened. */
 int cache_open(const char *dir, const uint8_t data_key[CRYPTO_KEY_LEN],
 	       const uint8_t cache_id[CRYPTO_CACHE_ID_LEN], uint64_t map_size,
 	       struct cache **ret);
@@ -49,27 +59,37 @@ void cache_free(struct cache *c);
 
 /* Read block blkno into buf (len bytes, the block's exact length),
  * opening it with the expected content hash.  Returns 0, -ENOENT (not
- * cached), -EBADMSG (cached but does not authenticate against hash: stale
- * version or tampering; the caller refetches), -EIO. */
+ * cached), -EBADMSG (cached but does not authenticate against hash or
+ * len: stale version or tampering; the caller refetches), -EINVAL (len >
+ * VMF_BLOCK_SIZE_MAX), -EIO.  On error buf holds no unauthenticated
+ * bytes.  Takes no lock; may wait for the disk (page faults on the map). */
 int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
 	      size_t len);
 
-/* Store n blocks in one durable write transaction.  Returns 0, -ENOSPC
- * (map or disk full), -EIO (cache now failed). */
+/* Store n blocks in one durable write transaction: all are sealed first,
+ * then put and committed with one sync (LMDB syncs the data, then the
+ * meta page: about a millisecond on a local disk), so batch.  Blocks on
+ * LMDB's writer lock and the disk: never call it holding a mutex.
+ * Returns 0, -ENOSPC (the map is full: nothing of the batch is stored
+ * and the cache stays usable; or the disk filled during the commit: the
+ * cache is now failed), -EINVAL (an item longer than
+ * VMF_BLOCK_SIZE_MAX), -EIO (cache now failed). */
 int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n);
 
 /* Delete block blkno (no error if absent). */
 int cache_del(struct cache *c, uint64_t blkno);
 
-/* Fill bitmap (nblocks bits, bit i set = block i stored; caller-allocated
- * (nblocks + 7) / 8 bytes, zeroed by this call) from one read
- * transaction.  Returns the number of blocks stored with index < nblocks,
- * or -errno. */
+/* Fill bitmap (nblocks bits, bit i set = block i stored, in byte i / 8,
+ * bit i % 8; caller-allocated (nblocks + 7) / 8 bytes, zeroed by this
+ * call) from one read transaction.  Returns the number of blocks stored
+ * with index < nblocks (whatever hash they were stored with), or -errno. */
 int64_t cache_present(struct cache *c, uint64_t nblocks, uint8_t *bitmap);
 
 /* Small sealed values (version bound to, server URL, ...).  get returns a
  * new buffer (caller frees) in *ret (NUL-terminated for convenience) or
- * -ENOENT. */
+ * -ENOENT.  key is 1 to 511 bytes and does not start with '.' (reserved
+ * for the cache itself): else -EINVAL.  put is a durable write
+ * transaction, like cache_put_batch(). */
 int cache_meta_get(struct cache *c, const char *key, void **ret,
 		   size_t *ret_len);
 int cache_meta_put(struct cache *c, const char *key, const void *buf,

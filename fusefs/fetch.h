@@ -17,20 +17,30 @@
  * (no Accept-Encoding); redirects are not followed; a transfer slower
  * than 1 byte/s for config.stall_timeout_s is aborted; TLS peer and host
  * verification are on unless config.insecure.  A range request
- * (req.len > 0) succeeds only on status 206 with a Content-Range of
- * exactly "bytes OFF-(OFF+LEN-1)/*" (any total) and exactly LEN body
- * bytes; anything else is an error, and no byte of it is returned as
- * data.  A whole-body request (req.len == 0) succeeds on 200 (or 201/204
- * for POST/PUT) with at most req.buf_len bytes.
+ * (req.len > 0) succeeds only on status 206 with one Content-Range of
+ * exactly "bytes OFF-(OFF+LEN-1)/TOTAL" (TOTAL digits above the last
+ * byte, or "*"), no Content-Encoding, and exactly LEN body bytes;
+ * anything else is an error, and no byte of it is returned as data (a
+ * wrong status or Content-Range is refused before any byte reaches
+ * buf).  A whole-body request (req.len == 0) succeeds on 200 (or 201/204
+ * for POST/PUT) with at most req.buf_len bytes; with buf NULL the body
+ * (at most VMF_JSON_MAX bytes) is read and dropped.  The body of an
+ * error reply never reaches buf.  Over ftp:// (read-only: GET and HEAD)
+ * there is no status or header to check: a range must bring exactly LEN
+ * bytes.  The stall timeout also bounds the wait for a reply, e.g. a
+ * slow server-side commit after a POST.
  *
  * Errors in req->result: -ECONNREFUSED / -EHOSTUNREACH (cannot connect),
  * -ETIMEDOUT (connect timeout or stall), -EPERM (TLS: certificate or pin
  * does not verify), -EACCES (401/403), -ENOENT (404), -ERANGE (416),
  * -EBADMSG (a reply that breaks the rules above), -EFBIG (body larger
  * than buf_len), -EIO (other HTTP status or transfer error),
- * -ECANCELED (engine stopping).  req->errmsg holds one line of detail
- * for the caller to log (curl's error text, or "HTTP 403: <body's
- * error field>"); it never contains the token.
+ * -EPROTONOSUPPORT (the URL's scheme is not allowed), -EINVAL (bad
+ * request: method, a range with other than GET, a header value with a
+ * line break, a malformed URL), -ENOMEM, -ECANCELED (engine stopping).
+ * req->errmsg holds one line of detail for the caller to log (curl's
+ * error text, or "HTTP 403: <body's error field>"); it never contains
+ * the token.
  */
 #ifndef VMFERRY_FETCH_H
 #define VMFERRY_FETCH_H
@@ -41,6 +51,8 @@
 
 struct fetch;
 struct fetch_req;
+
+#define FETCH_MAX_EXTRA_HEADERS 4
 
 typedef void fetch_done_fn(struct fetch_req *req);
 
@@ -58,21 +70,23 @@ struct fetch_config {
 	bool allow_plain;	 /* allow http:// and ftp:// */
 	long connect_timeout_s;	 /* default 10 */
 	long stall_timeout_s;	 /* default 30 */
-	unsigned max_inflight;	 /* default 8 */
-	unsigned max_background; /* default 4, < max_inflight */
+	unsigned max_inflight;	 /* default 8, at least 2 */
+	unsigned max_background; /* default min(4, max_inflight - 1);
+				  * must be < max_inflight */
 };
 
 struct fetch_req {
 	/* Set by the caller, borrowed until completion. */
-	const char *path;	  /* appended to base_url, e.g. "/v1/images" */
-	const char *method;	  /* NULL = GET; "PUT", "POST", "HEAD" */
-	const void *body;	  /* request body for PUT/POST */
+	const char *path;   /* appended to base_url, e.g. "/v1/images" */
+	const char *method; /* NULL = GET; "PUT", "POST", "HEAD" */
+	const void *body;   /* request body for PUT/POST */
 	size_t body_len;
 	const char *content_type; /* for the body; NULL = octet-stream */
-	const char *extra_header; /* one "Name: value" line, or NULL */
-	uint64_t off, len;	  /* range request when len > 0 */
-	void *buf;		  /* response body goes here */
-	size_t buf_len;		  /* room in buf (>= len for a range) */
+	/* "Name: value" lines; unused slots NULL. */
+	const char *extra_headers[FETCH_MAX_EXTRA_HEADERS];
+	uint64_t off, len; /* range request when len > 0 */
+	void *buf;	   /* response body goes here (see above) */
+	size_t buf_len;	   /* room in buf (>= len for a range) */
 	enum fetch_prio prio;
 	fetch_done_fn *done; /* called once on the fetch thread */
 	void *opaque;	     /* for the caller */
@@ -89,7 +103,9 @@ struct fetch_req {
 };
 
 /* Create the engine and start its thread (curl_global_init is done
- * once, here).  Returns 0 or -errno. */
+ * once, here).  Returns 0, -EINVAL (a bad limit, no base_url, a token
+ * that is not visible ASCII or longer than VMF_TOKEN_MAX), -ENOMEM or
+ * -EIO.  The URL's scheme is checked by the first request. */
 int fetch_new(const struct fetch_config *cfg, struct fetch **ret);
 
 /* Stop the thread: requests not yet completed complete with -ECANCELED.
@@ -97,7 +113,8 @@ int fetch_new(const struct fetch_config *cfg, struct fetch **ret);
 void fetch_free(struct fetch *f);
 
 /* Queue req; never blocks on the network.  req must stay valid until
- * req->done has been called. */
+ * req->done has been called.  done() may submit again; it must not call
+ * fetch_run() or fetch_free(). */
 void fetch_submit(struct fetch *f, struct fetch_req *req);
 
 /* Submit req (done and opaque are overwritten) and wait for it; returns

@@ -21,23 +21,32 @@
 
 /* Load the user key from path.  If the file does not exist and create is
  * true, generate a new random key, write it with mode 0600 (parent
- * directories created 0700) and set *ret_created.  Errors: -ENOENT (absent
- * and !create), -EBADMSG (not 64 hex digits), -EPERM (file readable by
- * group or others: refuse, like ssh), other -errno from the filesystem. */
+ * directories created 0700; a key file created concurrently by another
+ * process is never replaced, but loaded) and set *ret_created (true if
+ * this call created it; ret_created may be NULL).  Errors: -ENOENT (absent
+ * and !create), -EBADMSG (not 64 hex digits and an optional newline),
+ * -EPERM (any permission bit for group or others: refuse, like ssh),
+ * -EINVAL (not a regular file), other -errno from the filesystem. */
 int keys_user_load(const char *path, bool create,
 		   uint8_t ret_key[CRYPTO_KEY_LEN], bool *ret_created);
 
 /* Open the keys of cache directory dir (which must exist): read cache.id
- * and unwrap data.key with user_key.  If neither file exists, create a new
- * cache id and a new random data key, wrap it and write both.  Errors:
+ * and unwrap data.key with user_key.  If data.key does not exist (a new
+ * directory, one keys_destroy() ran on, or a creation a crash cut short),
+ * create a new cache id and a new random data key, wrap it and write both
+ * (cache.id first, data.key last): anything dir still holds from before
+ * can no longer be opened, and cache_open() empties it.  Errors:
  * -EBADMSG (wrong user key or damaged data.key: the message to the user
- * should say "wrong key"), -EIO on a half-present pair. */
+ * should say "wrong key"), -EIO (data.key without cache.id, or a cache.id
+ * of the wrong size). */
 int keys_data_open(const char *dir, const uint8_t user_key[CRYPTO_KEY_LEN],
 		   uint8_t ret_cache_id[CRYPTO_CACHE_ID_LEN],
 		   uint8_t ret_data_key[CRYPTO_KEY_LEN]);
 
-/* Overwrite data.key with random bytes, fsync, then unlink it.  After
- * this nothing in dir can be decrypted.  -ENOENT is not an error. */
+/* Overwrite data.key with random bytes, fsync, then unlink it and fsync
+ * dir.  After this nothing in dir can be decrypted; cache.id stays, and
+ * the next keys_data_open() starts a new identity.  -ENOENT is not an
+ * error. */
 int keys_destroy(const char *dir);
 
 #endif

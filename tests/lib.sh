@@ -219,3 +219,28 @@ PY
 server_stat() {
 	scurl "$SERVER_URL/v1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
+
+# import_image NAME FILE [options]: vmferry-server import into the test
+# server's directory.
+import_image() {
+	local name=$1 file=$2
+	shift 2
+	"$VMFERRY_SERVER" import "$SERVER_DIR" "$name" "$file" "$@" \
+		>>"$T/logs/import.log" 2>&1 || fail "import $name $file"
+}
+
+# mount_status FIELD: one field of `vmferry status --json` for the mount.
+mount_status() {
+	"$VMFERRY" status --json "$MOUNT_POINT" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+# wait_hydrated [SECS]: wait until the mount reports a complete copy.
+wait_hydrated() {
+	local secs=${1:-120} i
+	for ((i = 0; i < secs * 10; i++)); do
+		[ "$(mount_status complete)" = True ] && return 0
+		sleep 0.1
+	done
+	fail "hydration not complete after $secs s"
+}

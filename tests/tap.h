@@ -26,12 +26,19 @@
 	} while (0)
 
 #define check(x) tap_check((x), #x, __FILE__, __LINE__)
+/* Each argument is evaluated exactly once. */
 #define check_int(a, op, b)                                                    \
-	tap_check_int((a)op(b), (intmax_t)(a), (intmax_t)(b), #a " " #op " " #b, \
-		      __FILE__, __LINE__)
+	({                                                                     \
+		intmax_t _ca = (a), _cb = (b);                                 \
+		tap_check_int(_ca op _cb, _ca, _cb, #a " " #op " " #b,         \
+			      __FILE__, __LINE__);                             \
+	})
 #define check_uint(a, op, b)                                                   \
-	tap_check_uint((a)op(b), (uintmax_t)(a), (uintmax_t)(b),               \
-		       #a " " #op " " #b, __FILE__, __LINE__)
+	({                                                                     \
+		uintmax_t _ca = (a), _cb = (b);                                \
+		tap_check_uint(_ca op _cb, _ca, _cb, #a " " #op " " #b,        \
+			       __FILE__, __LINE__);                            \
+	})
 #define check_mem(a, b, len)                                                   \
 	tap_check_mem((a), (b), (len), #a " == " #b, __FILE__, __LINE__)
 

@@ -71,6 +71,7 @@ done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmferry-boot.XXXXXX")
 qpid=
+# shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
 	if [[ -n $qpid ]] && kill -0 "$qpid" 2>/dev/null; then
 		kill "$qpid" 2>/dev/null || true

@@ -279,7 +279,7 @@ cd /mnt || fail "cannot enter /mnt"
 nfiles=$(wc -l <SHA256SUMS)
 if ! result=$(sha256sum -c SHA256SUMS 2>&1); then
 	bad=$(echo "$result" | grep -v ': OK$' | tr '\n' ' ')
-	fail "sha256 check: $bad"
+	fail "sha256 check: ${bad% }"
 fi
 echo "vmferry: $nfiles files verified"
 cd /

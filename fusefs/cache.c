@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: MIT */
+/* Block cache in LMDB.
+ *
+ * Owns the LMDB environment of one cache directory (DIR/data.mdb,
+ * DIR/lock.mdb) and a copy of the data key.  Blocks and meta values are
+ * stored sealed (crypto.h); callers only see plaintext that authenticated.
+ * Sealing is done before a write transaction begins, so a writer holds
+ * LMDB's lock only to copy values in and commit.  Opening is done inside
+ * a short read transaction, straight from the map.
+ *
+ * The environment belongs to one identity (data key + cache id): meta
+ * ".cache" holds a sealed marker.  A cache_open() whose key cannot open
+ * the marker (keys_destroy() ran, and keys_data_open() made a new
+ * identity) empties the environment, whose contents are unreadable now.
+ *
+ * Threading: any thread may call any function.  MDB_NOTLS: a read
+ * transaction is not tied to its thread, and each one is short.  Write
+ * transactions are serialised by LMDB's writer lock; calls that write
+ * block while another thread commits.  The struct is immutable after
+ * cache_open() except `failed`.
+ *
+ * Durability: never MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP, so every
+ * commit is synced (data, then meta page) before a call returns 0.  A
+ * failed commit other than "map full" marks the cache failed: its state
+ * on disk is unknown, so it is never retried and every later call is
+ * -EIO.  MDB_* codes are translated here and nowhere else.
+ */
+#include <assert.h>
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+#include "cache.h"
+
+/* A reservation of address space, not of disk: without MDB_WRITEMAP,
+ * data.mdb grows only as pages are written.  A 64 KiB block takes 17
+ * pages (68 KiB) sealed, so 1 TiB holds an image of about 900 GiB. */
+#define CACHE_MAP_SIZE_DEFAULT (1ull << 40)
+/* Where the default stops shrinking when the mapping fails. */
+#define CACHE_MAP_SIZE_MIN (1ull << 30)
+/* Named databases: blocks and meta, and room for more (dirty marks). */
+#define CACHE_MAX_DBS 8
+/* Read transactions at once (FUSE workers, hydrate, write-back). */
+#define CACHE_MAX_READERS 512
+
+/* Meta keys starting with '.' are this module's. */
+#define CACHE_MARKER_KEY  ".cache"
+#define CACHE_MARKER	  "vmferry-cache-v1"
+#define CACHE_META_PREFIX "meta:"
+/* LMDB's default maximum key size. */
+#define CACHE_META_KEY_MAX 511
+#define CACHE_META_AAD_MAX                                     \
+	(sizeof(CACHE_META_PREFIX) - 1 + CRYPTO_CACHE_ID_LEN + \
+	 CACHE_META_KEY_MAX)
+
+struct cache {
+	MDB_env *env;
+	MDB_dbi blocks;	 /* set by cache_open() */
+	MDB_dbi meta;	 /* set by cache_open() */
+	char *data_path; /* DIR/data.mdb */
+	uint8_t key[CRYPTO_KEY_LEN];
+	uint8_t id[CRYPTO_CACHE_ID_LEN];
+	/* Set once a commit failed; seq_cst so that a call that starts
+	 * after another returned -EIO sees it. */
+	atomic_bool failed;
+};
+
+static void cache_txn_abortp(MDB_txn **txn)
+{
+	if (*txn)
+		mdb_txn_abort(*txn);
+}
+
+static void cache_cursor_closep(MDB_cursor **cur)
+{
+	if (*cur)
+		mdb_cursor_close(*cur);
+}
+
+/* Translate an LMDB result: MDB_NOTFOUND -ENOENT, MDB_MAP_FULL -ENOSPC,
+ * a system errno passes through, any other MDB_* code is -EIO. */
+static int cache_err(int r, const char *what)
+{
+	if (r == MDB_NOTFOUND)
+		return -ENOENT;
+	log_debug(LOG_CAT_CACHE, "cache %s: %s", what, mdb_strerror(r));
+	if (r == MDB_MAP_FULL)
+		return -ENOSPC;
+	return r > 0 ? -r : -EIO;
+}
+
+static int cache_check(struct cache *c)
+{
+	return atomic_load(&c->failed) ? -EIO : 0;
+}
+
+static int cache_txn_begin(struct cache *c, unsigned flags, MDB_txn **ret)
+{
+	int r = mdb_txn_begin(c->env, NULL, flags, ret);
+
+	return r ? cache_err(r, "begin transaction") : 0;
+}
+
+/* Commit txn (freed either way).  A full map changed nothing and leaves
+ * the cache usable; any other failure may have left the disk in any
+ * state LMDB's recovery allows, so the cache is failed for good. */
+static int cache_commit(struct cache *c, MDB_txn *txn, const char *what)
+{
+	int r = mdb_txn_commit(txn);
+
+	if (r == 0 || r == MDB_MAP_FULL)
+		return r ? cache_err(r, what) : 0;
+	atomic_store(&c->failed, true);
+	log_debug(LOG_CAT_CACHE, "cache %s: commit: %s; cache failed", what,
+		  mdb_strerror(r));
+	return r == ENOSPC ? -ENOSPC : -EIO;
+}
+
+static size_t cache_meta_aad(struct cache *c, const char *key, uint8_t *aad)
+{
+	size_t plen = sizeof(CACHE_META_PREFIX) - 1, klen = strlen(key);
+
+	memcpy(aad, CACHE_META_PREFIX, plen);
+	memcpy(aad + plen, c->id, CRYPTO_CACHE_ID_LEN);
+	memcpy(aad + plen + CRYPTO_CACHE_ID_LEN, key, klen);
+	return plen + CRYPTO_CACHE_ID_LEN + klen;
+}
+
+/* Open a sealed meta value v of key into a new buffer (NUL-terminated). */
+static int cache_meta_unseal(struct cache *c, const char *key, const MDB_val *v,
+			     void **ret, size_t *ret_len)
+{
+	uint8_t aad[CACHE_META_AAD_MAX];
+	size_t aad_len = cache_meta_aad(c, key, aad), len;
+	_cleanup_free_ uint8_t *buf = NULL;
+	int r;
+
+	if (v->mv_size < CRYPTO_OVERHEAD)
+		return -EBADMSG;
+	len = v->mv_size - CRYPTO_OVERHEAD;
+	buf = malloc(len + 1);
+	if (!buf)
+		return -ENOMEM;
+	r = crypto_open(c->key, aad, aad_len, v->mv_data, v->mv_size, buf);
+	if (r < 0)
+		return r;
+	buf[len] = '\0';
+	*ret = steal_ptr(&buf);
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+/* Seal (buf, len) as the value of meta key into a new buffer. */
+static int cache_meta_seal(struct cache *c, const char *key, const void *buf,
+			   size_t len, MDB_val *ret)
+{
+	uint8_t aad[CACHE_META_AAD_MAX];
+	size_t aad_len = cache_meta_aad(c, key, aad);
+	_cleanup_free_ uint8_t *sealed = NULL;
+	int r;
+
+	if (len > SIZE_MAX - CRYPTO_OVERHEAD)
+		return -EINVAL;
+	sealed = malloc(len + CRYPTO_OVERHEAD);
+	if (!sealed)
+		return -ENOMEM;
+	r = crypto_seal(c->key, aad, aad_len, buf, len, sealed);
+	if (r < 0)
+		return r;
+	ret->mv_size = len + CRYPTO_OVERHEAD;
+	ret->mv_data = steal_ptr(&sealed);
+	return 0;
+}
+
+/* The checks every meta call starts with: the cache works, and key is a
+ * caller's key (LMDB's key size limit; '.' is reserved here). */
+static int cache_meta_check(struct cache *c, const char *key)
+{
+	size_t len = strlen(key);
+
+	if (cache_check(c) < 0)
+		return -EIO;
+	if (len == 0 || len > CACHE_META_KEY_MAX || key[0] == '.')
+		return -EINVAL;
+	return 0;
+}
+
+static MDB_val cache_str_val(const char *s)
+{
+	return (MDB_val){.mv_size = strlen(s), .mv_data = (void *)s};
+}
+
+/* Does the environment belong to c's identity?  Returns 1 (yes), 0 (it
+ * is new: nothing stored yet), -EBADMSG (another identity's), -errno. */
+static int cache_marker_check(struct cache *c, MDB_txn *txn)
+{
+	MDB_val k = cache_str_val(CACHE_MARKER_KEY), v;
+	_cleanup_free_ void *val = NULL;
+	MDB_stat st;
+	size_t len;
+	int r;
+
+	r = mdb_get(txn, c->meta, &k, &v);
+	if (r == MDB_NOTFOUND) {
+		/* No marker: new, unless something was stored without one,
+		 * which cache_open() never does. */
+		r = mdb_stat(txn, c->blocks, &st);
+		if (r)
+			return cache_err(r, "stat blocks");
+		return st.ms_entries == 0 ? 0 : -EBADMSG;
+	}
+	if (r)
+		return cache_err(r, "get marker");
+	r = cache_meta_unseal(c, CACHE_MARKER_KEY, &v, &val, &len);
+	if (r == 0 && (len != strlen(CACHE_MARKER) ||
+		       memcmp(val, CACHE_MARKER, len) != 0))
+		r = -EBADMSG;
+	return r < 0 ? r : 1;
+}
+
+/* Open the named databases and claim the environment for c's identity,
+ * in one write transaction. */
+static int cache_open_dbs(struct cache *c)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	_cleanup_free_ void *marker = NULL;
+	MDB_val k = cache_str_val(CACHE_MARKER_KEY), v;
+	int r;
+
+	/* Sealed before the transaction, like every write. */
+	r = cache_meta_seal(c, CACHE_MARKER_KEY, CACHE_MARKER,
+			    strlen(CACHE_MARKER), &v);
+	if (r < 0)
+		return r;
+	marker = v.mv_data;
+	r = cache_txn_begin(c, 0, &txn);
+	if (r < 0)
+		return r;
+	r = mdb_dbi_open(txn, "blocks", MDB_CREATE, &c->blocks);
+	if (r == 0)
+		r = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+	if (r)
+		return cache_err(r, "open databases");
+	r = cache_marker_check(c, txn);
+	if (r == -EBADMSG) {
+		log_debug(LOG_CAT_CACHE,
+			  "cache %s: sealed under another key: emptied",
+			  c->data_path);
+		r = mdb_drop(txn, c->blocks, 0);
+		if (r == 0)
+			r = mdb_drop(txn, c->meta, 0);
+		r = r ? cache_err(r, "empty") : 0;
+	}
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		r = mdb_put(txn, c->meta, &k, &v, 0);
+		if (r)
+			return cache_err(r, "put marker");
+	}
+	/* Even with nothing written: an aborted transaction would close
+	 * the database handles it opened. */
+	return cache_commit(c, steal_ptr(&txn), "open");
+}
+
+/* Create and open c->env with one map size.  On failure c->env is
+ * closed again (LMDB's rule) and the LMDB code is returned. */
+static int cache_env_open(struct cache *c, const char *dir, uint64_t map_size)
+{
+	int dead = 0, r;
+
+	r = mdb_env_create(&c->env);
+	if (r) {
+		c->env = NULL;
+		return r;
+	}
+	r = mdb_env_set_maxdbs(c->env, CACHE_MAX_DBS);
+	if (r == 0)
+		r = mdb_env_set_maxreaders(c->env, CACHE_MAX_READERS);
+	if (r == 0)
+		r = mdb_env_set_mapsize(c->env, (size_t)map_size);
+	if (r == 0)
+		r = mdb_env_open(c->env, dir, MDB_NOTLS, 0600);
+	/* Free reader slots that crashed processes left behind: they
+	 * would pin old pages and make the file grow. */
+	if (r == 0)
+		r = mdb_reader_check(c->env, &dead);
+	if (r) {
+		mdb_env_close(c->env);
+		c->env = NULL;
+		return r;
+	}
+	log_debug(LOG_CAT_CACHE,
+		  "cache %s: map %" PRIu64 " MiB, %d stale readers cleared",
+		  dir, map_size >> 20, dead);
+	return 0;
+}
+
+int cache_open(const char *dir, const uint8_t data_key[CRYPTO_KEY_LEN],
+	       const uint8_t cache_id[CRYPTO_CACHE_ID_LEN], uint64_t map_size,
+	       struct cache **ret)
+{
+	uint64_t size = map_size ? map_size : CACHE_MAP_SIZE_DEFAULT;
+	struct cache *c;
+	int r;
+
+	if (size > SIZE_MAX)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	memcpy(c->key, data_key, CRYPTO_KEY_LEN);
+	memcpy(c->id, cache_id, CRYPTO_CACHE_ID_LEN);
+	atomic_init(&c->failed, false);
+	if (asprintf(&c->data_path, "%s/data.mdb", dir) < 0) {
+		c->data_path = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* The default shrinks until the address space allows the mapping
+	 * (ulimit -v; valgrind maps 16 GiB at most, and fails larger maps
+	 * with EINVAL). */
+	r = cache_env_open(c, dir, size);
+	while ((r == ENOMEM || r == EINVAL) && !map_size &&
+	       size > CACHE_MAP_SIZE_MIN) {
+		size /= 4;
+		r = cache_env_open(c, dir, size);
+	}
+	if (r) {
+		r = cache_err(r, dir);
+		goto fail;
+	}
+	r = cache_open_dbs(c);
+	if (r < 0)
+		goto fail;
+	*ret = c;
+	return 0;
+fail:
+	cache_free(c);
+	return r;
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	if (c->env)
+		mdb_env_close(c->env);
+	crypto_cleanse(c->key, sizeof(c->key));
+	free(c->data_path);
+	free(c);
+}
+
+static MDB_val cache_blkno_val(uint64_t *be, uint64_t blkno)
+{
+	*be = htobe64(blkno);
+	return (MDB_val){.mv_size = sizeof(*be), .mv_data = be};
+}
+
+int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
+	      size_t len)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	uint8_t aad[CRYPTO_BLOCK_AAD_LEN];
+	uint64_t be;
+	MDB_val k = cache_blkno_val(&be, blkno), v;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	if (len > VMF_BLOCK_SIZE_MAX)
+		return -EINVAL;
+	crypto_block_aad(c->id, blkno, hash, aad);
+	r = cache_txn_begin(c, MDB_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	r = mdb_get(txn, c->blocks, &k, &v);
+	if (r)
+		return cache_err(r, "get");
+	if (v.mv_size != len + CRYPTO_OVERHEAD) {
+		log_debug(LOG_CAT_CACHE,
+			  "cache block %" PRIu64 ": %zu bytes stored, %zu "
+			  "expected",
+			  blkno, v.mv_size, len + CRYPTO_OVERHEAD);
+		return -EBADMSG;
+	}
+	/* v points into the map, valid until the transaction ends. */
+	return crypto_open(c->key, aad, sizeof(aad), v.mv_data, v.mv_size, buf);
+}
+
+int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	_cleanup_free_ uint8_t *sealed = NULL;
+	uint8_t aad[CRYPTO_BLOCK_AAD_LEN];
+	size_t total = 0, off = 0;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0 || n == 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		assert(items[i].hash && (items[i].buf || !items[i].len));
+		if (items[i].len > VMF_BLOCK_SIZE_MAX ||
+		    __builtin_add_overflow(
+			total, items[i].len + CRYPTO_OVERHEAD, &total))
+			return -EINVAL;
+	}
+	sealed = malloc(total);
+	if (!sealed)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		crypto_block_aad(c->id, items[i].blkno, items[i].hash, aad);
+		r = crypto_seal(c->key, aad, sizeof(aad), items[i].buf,
+				items[i].len, sealed + off);
+		if (r < 0)
+			return r;
+		off += items[i].len + CRYPTO_OVERHEAD;
+	}
+	r = cache_txn_begin(c, 0, &txn);
+	if (r < 0)
+		return r;
+	off = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t be;
+		MDB_val k = cache_blkno_val(&be, items[i].blkno);
+		MDB_val v = {.mv_size = items[i].len + CRYPTO_OVERHEAD,
+			     .mv_data = sealed + off};
+
+		/* A failed put (map full) spoils the transaction: it is
+		 * aborted, and nothing of the batch is stored. */
+		r = mdb_put(txn, c->blocks, &k, &v, 0);
+		if (r)
+			return cache_err(r, "put");
+		off += v.mv_size;
+	}
+	return cache_commit(c, steal_ptr(&txn), "put");
+}
+
+int cache_del(struct cache *c, uint64_t blkno)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	uint64_t be;
+	MDB_val k = cache_blkno_val(&be, blkno);
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	r = cache_txn_begin(c, 0, &txn);
+	if (r < 0)
+		return r;
+	r = mdb_del(txn, c->blocks, &k, NULL);
+	if (r == MDB_NOTFOUND)
+		return 0; /* txn aborted: nothing to commit */
+	if (r)
+		return cache_err(r, "delete");
+	return cache_commit(c, steal_ptr(&txn), "delete");
+}
+
+int64_t cache_present(struct cache *c, uint64_t nblocks, uint8_t *bitmap)
+{
+	/* Declared in this order so the cursor is closed before the
+	 * transaction ends (cleanups run in reverse). */
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	_cleanup_(cache_cursor_closep) MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int64_t count = 0;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	memset(bitmap, 0, nblocks / 8 + (nblocks % 8 != 0));
+	r = cache_txn_begin(c, MDB_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	r = mdb_cursor_open(txn, c->blocks, &cur);
+	if (r) {
+		cur = NULL;
+		return cache_err(r, "cursor");
+	}
+	/* Keys are big-endian, so the walk is in block order and stops at
+	 * the first index past the end. */
+	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
+	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t be, blkno;
+
+		if (k.mv_size != sizeof(be))
+			continue; /* not a block key: never written here */
+		memcpy(&be, k.mv_data, sizeof(be));
+		blkno = be64toh(be);
+		if (blkno >= nblocks)
+			break;
+		bitmap[blkno / 8] |= (uint8_t)(1u << (blkno % 8));
+		count++;
+	}
+	if (r && r != MDB_NOTFOUND)
+		return cache_err(r, "walk blocks");
+	return count;
+}
+
+int cache_meta_get(struct cache *c, const char *key, void **ret,
+		   size_t *ret_len)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	MDB_val k = cache_str_val(key), v;
+	int r;
+
+	r = cache_meta_check(c, key);
+	if (r == 0)
+		r = cache_txn_begin(c, MDB_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	r = mdb_get(txn, c->meta, &k, &v);
+	if (r)
+		return cache_err(r, "meta get");
+	return cache_meta_unseal(c, key, &v, ret, ret_len);
+}
+
+int cache_meta_put(struct cache *c, const char *key, const void *buf,
+		   size_t len)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	_cleanup_free_ void *sealed = NULL;
+	MDB_val k = cache_str_val(key), v;
+	int r;
+
+	r = cache_meta_check(c, key);
+	if (r == 0)
+		r = cache_meta_seal(c, key, buf, len, &v);
+	if (r < 0)
+		return r;
+	sealed = v.mv_data;
+	r = cache_txn_begin(c, 0, &txn);
+	if (r < 0)
+		return r;
+	r = mdb_put(txn, c->meta, &k, &v, 0);
+	if (r)
+		return cache_err(r, "meta put");
+	return cache_commit(c, steal_ptr(&txn), "meta put");
+}
+
+int cache_disk_usage(struct cache *c, uint64_t *ret)
+{
+	struct stat st;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	if (stat(c->data_path, &st) < 0)
+		return -errno;
+	*ret = (uint64_t)st.st_blocks * 512;
+	return 0;
+}

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/* Control socket.  See ctl.h.
+ *
+ * Owns the listening socket and its thread.  The thread polls the socket
+ * and a stop pipe; each connection is served to completion (commands are
+ * short) with a receive timeout so a silent client cannot wedge it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "io.h"
+#include "log.h"
+
+#include "ctl.h"
+
+struct ctl {
+	int fd;		 /* listening socket */
+	int stop_pipe[2]; /* write end closed to stop */
+	char *path;
+	ctl_handler_fn *fn;
+	void *opaque;
+	pthread_t thread;
+};
+
+int ctl_socket_path(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	char dir[256];
+	struct stat st;
+	int n;
+
+	if (xdg && *xdg)
+		snprintf(dir, sizeof(dir), "%s/vmferry", xdg);
+	else
+		snprintf(dir, sizeof(dir), "/tmp/vmferry-%u",
+			 (unsigned)getuid());
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (lstat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+	    (st.st_mode & 0077))
+		return -EPERM;
+	n = snprintf(buf, len, "%s/mount-%ld.sock", dir, (long)getpid());
+	if (n < 0 || (size_t)n >= len ||
+	    (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int sock_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa->sun_path, path, strlen(path) + 1);
+	return 0;
+}
+
+/* send() without SIGPIPE: a peer that hung up is an error, not a kill. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void serve_one(struct ctl *c, int fd)
+{
+	struct timeval tv = {.tv_sec = 5};
+	char cmd[256];
+	_cleanup_free_ char *reply = NULL;
+	ssize_t n;
+	int r;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = recv(fd, cmd, sizeof(cmd) - 1, 0);
+	if (n <= 0)
+		return;
+	cmd[n] = '\0';
+	cmd[strcspn(cmd, "\r\n")] = '\0';
+	r = c->fn(c->opaque, cmd, &reply);
+	if (r < 0) {
+		free(reply);
+		reply = NULL;
+		if (asprintf(&reply, "{\"error\": \"%s\"}\n", strerror(-r)) < 0)
+			return;
+	}
+	(void)send_all(fd, reply, strlen(reply)); /* client may be gone */
+}
+
+static void *ctl_thread(void *arg)
+{
+	struct ctl *c = arg;
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+				      {.fd = c->stop_pipe[0], .events = POLLIN}};
+		int fd;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		serve_one(c, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int ctl_start(const char *path, ctl_handler_fn *fn, void *opaque,
+	      struct ctl **ret)
+{
+	struct ctl *c = calloc(1, sizeof(*c));
+	struct sockaddr_un sa;
+	sigset_t all, old;
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->fd = -1;
+	c->stop_pipe[0] = c->stop_pipe[1] = -1;
+	c->fn = fn;
+	c->opaque = opaque;
+	c->path = strdup(path);
+	r = c->path ? sock_addr(path, &sa) : -ENOMEM;
+	if (r < 0)
+		goto fail;
+	(void)unlink(path); /* a stale socket from a dead mount */
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(c->fd, 8) < 0 || pipe2(c->stop_pipe, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&c->thread, NULL, ctl_thread, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		goto fail;
+	*ret = c;
+	return 0;
+fail:
+	if (c->fd >= 0) {
+		close(c->fd);
+		(void)unlink(path);
+	}
+	if (c->stop_pipe[0] >= 0) {
+		close(c->stop_pipe[0]);
+		close(c->stop_pipe[1]);
+	}
+	free(c->path);
+	free(c);
+	return r;
+}
+
+void ctl_stop(struct ctl *c)
+{
+	if (!c)
+		return;
+	close(c->stop_pipe[1]);
+	pthread_join(c->thread, NULL);
+	close(c->stop_pipe[0]);
+	close(c->fd);
+	(void)unlink(c->path); /* gone already is fine */
+	free(c->path);
+	free(c);
+}
+
+int ctl_find(const char *mountpoint, char *buf, size_t len)
+{
+	ssize_t n = getxattr(mountpoint, CTL_XATTR, buf, len - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+int ctl_request(const char *path, const char *cmd, char **ret_reply)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	struct sockaddr_un sa;
+	size_t cap = 4096, got = 0;
+	int r;
+
+	r = sock_addr(path, &sa);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	/* One line in one send: the server reads a single message. */
+	buf = malloc(strlen(cmd) + 2);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, cmd, strlen(cmd));
+	memcpy(buf + strlen(cmd), "\n", 2);
+	r = send_all(fd, buf, strlen(buf));
+	free(steal_ptr(&buf));
+	if (r < 0)
+		return r;
+	shutdown(fd, SHUT_WR);
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n;
+
+		if (got + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				return -ENOMEM;
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + got, cap - got - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*ret_reply = steal_ptr(&buf);
+	return 0;
+}

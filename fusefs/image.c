@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: MIT */
+/* One image version as a flat byte range over cached and remote blocks.
+ *
+ * Owns the manifest pages, the bitmap of cached blocks and the bitmap of
+ * blocks a demand reader is fetching.  Reads go: zero block -> memset;
+ * cached -> cache_get (which authenticates against the manifest hash);
+ * otherwise the run of adjacent missing blocks (plus read-ahead) is
+ * fetched in one range request, each block is hashed and compared with
+ * the manifest, the good ones are stored and returned.  A block that
+ * fails verification is never returned: the fetch is retried with
+ * backoff until io_timeout_s, then the read fails with EIO.
+ *
+ * Lock order: im->lock is a leaf lock (nothing else is taken while it is
+ * held).  fetch and cache have their own internal locks, never called
+ * with im->lock held.  Nothing blocks while holding im->lock: manifest
+ * pages and blocks are marked "loading"/"busy" under the lock, fetched
+ * without it, and waiters sleep on im->cond.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "hash.h"
+#include "log.h"
+#include "util.h"
+
+#include "cache.h"
+#include "fetch.h"
+#include "image.h"
+
+/* Manifest entries per page: 8192 * 32 B = 256 KiB, which covers 512 MiB
+ * of image at 64 KiB blocks.  The first read needs one page, not the whole
+ * manifest. */
+#define MANIFEST_PAGE_ENTRIES 8192u
+/* Longest single range request, in bytes. */
+#define IMAGE_MAX_RUN_BYTES (4u << 20)
+
+enum page_state {
+	PAGE_ABSENT,
+	PAGE_LOADING,
+	PAGE_LOADED,
+};
+
+struct image {
+	/* Set before threads start, read-only after. */
+	char *name;
+	char *data_path;
+	char *manifest_path;
+	struct manifest_header hdr;
+	uint64_t npages;
+	uint64_t io_timeout_ns;
+	uint32_t readahead_blocks;
+	uint64_t prev_version;
+	atomic_bool cache_warned; /* warned once that puts fail */
+	struct fetch *fetch;	  /* borrowed */
+	struct cache *cache; /* borrowed */
+
+	pthread_mutex_t lock; /* protects everything below */
+	pthread_cond_t cond;  /* a page loaded or a busy block finished */
+	uint8_t **pages;      /* npages; NULL until loaded */
+	uint8_t *page_state;  /* enum page_state per page */
+	uint8_t *present;     /* bitmap: block is in the cache */
+	uint8_t *busy;	      /* bitmap: a demand reader is fetching it */
+	struct image_stats stats;
+};
+
+static void lock(struct image *im)
+{
+	if (pthread_mutex_lock(&im->lock) != 0)
+		abort();
+}
+
+static void unlock(struct image *im)
+{
+	if (pthread_mutex_unlock(&im->lock) != 0)
+		abort();
+}
+
+static bool bit_get(const uint8_t *map, uint64_t i)
+{
+	return map[i / 8] & (1u << (i % 8));
+}
+
+static void bit_set(uint8_t *map, uint64_t i)
+{
+	map[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
+static void bit_clear(uint8_t *map, uint64_t i)
+{
+	map[i / 8] &= (uint8_t)~(1u << (i % 8));
+}
+
+static uint64_t page_entries(const struct image *im, uint64_t page)
+{
+	uint64_t first = page * MANIFEST_PAGE_ENTRIES;
+	uint64_t left = im->hdr.nblocks - first;
+
+	return left < MANIFEST_PAGE_ENTRIES ? left : MANIFEST_PAGE_ENTRIES;
+}
+
+/* Hash of block blkno; its page must be loaded (pages never unload). */
+static const uint8_t *block_hash(struct image *im, uint64_t blkno)
+{
+	const uint8_t *page = im->pages[blkno / MANIFEST_PAGE_ENTRIES];
+
+	assert(page);
+	return page + (blkno % MANIFEST_PAGE_ENTRIES) * VMF_HASH_LEN;
+}
+
+int image_new(const struct image_config *cfg, struct fetch *f,
+	      struct cache *c, struct image **ret)
+{
+	struct image *im;
+	uint64_t nb = cfg->hdr.nblocks;
+	size_t mapsz = (size_t)(nb / 8 + 1);
+	int64_t n;
+
+	if (manifest_header_check(&cfg->hdr) < 0)
+		return -EINVAL;
+	im = calloc(1, sizeof(*im));
+	if (!im)
+		return -ENOMEM;
+	im->hdr = cfg->hdr;
+	im->npages = nb / MANIFEST_PAGE_ENTRIES + (nb % MANIFEST_PAGE_ENTRIES != 0);
+	im->io_timeout_ns = cfg->io_timeout_s * 1000000000ull;
+	im->readahead_blocks = cfg->readahead_blocks;
+	im->prev_version = cfg->prev_version;
+	im->fetch = f;
+	im->cache = c;
+	im->name = strdup(cfg->name);
+	im->data_path = strdup(cfg->data_path);
+	im->manifest_path = strdup(cfg->manifest_path);
+	im->pages = calloc(im->npages + 1, sizeof(*im->pages));
+	im->page_state = calloc(im->npages + 1, 1);
+	im->present = calloc(mapsz, 1);
+	im->busy = calloc(mapsz, 1);
+	if (!im->name || !im->data_path || !im->manifest_path || !im->pages ||
+	    !im->page_state || !im->present || !im->busy) {
+		image_free(im);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&im->lock, NULL);
+	pthread_cond_init(&im->cond, NULL);
+	im->stats.blocks_total = nb;
+	im->stats.manifest_pages = im->npages;
+	n = cache_present(c, nb, im->present);
+	if (n < 0) {
+		image_free(im);
+		return (int)n;
+	}
+	/* blocks_cached counts verified-current blocks; it is recounted as
+	 * manifest pages load (a block cached under an older version whose
+	 * hash changed fails to open and is fetched again). */
+	im->stats.blocks_cached = (uint64_t)n;
+	*ret = im;
+	return 0;
+}
+
+void image_free(struct image *im)
+{
+	if (!im)
+		return;
+	if (im->pages) {
+		for (uint64_t i = 0; i < im->npages; i++)
+			free(im->pages[i]);
+		pthread_mutex_destroy(&im->lock);
+		pthread_cond_destroy(&im->cond);
+	}
+	free(im->pages);
+	free(im->page_state);
+	free(im->present);
+	free(im->busy);
+	free(im->name);
+	free(im->data_path);
+	free(im->manifest_path);
+	free(im);
+}
+
+static void page_meta_key(char *key, size_t len, uint64_t version,
+			  uint64_t page)
+{
+	snprintf(key, len, "manifest:%" PRIu64 ":%" PRIu64, version, page);
+}
+
+/* Get one page's bytes from the cache meta or the server. */
+static int page_fetch(struct image *im, uint64_t page, uint8_t **ret)
+{
+	uint64_t n = page_entries(im, page);
+	size_t len = (size_t)(n * VMF_HASH_LEN);
+	_cleanup_free_ uint8_t *buf = NULL;
+	_cleanup_free_ void *cached = NULL;
+	char key[64];
+	size_t clen;
+	struct fetch_req req = {0};
+	int r;
+
+	page_meta_key(key, sizeof(key), im->hdr.version, page);
+	r = cache_meta_get(im->cache, key, &cached, &clen);
+	if (r == 0 && clen == len) {
+		*ret = steal_ptr((uint8_t **)&cached);
+		return 0;
+	}
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	req.path = im->manifest_path;
+	req.off = manifest_entry_offset(page * MANIFEST_PAGE_ENTRIES);
+	req.len = len;
+	req.buf = buf;
+	req.buf_len = len;
+	req.prio = FETCH_PRIO_DEMAND;
+	r = fetch_run(im->fetch, &req);
+	if (r < 0) {
+		log_warn("%s: manifest page %" PRIu64 ": %s", im->name, page,
+			 req.errmsg);
+		return r;
+	}
+	r = cache_meta_put(im->cache, key, buf, len);
+	if (r < 0) /* the page is only a copy: keep serving without it */
+		log_warn_errno(r, "%s: caching manifest page %" PRIu64 ": %m",
+			       im->name, page);
+	*ret = steal_ptr(&buf);
+	return 0;
+}
+
+/* Drop the cached blocks of a page whose hash changed since the version
+ * the cache held before.  Without that version's page, drop them all. */
+static void page_forget_changed(struct image *im, uint64_t page,
+				const uint8_t *p)
+{
+	uint64_t n = page_entries(im, page), b0 = page * MANIFEST_PAGE_ENTRIES;
+	_cleanup_free_ void *old = NULL;
+	size_t olen = 0;
+	char key[64];
+
+	if (!im->prev_version || im->prev_version == im->hdr.version)
+		return;
+	page_meta_key(key, sizeof(key), im->prev_version, page);
+	if (cache_meta_get(im->cache, key, &old, &olen) < 0 ||
+	    olen != n * VMF_HASH_LEN)
+		olen = 0;
+	lock(im);
+	for (uint64_t i = 0; i < n; i++) {
+		if (!bit_get(im->present, b0 + i))
+			continue;
+		if (olen && memcmp((uint8_t *)old + i * VMF_HASH_LEN,
+				   p + i * VMF_HASH_LEN, VMF_HASH_LEN) == 0)
+			continue;
+		bit_clear(im->present, b0 + i);
+		im->stats.blocks_cached--;
+	}
+	unlock(im);
+}
+
+/* Account for a newly loaded page: zero and data block counts. */
+static void page_count(struct image *im, uint64_t page, const uint8_t *p)
+{
+	uint64_t n = page_entries(im, page);
+
+	for (uint64_t i = 0; i < n; i++) {
+		if (hash_is_zero(p + i * VMF_HASH_LEN))
+			im->stats.blocks_zero++;
+		else
+			im->stats.blocks_data++;
+	}
+}
+
+static int page_load(struct image *im, uint64_t page)
+{
+	uint8_t *p = NULL;
+	int r;
+
+	lock(im);
+	for (;;) {
+		if (im->page_state[page] == PAGE_LOADED) {
+			unlock(im);
+			return 0;
+		}
+		if (im->page_state[page] == PAGE_ABSENT)
+			break;
+		pthread_cond_wait(&im->cond, &im->lock);
+	}
+	im->page_state[page] = PAGE_LOADING;
+	unlock(im);
+
+	r = page_fetch(im, page, &p);
+	if (r == 0)
+		page_forget_changed(im, page, p);
+
+	lock(im);
+	if (r == 0) {
+		im->pages[page] = p;
+		im->page_state[page] = PAGE_LOADED;
+		im->stats.manifest_pages_loaded++;
+		page_count(im, page, p);
+	} else {
+		im->page_state[page] = PAGE_ABSENT;
+	}
+	pthread_cond_broadcast(&im->cond);
+	unlock(im);
+	return r;
+}
+
+int image_load_manifest(struct image *im, uint64_t first, uint64_t count)
+{
+	uint64_t p0, p1;
+	int r;
+
+	if (count == 0 || first >= im->hdr.nblocks)
+		return 0;
+	if (first + count > im->hdr.nblocks)
+		count = im->hdr.nblocks - first;
+	p0 = first / MANIFEST_PAGE_ENTRIES;
+	p1 = (first + count - 1) / MANIFEST_PAGE_ENTRIES;
+	for (uint64_t p = p0; p <= p1; p++) {
+		r = page_load(im, p);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void image_block_range(const struct image *im, uint64_t first, uint32_t count,
+		       uint64_t *ret_off, uint64_t *ret_len)
+{
+	uint64_t off = first * im->hdr.block_size;
+	uint64_t end = (first + count) * im->hdr.block_size;
+
+	if (end > im->hdr.image_size)
+		end = im->hdr.image_size;
+	*ret_off = off;
+	*ret_len = end - off;
+}
+
+/* Verify blocks of a fetched run, store the good ones, mark ok[i].
+ * Returns the number that failed verification, or a cache error. */
+static int verify_and_store(struct image *im, uint64_t first, uint32_t count,
+			    const uint8_t *buf, bool *ok)
+{
+	_cleanup_free_ struct cache_put *puts = NULL;
+	uint32_t bs = im->hdr.block_size, nput = 0, bad = 0;
+	int r;
+
+	puts = calloc(count, sizeof(*puts));
+	if (!puts)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t b = first + i;
+		uint32_t blen = manifest_block_len(&im->hdr, b);
+		const uint8_t *h = block_hash(im, b);
+		uint8_t got[VMF_HASH_LEN];
+
+		hash_sha256(buf + (size_t)i * bs, blen, got);
+		ok[i] = memcmp(got, h, VMF_HASH_LEN) == 0;
+		if (!ok[i]) {
+			bad++;
+			log_warn("%s: block %" PRIu64
+				 " failed verification against the manifest",
+				 im->name, b);
+			continue;
+		}
+		puts[nput].blkno = b;
+		puts[nput].hash = h;
+		puts[nput].buf = buf + (size_t)i * bs;
+		puts[nput].len = blen;
+		nput++;
+	}
+	r = nput ? cache_put_batch(im->cache, puts, nput) : 0;
+	if (r < 0 && !atomic_exchange(&im->cache_warned, true))
+		log_warn_errno(r, "%s: cannot cache fetched blocks (%m); "
+				  "reads go on from the server",
+			       im->name);
+	lock(im);
+	im->stats.verify_failures += bad;
+	if (r == 0) {
+		for (uint32_t i = 0; i < nput; i++) {
+			if (!bit_get(im->present, puts[i].blkno)) {
+				bit_set(im->present, puts[i].blkno);
+				im->stats.blocks_cached++;
+			}
+		}
+	}
+	unlock(im);
+	return r < 0 ? r : (int)bad;
+}
+
+int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
+			const uint8_t *buf)
+{
+	_cleanup_free_ bool *ok = calloc(count, sizeof(bool));
+
+	if (!ok)
+		return -ENOMEM;
+	return verify_and_store(im, first, count, buf, ok);
+}
+
+/* Copy the part of block b that overlaps the read [off, off+len) from
+ * src (the whole block) into the read buffer. */
+static void copy_overlap(struct image *im, uint64_t b, const uint8_t *src,
+			 uint8_t *buf, size_t len, uint64_t off)
+{
+	uint64_t bo = b * im->hdr.block_size;
+	uint64_t be = bo + manifest_block_len(&im->hdr, b);
+	uint64_t s = off > bo ? off : bo;
+	uint64_t e = off + len < be ? off + len : be;
+
+	if (s < e)
+		memcpy(buf + (s - off), src + (s - bo), e - s);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+			      .tv_nsec = (long)(ns % 1000000000ull)};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Fetch blocks [first, first + count) (marked busy by us) on demand,
+ * verify, store, and copy what overlaps the read.  Blocks inside the read
+ * must all succeed (retry until the deadline); read-ahead blocks past
+ * `need_end` are best effort. */
+static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
+			uint64_t need_end, uint8_t *buf, size_t len,
+			uint64_t off, uint64_t deadline)
+{
+	uint32_t bs = im->hdr.block_size;
+	_cleanup_free_ uint8_t *run = malloc((size_t)count * bs);
+	_cleanup_free_ bool *ok = calloc(count, sizeof(bool));
+	uint64_t backoff = 100000000ull; /* 100 ms, doubling to 2 s */
+	uint64_t lo = first, hi = first + count; /* still to get */
+
+	if (!run || !ok)
+		return -ENOMEM;
+	for (;;) {
+		struct fetch_req req = {0};
+		uint64_t roff, rlen;
+		int r;
+
+		image_block_range(im, lo, (uint32_t)(hi - lo), &roff, &rlen);
+		req.path = im->data_path;
+		req.off = roff;
+		req.len = rlen;
+		req.buf = run + (lo - first) * bs;
+		req.buf_len = rlen;
+		req.prio = FETCH_PRIO_DEMAND;
+		r = fetch_run(im->fetch, &req);
+		if (r == 0) {
+			r = verify_and_store(im, lo, (uint32_t)(hi - lo),
+					     run + (lo - first) * bs,
+					     ok + (lo - first));
+			lock(im);
+			im->stats.demand_fetched_blocks += hi - lo;
+			unlock(im);
+		} else {
+			log_warn("%s: fetching blocks %" PRIu64 "-%" PRIu64
+				 ": %s",
+				 im->name, lo, hi - 1, req.errmsg);
+		}
+		/* Narrow [lo, hi) to the blocks the read still needs. */
+		while (lo < hi && (ok[lo - first] || lo >= need_end))
+			lo++;
+		if (hi > need_end)
+			hi = need_end;
+		while (hi > lo && ok[hi - 1 - first])
+			hi--;
+		if (lo >= hi)
+			break;
+		if (now_ns() + backoff > deadline) {
+			log_error("%s: blocks %" PRIu64 "-%" PRIu64
+				  " unavailable: giving up after the I/O "
+				  "timeout",
+				  im->name, lo, hi - 1);
+			return -EIO;
+		}
+		sleep_ns(backoff);
+		if (backoff < 2000000000ull)
+			backoff *= 2;
+	}
+	for (uint32_t i = 0; i < count; i++)
+		if (ok[i])
+			copy_overlap(im, first + i, run + (size_t)i * bs, buf,
+				     len, off);
+	return 0;
+}
+
+/* Read a cached block into the read buffer.  Returns 0, or -ENOENT /
+ * -EBADMSG when it must be fetched (absent, stale or tampered). */
+static int read_cached(struct image *im, uint64_t b, uint8_t *tmp,
+		       uint8_t *buf, size_t len, uint64_t off)
+{
+	uint64_t bo = b * im->hdr.block_size;
+	uint32_t blen = manifest_block_len(&im->hdr, b);
+	const uint8_t *h = block_hash(im, b);
+	int r;
+
+	if (bo >= off && bo + blen <= off + len)
+		return cache_get(im->cache, b, h, buf + (bo - off), blen);
+	r = cache_get(im->cache, b, h, tmp, blen);
+	if (r == 0)
+		copy_overlap(im, b, tmp, buf, len, off);
+	return r;
+}
+
+/* Under im->lock: is block b one we must fetch, and not someone else's? */
+static bool is_fetchable(struct image *im, uint64_t b)
+{
+	return !bit_get(im->present, b) && !bit_get(im->busy, b) &&
+	       !hash_is_zero(block_hash(im, b));
+}
+
+ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
+{
+	uint8_t *buf = vbuf;
+	uint32_t bs = im->hdr.block_size;
+	uint32_t max_run = IMAGE_MAX_RUN_BYTES / bs;
+	_cleanup_free_ uint8_t *tmp = NULL;
+	uint64_t first, last, deadline;
+	int r;
+
+	if (off >= im->hdr.image_size || len == 0)
+		return 0;
+	if (len > im->hdr.image_size - off)
+		len = (size_t)(im->hdr.image_size - off);
+	first = off / bs;
+	last = (off + len - 1) / bs;
+	r = image_load_manifest(im, first, last - first + 1 +
+					     im->readahead_blocks);
+	if (r < 0)
+		return -EIO;
+	deadline = now_ns() + im->io_timeout_ns;
+
+	for (uint64_t b = first; b <= last; b++) {
+		uint64_t end, stop;
+		bool present, busy;
+
+		if (hash_is_zero(block_hash(im, b))) {
+			uint64_t bo = b * bs, s = off > bo ? off : bo;
+			uint64_t e = bo + manifest_block_len(&im->hdr, b);
+
+			if (e > off + len)
+				e = off + len;
+			memset(buf + (s - off), 0, e - s);
+			continue;
+		}
+		lock(im);
+		present = bit_get(im->present, b);
+		unlock(im);
+		if (present) {
+			if (!tmp)
+				tmp = malloc(bs);
+			if (!tmp)
+				return -ENOMEM;
+			/* Absent, stale, tampered or a failed cache: in
+			 * every case the server can still serve it. */
+			r = read_cached(im, b, tmp, buf, len, off);
+			if (r == 0)
+				continue;
+			lock(im);
+			if (bit_get(im->present, b)) {
+				bit_clear(im->present, b);
+				im->stats.blocks_cached--;
+			}
+			unlock(im);
+		}
+
+		lock(im);
+		busy = bit_get(im->busy, b);
+		if (busy) {
+			/* Another reader is fetching it: wait, then look
+			 * again (it may have failed). */
+			while (bit_get(im->busy, b))
+				pthread_cond_wait(&im->cond, &im->lock);
+			unlock(im);
+			b--;
+			continue;
+		}
+		if (bit_get(im->present, b)) {
+			unlock(im);
+			b--;
+			continue;
+		}
+		/* Claim the run of fetchable blocks from b on: through the
+		 * end of the read and up to readahead_blocks past it. */
+		stop = last + 1 + im->readahead_blocks;
+		if (stop > im->hdr.nblocks)
+			stop = im->hdr.nblocks;
+		if (stop - b > max_run)
+			stop = b + max_run;
+		for (end = b; end < stop; end++) {
+			if (end > last &&
+			    im->page_state[end / MANIFEST_PAGE_ENTRIES] !=
+				    PAGE_LOADED)
+				break;
+			if (!is_fetchable(im, end))
+				break;
+			bit_set(im->busy, end);
+		}
+		unlock(im);
+
+		r = fetch_demand(im, b, (uint32_t)(end - b),
+				 end < last + 1 ? end : last + 1, buf, len,
+				 off, deadline);
+
+		lock(im);
+		for (uint64_t i = b; i < end; i++)
+			bit_clear(im->busy, i);
+		pthread_cond_broadcast(&im->cond);
+		unlock(im);
+		if (r < 0)
+			return r;
+		b = (end < last + 1 ? end : last + 1) - 1;
+	}
+	lock(im);
+	im->stats.read_bytes += len;
+	unlock(im);
+	return (ssize_t)len;
+}
+
+int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
+		       uint64_t *ret_first, uint32_t *ret_count)
+{
+	uint64_t b = *cursor, nb = im->hdr.nblocks;
+	int r;
+
+	while (b < nb) {
+		uint64_t page = b / MANIFEST_PAGE_ENTRIES;
+		uint64_t page_end = (page + 1) * MANIFEST_PAGE_ENTRIES;
+		uint32_t n = 0;
+
+		r = image_load_manifest(im, b, 1);
+		if (r < 0)
+			return r;
+		if (page_end > nb)
+			page_end = nb;
+		lock(im);
+		while (b < page_end && !is_fetchable(im, b))
+			b++;
+		while (b + n < page_end && n < max && is_fetchable(im, b + n))
+			n++;
+		unlock(im);
+		if (n > 0) {
+			*ret_first = b;
+			*ret_count = n;
+			*cursor = b + n;
+			return 1;
+		}
+	}
+	*cursor = nb;
+	return 0;
+}
+
+bool image_complete(struct image *im)
+{
+	bool done;
+
+	lock(im);
+	done = im->stats.manifest_pages_loaded == im->npages &&
+	       im->stats.blocks_cached >= im->stats.blocks_data;
+	unlock(im);
+	return done;
+}
+
+const struct manifest_header *image_header(const struct image *im)
+{
+	return &im->hdr;
+}
+
+const char *image_data_path(const struct image *im)
+{
+	return im->data_path;
+}
+
+void image_get_stats(struct image *im, struct image_stats *ret)
+{
+	lock(im);
+	*ret = im->stats;
+	unlock(im);
+}

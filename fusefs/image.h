@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* One image version as a flat byte range over cached and remote blocks.
+ *
+ * Owns the manifest (loaded in pages, on demand), the bitmap of cached
+ * blocks and the set of blocks being fetched on demand.  Every block is
+ * checked against the manifest hash before it is stored or returned;
+ * zero blocks are synthesised and never requested.
+ *
+ * Threading: image_read() is called from many FUSE worker threads at
+ * once; image_hydrate_*() from the hydrate thread; image_get_stats()
+ * from anywhere.  It blocks on the network (fetch_run) and on LMDB, never
+ * while holding im->lock.
+ */
+#ifndef VMFERRY_IMAGE_H
+#define VMFERRY_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+
+struct cache;
+struct fetch;
+struct image;
+
+struct image_config {
+	const char *name;	/* image name, copied */
+	const char *data_path;	/* "/v1/images/NAME/versions/N/data", copied */
+	const char *manifest_path; /* ".../manifest", copied */
+	struct manifest_header hdr; /* from the server, validated */
+	uint64_t io_timeout_s;	    /* give up on a block after this (EIO) */
+	uint32_t readahead_blocks;  /* extra missing blocks per demand miss */
+	/* The version the cache held before (0 = none or the same).  As
+	 * each manifest page loads, a cached block whose hash differs from
+	 * that version's manifest (kept in the cache meta) is dropped, so
+	 * only changed blocks are fetched again. */
+	uint64_t prev_version;
+};
+
+/* Create the image over fetch engine f and cache c (both borrowed; they
+ * must outlive the image).  Reads which blocks the cache holds.  Returns
+ * 0 or -errno. */
+int image_new(const struct image_config *cfg, struct fetch *f,
+	      struct cache *c, struct image **ret);
+void image_free(struct image *im);
+
+/* Load manifest page(s) covering blocks [first, first + count): from the
+ * cache's meta if present, else from the server (then stored).  Called at
+ * mount for page 0 so a bad manifest fails the mount.  Returns 0,
+ * -EBADMSG (manifest does not match), or a fetch error. */
+int image_load_manifest(struct image *im, uint64_t first, uint64_t count);
+
+/* Read up to len bytes at off into buf.  Returns the byte count (short
+ * only at the end of the image; 0 past it), or -EIO when a needed block
+ * could not be fetched and verified within io_timeout_s. */
+ssize_t image_read(struct image *im, void *buf, size_t len, uint64_t off);
+
+/* For the hydrate thread: find up to max blocks starting at or after
+ * *cursor that are neither cached, zero nor being fetched on demand, and
+ * are adjacent.  Sets *ret_first and *ret_count and advances *cursor past
+ * them.  Returns 1 if found, 0 if none remain at or after *cursor, or a
+ * manifest-loading error. */
+int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
+		       uint64_t *ret_first, uint32_t *ret_count);
+
+/* Verify blocks [first, first + count) held in buf (as fetched: count
+ * blocks back to back, the last possibly short) against the manifest and
+ * store the good ones in the cache.  Returns the number of blocks that
+ * failed verification (not stored), or -errno from the cache. */
+int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
+			const uint8_t *buf);
+
+/* Byte range [*ret_off, *ret_off + *ret_len) of blocks [first, first +
+ * count) in the flat image. */
+void image_block_range(const struct image *im, uint64_t first, uint32_t count,
+		       uint64_t *ret_off, uint64_t *ret_len);
+
+/* True when every non-zero block is cached. */
+bool image_complete(struct image *im);
+
+const struct manifest_header *image_header(const struct image *im);
+const char *image_data_path(const struct image *im);
+
+struct image_stats {
+	uint64_t blocks_total;
+	uint64_t blocks_cached; /* non-zero blocks held in the cache */
+	uint64_t blocks_zero;	/* zero blocks among the loaded manifest */
+	uint64_t blocks_data;	/* non-zero blocks among the loaded manifest */
+	uint64_t manifest_pages_loaded, manifest_pages;
+	uint64_t read_bytes;	/* bytes returned by image_read */
+	uint64_t demand_fetched_blocks;
+	uint64_t verify_failures;
+};
+void image_get_stats(struct image *im, struct image_stats *ret);
+
+#endif

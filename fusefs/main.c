@@ -1,0 +1,665 @@
+/* SPDX-License-Identifier: MIT */
+/* `vmferry mount URL MOUNTPOINT`: options, start-up, FUSE loop, shutdown.
+ *
+ * Start-up order (threads start last, after the fork to the background):
+ * parse options, read the token and the user key, fork (unless -f), start
+ * the fetch engine, read the image metadata and the manifest header,
+ * open the cache (keys, LMDB), load the first manifest page, start the
+ * control socket, mount, start hydration, tell the parent "mounted", run
+ * the FUSE loop.  Shutdown stops threads in reverse order.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "io.h"
+#include "log.h"
+#include "util.h"
+
+#include "cache.h"
+#include "crypto.h"
+#include "ctl.h"
+#include "fetch.h"
+#include "fuse_ops.h"
+#include "hydrate.h"
+#include "image.h"
+#include "keys.h"
+#include "main.h"
+#include "remote.h"
+
+struct mount_opts {
+	const char *url;
+	const char *mountpoint;
+	const char *token_file;
+	const char *cacert;
+	const char *pin;
+	const char *cache_dir;
+	const char *key_file;
+	const char *log_file;
+	bool foreground;
+	bool insecure;
+	bool no_hydrate;
+	uint64_t max_rate;
+	uint64_t io_timeout_s;
+	uint64_t connect_timeout_s;
+	uint64_t readahead;
+};
+
+/* Everything a running mount holds, torn down in reverse. */
+struct mount {
+	struct mount_opts o;
+	struct remote_url url;
+	char *token;
+	uint8_t user_key[CRYPTO_KEY_LEN];
+	char cache_path[4096];
+	char ctl_path[256];
+	struct fetch *fetch;
+	struct cache *cache;
+	struct image *im;
+	struct hydrate *hydrate;
+	struct ctl *ctl;
+	struct fuse *fuse;
+	struct fuse_ops_ctx fctx;
+	uint64_t version;
+	uint64_t started_ns;
+	int notify_fd; /* pipe to the waiting parent, or -1 */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vmferry mount [OPTIONS] https://HOST:PORT/NAME MOUNTPOINT\n"
+		"\n"
+		"Mount a remote disk image as MOUNTPOINT/NAME.img.  Blocks are\n"
+		"fetched on demand, verified against the version's manifest and\n"
+		"cached encrypted; a background thread completes the local copy.\n"
+		"\n"
+		"  -f, --foreground        stay in the foreground (default: return\n"
+		"                          once mounted and serve in the background)\n"
+		"      --token-file FILE   bearer token (default: $VMFERRY_TOKEN)\n"
+		"      --cacert FILE       trust this CA or self-signed certificate\n"
+		"      --pin-sha256 B64    also require this server public key\n"
+		"      --insecure          do not verify the server (loudly)\n"
+		"      --cache DIR         cache directory (default:\n"
+		"                          $XDG_CACHE_HOME/vmferry or ~/.cache/vmferry)\n"
+		"      --key-file FILE     your key; created (0600) if absent (default:\n"
+		"                          $XDG_CONFIG_HOME/vmferry/user.key)\n"
+		"      --no-hydrate        fetch only what is read\n"
+		"      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
+		"      --io-timeout SECS   fail a read with EIO after this long without\n"
+		"                          a verified block (default 60)\n"
+		"      --connect-timeout SECS  (default 10)\n"
+		"      --readahead SIZE    extra bytes fetched after a missed read\n"
+		"                          (default 256K)\n"
+		"      --log FILE          log here when in the background (default:\n"
+		"                          syslog)\n"
+		"  -D, --debug CATS        debug categories: fetch,cache,fuse,hydrate,all\n"
+		"  -h, --help              this help\n");
+}
+
+static int parse_opts(int argc, char **argv, struct mount_opts *o)
+{
+	enum {
+		OPT_TOKEN_FILE = 256,
+		OPT_CACERT,
+		OPT_PIN,
+		OPT_INSECURE,
+		OPT_CACHE,
+		OPT_KEY_FILE,
+		OPT_NO_HYDRATE,
+		OPT_MAX_RATE,
+		OPT_IO_TIMEOUT,
+		OPT_CONNECT_TIMEOUT,
+		OPT_READAHEAD,
+		OPT_LOG,
+	};
+	static const struct option longopts[] = {
+		{"foreground", no_argument, NULL, 'f'},
+		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+		{"cacert", required_argument, NULL, OPT_CACERT},
+		{"pin-sha256", required_argument, NULL, OPT_PIN},
+		{"insecure", no_argument, NULL, OPT_INSECURE},
+		{"cache", required_argument, NULL, OPT_CACHE},
+		{"key-file", required_argument, NULL, OPT_KEY_FILE},
+		{"no-hydrate", no_argument, NULL, OPT_NO_HYDRATE},
+		{"max-rate", required_argument, NULL, OPT_MAX_RATE},
+		{"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
+		{"connect-timeout", required_argument, NULL,
+		 OPT_CONNECT_TIMEOUT},
+		{"readahead", required_argument, NULL, OPT_READAHEAD},
+		{"log", required_argument, NULL, OPT_LOG},
+		{"debug", required_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	o->io_timeout_s = 60;
+	o->connect_timeout_s = 10;
+	o->readahead = 256 * 1024;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "fD:h", longopts, NULL)) != -1) {
+		const char *what = NULL;
+		int r = 0;
+
+		switch (c) {
+		case 'f':
+			o->foreground = true;
+			break;
+		case OPT_TOKEN_FILE:
+			o->token_file = optarg;
+			break;
+		case OPT_CACERT:
+			o->cacert = optarg;
+			break;
+		case OPT_PIN:
+			o->pin = optarg;
+			break;
+		case OPT_INSECURE:
+			o->insecure = true;
+			break;
+		case OPT_CACHE:
+			o->cache_dir = optarg;
+			break;
+		case OPT_KEY_FILE:
+			o->key_file = optarg;
+			break;
+		case OPT_NO_HYDRATE:
+			o->no_hydrate = true;
+			break;
+		case OPT_MAX_RATE:
+			what = "--max-rate";
+			r = parse_size(optarg, &o->max_rate);
+			break;
+		case OPT_IO_TIMEOUT:
+			what = "--io-timeout";
+			r = parse_duration(optarg, &o->io_timeout_s);
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			what = "--connect-timeout";
+			r = parse_duration(optarg, &o->connect_timeout_s);
+			break;
+		case OPT_READAHEAD:
+			what = "--readahead";
+			r = parse_size(optarg, &o->readahead);
+			break;
+		case OPT_LOG:
+			o->log_file = optarg;
+			break;
+		case 'D':
+			what = "--debug";
+			r = log_enable_debug(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (r < 0) {
+			log_error("%s: invalid value \"%s\"", what, optarg);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		usage(stderr);
+		return 2;
+	}
+	o->url = argv[optind];
+	o->mountpoint = argv[optind + 1];
+	return 0;
+}
+
+static int read_token(const struct mount_opts *o, char **ret)
+{
+	_cleanup_free_ char *tok = NULL;
+	const char *env;
+	int r;
+
+	if (o->token_file) {
+		r = read_file(o->token_file, VMF_TOKEN_MAX + 2, &tok, NULL);
+		if (r < 0)
+			return log_error_errno(r, "token file %s: %m",
+					       o->token_file);
+		strip_trailing_space(tok);
+	} else {
+		env = getenv("VMFERRY_TOKEN");
+		if (!env || !*env) {
+			log_error("no token: use --token-file FILE or set "
+				  "VMFERRY_TOKEN");
+			return -EINVAL;
+		}
+		tok = strdup(env);
+		if (!tok)
+			return log_oom();
+	}
+	if (!*tok || strlen(tok) > VMF_TOKEN_MAX ||
+	    strpbrk(tok, " \t\r\n")) {
+		log_error("the token is empty, too long or holds white space");
+		return -EINVAL;
+	}
+	*ret = steal_ptr(&tok);
+	return 0;
+}
+
+/* $XDG_x or $HOME/fallback, then "/vmferry" + suffix. */
+static int xdg_path(const char *env, const char *fallback, const char *suffix,
+		    char *buf, size_t len)
+{
+	const char *base = getenv(env), *home = getenv("HOME");
+	int n;
+
+	if (base && *base)
+		n = snprintf(buf, len, "%s/vmferry%s", base, suffix);
+	else if (home && *home)
+		n = snprintf(buf, len, "%s/%s/vmferry%s", home, fallback,
+			     suffix);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int load_user_key(struct mount *m)
+{
+	char path[4096];
+	const char *p = m->o.key_file;
+	bool created = false;
+	int r;
+
+	if (!p) {
+		r = xdg_path("XDG_CONFIG_HOME", ".config", "/user.key", path,
+			     sizeof(path));
+		if (r < 0)
+			return log_error_errno(r, "no key file: use --key-file "
+						  "FILE");
+		p = path;
+	}
+	r = keys_user_load(p, true, m->user_key, &created);
+	if (r == -EPERM)
+		return log_error_errno(r, "key file %s is readable by others: "
+					  "chmod 600 it",
+				       p);
+	if (r == -EBADMSG)
+		return log_error_errno(r, "key file %s is not a vmferry key "
+					  "(64 hex digits)",
+				       p);
+	if (r < 0)
+		return log_error_errno(r, "key file %s: %m", p);
+	if (created)
+		log_info("created a new key in %s (mode 0600): keep it, the "
+			 "local copy cannot be read without it",
+			 p);
+	return 0;
+}
+
+/* Fork: the parent waits for the child to say the mount is up. */
+static int go_background(struct mount *m)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+	ssize_t n;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return log_error_errno(-errno, "pipe: %m");
+	pid = fork();
+	if (pid < 0)
+		return log_error_errno(-errno, "fork: %m");
+	if (pid > 0) {
+		close(fds[1]);
+		do
+			n = read(fds[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1 && c == 'O')
+			_exit(0);
+		/* The child printed its error on our shared stderr. */
+		waitpid(pid, NULL, 0);
+		_exit(1);
+	}
+	close(fds[0]);
+	m->notify_fd = fds[1];
+	if (setsid() < 0)
+		log_warn("setsid: %m");
+	return 0;
+}
+
+/* Tell the parent we are mounted, then leave the terminal. */
+static void notify_mounted(struct mount *m)
+{
+	int fd;
+
+	if (m->notify_fd < 0)
+		return;
+	fd = open(m->o.log_file ? m->o.log_file : "/dev/null",
+		  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (!m->o.log_file && !getenv("VMFERRY_NO_DAEMON_SYSLOG"))
+		log_use_syslog();
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	(void)full_write(m->notify_fd, "O", 1); /* parent gone: fine */
+	close(m->notify_fd);
+	m->notify_fd = -1;
+}
+
+static int start_fetch(struct mount *m)
+{
+	struct fetch_config cfg = {0};
+	char pin[256];
+	int r;
+
+	cfg.base_url = m->url.base;
+	cfg.token = m->token;
+	cfg.cacert = m->o.cacert;
+	cfg.insecure = m->o.insecure;
+	if (m->o.pin) {
+		snprintf(pin, sizeof(pin), "sha256//%s", m->o.pin);
+		cfg.pin_sha256 = pin;
+	}
+	cfg.connect_timeout_s = (long)m->o.connect_timeout_s;
+	cfg.stall_timeout_s = 30;
+	cfg.max_inflight = 8;
+	cfg.max_background = 4;
+	if (m->o.insecure)
+		log_warn("--insecure: the server's identity is NOT verified; "
+			 "anyone on the path can serve you a different disk");
+	r = fetch_new(&cfg, &m->fetch);
+	if (r < 0)
+		return log_error_errno(r, "starting the fetch engine: %m");
+	if (m->o.max_rate)
+		fetch_set_background_rate(m->fetch, m->o.max_rate);
+	return 0;
+}
+
+static int open_cache(struct mount *m, const struct manifest_header *hdr,
+		      uint64_t *ret_prev_version)
+{
+	uint8_t cache_id[CRYPTO_CACHE_ID_LEN], data_key[CRYPTO_KEY_LEN];
+	_cleanup_free_ void *val = NULL;
+	char base[4096], ver[32];
+	uint64_t prev = 0;
+	size_t len;
+	int n, r;
+
+	if (m->o.cache_dir)
+		n = snprintf(base, sizeof(base), "%s", m->o.cache_dir);
+	else
+		n = xdg_path("XDG_CACHE_HOME", ".cache", "", base,
+			     sizeof(base)) < 0
+			    ? -1
+			    : 0;
+	if (n < 0)
+		return log_error_errno(-ENOENT, "no cache directory: use "
+						"--cache DIR");
+	n = snprintf(m->cache_path, sizeof(m->cache_path), "%s/%s/%s", base,
+		     m->url.host_port, m->url.name);
+	if (n < 0 || (size_t)n >= sizeof(m->cache_path))
+		return log_error_errno(-ENAMETOOLONG, "cache path too long");
+	r = mkdir_p(m->cache_path, 0700);
+	if (r < 0)
+		return log_error_errno(r, "cache directory %s: %m",
+				       m->cache_path);
+	r = keys_data_open(m->cache_path, m->user_key, cache_id, data_key);
+	if (r == -EBADMSG)
+		return log_error_errno(r, "the cache in %s was made with a "
+					  "different key (wrong --key-file?)",
+				       m->cache_path);
+	if (r < 0)
+		return log_error_errno(r, "cache keys in %s: %m",
+				       m->cache_path);
+	r = cache_open(m->cache_path, data_key, cache_id, 0, &m->cache);
+	crypto_cleanse(data_key, sizeof(data_key));
+	if (r < 0)
+		return log_error_errno(r, "opening the cache in %s: %m",
+				       m->cache_path);
+	if (cache_meta_get(m->cache, "version", &val, &len) == 0 &&
+	    parse_u64(val, &prev) < 0)
+		prev = 0;
+	snprintf(ver, sizeof(ver), "%" PRIu64, hdr->version);
+	r = cache_meta_put(m->cache, "version", ver, strlen(ver));
+	if (r == 0)
+		r = cache_meta_put(m->cache, "url", m->o.url,
+				   strlen(m->o.url));
+	if (r < 0)
+		return log_error_errno(r, "writing the cache in %s: %m",
+				       m->cache_path);
+	*ret_prev_version = prev;
+	return 0;
+}
+
+static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
+{
+	struct mount *m = opaque;
+	struct image_stats is;
+	struct fetch_stats fs;
+	double secs;
+	json_t *o;
+	char *s;
+
+	if (strcmp(cmd, "status") != 0)
+		return -EINVAL;
+	image_get_stats(m->im, &is);
+	fetch_get_stats(m->fetch, &fs);
+	secs = (double)(now_ns() - m->started_ns) / 1e9;
+	o = json_pack(
+		"{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+		"s:f, s:b, s:b, s:i, s:s, s:I}",
+		"image", m->url.name, "server", m->url.base, "version",
+		(json_int_t)m->version, "size",
+		(json_int_t)image_header(m->im)->image_size, "block_size",
+		(json_int_t)image_header(m->im)->block_size, "blocks_total",
+		(json_int_t)is.blocks_total, "blocks_data",
+		(json_int_t)is.blocks_data, "blocks_zero",
+		(json_int_t)is.blocks_zero, "blocks_cached",
+		(json_int_t)is.blocks_cached, "bytes_fetched",
+		(json_int_t)fs.bytes, "requests", (json_int_t)fs.requests,
+		"uptime_s", secs, "hydrating", hydrate_running(m->hydrate),
+		"complete", image_complete(m->im), "pid", (int)getpid(),
+		"cache", m->cache_path, "verify_failures",
+		(json_int_t)is.verify_failures);
+	if (!o)
+		return -ENOMEM;
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!s)
+		return -ENOMEM;
+	*ret_reply = s;
+	return 0;
+}
+
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+
+	if (stat(mp, &st) < 0)
+		return log_error_errno(-errno, "mountpoint %s: %m", mp);
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("mountpoint %s is not a directory", mp);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+static int start_fuse(struct mount *m)
+{
+	char fsname[128], prog[] = "vmferry", dash_o[] = "-o";
+	char *argv[] = {prog, dash_o, fsname, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+
+	snprintf(fsname, sizeof(fsname),
+		 "fsname=vmferry:%s,subtype=vmferry,max_read=1048576",
+		 m->url.name);
+	m->fctx.im = m->im;
+	snprintf(m->fctx.file_name, sizeof(m->fctx.file_name), "%s.img",
+		 m->url.name);
+	m->fctx.size = image_header(m->im)->image_size;
+	m->fctx.mtime = time(NULL);
+	m->fctx.ctl_path = m->ctl_path;
+	m->fuse = fuse_new(&args, fuse_ops_get(), sizeof(struct fuse_operations),
+			   &m->fctx);
+	if (!m->fuse) {
+		log_error("fuse_new failed");
+		return -EIO;
+	}
+	if (fuse_mount(m->fuse, m->o.mountpoint) < 0) {
+		log_error("cannot mount on %s (is /dev/fuse usable and "
+			  "fusermount3 installed?)",
+			  m->o.mountpoint);
+		fuse_destroy(m->fuse);
+		m->fuse = NULL;
+		return -EIO;
+	}
+	if (fuse_set_signal_handlers(fuse_get_session(m->fuse)) < 0) {
+		log_error("cannot install signal handlers");
+		return -EIO;
+	}
+	return 0;
+}
+
+static int setup(struct mount *m)
+{
+	struct remote_image img;
+	struct manifest_header hdr;
+	struct image_config icfg = {0};
+	char why[256], data_path[256], manifest_path[256];
+	uint64_t prev = 0;
+	int r;
+
+	r = start_fetch(m);
+	if (r < 0)
+		return r;
+	r = remote_get_image(m->fetch, m->url.name, &img, why);
+	if (r < 0) {
+		log_error("%s: %s (%s)", m->o.url, remote_strerror(r), why);
+		return r;
+	}
+	r = remote_get_manifest_header(m->fetch, m->url.name, &img, &hdr, why);
+	if (r < 0) {
+		log_error("%s: manifest of version %" PRIu64 ": %s (%s)",
+			  m->o.url, img.version, remote_strerror(r), why);
+		return r;
+	}
+	m->version = img.version;
+	r = open_cache(m, &hdr, &prev);
+	if (r < 0)
+		return r;
+	remote_data_path(m->url.name, img.version, data_path,
+			 sizeof(data_path));
+	remote_manifest_path(m->url.name, img.version, manifest_path,
+			     sizeof(manifest_path));
+	icfg.name = m->url.name;
+	icfg.data_path = data_path;
+	icfg.manifest_path = manifest_path;
+	icfg.hdr = hdr;
+	icfg.io_timeout_s = m->o.io_timeout_s;
+	icfg.readahead_blocks = (uint32_t)(m->o.readahead / hdr.block_size);
+	icfg.prev_version = prev;
+	r = image_new(&icfg, m->fetch, m->cache, &m->im);
+	if (r < 0)
+		return log_error_errno(r, "setting up the image: %m");
+	r = image_load_manifest(m->im, 0, 1);
+	if (r < 0) {
+		log_error("%s: manifest: %s", m->o.url, remote_strerror(r));
+		return r;
+	}
+	r = ctl_socket_path(m->ctl_path, sizeof(m->ctl_path));
+	if (r == 0)
+		r = ctl_start(m->ctl_path, ctl_handler, m, &m->ctl);
+	if (r < 0)
+		return log_error_errno(r, "control socket %s: %m",
+				       m->ctl_path);
+	r = start_fuse(m);
+	if (r < 0)
+		return r;
+	if (!m->o.no_hydrate) {
+		r = hydrate_start(m->im, m->fetch, &m->hydrate);
+		if (r < 0)
+			return log_error_errno(r, "starting hydration: %m");
+	}
+	log_info("mounted %s version %" PRIu64 " (%" PRIu64
+		 " bytes) on %s/%s",
+		 m->url.name, m->version, hdr.image_size, m->o.mountpoint,
+		 m->fctx.file_name);
+	return 0;
+}
+
+static void teardown(struct mount *m)
+{
+	hydrate_stop(m->hydrate);
+	if (m->fuse) {
+		fuse_remove_signal_handlers(fuse_get_session(m->fuse));
+		fuse_unmount(m->fuse);
+		fuse_destroy(m->fuse);
+	}
+	ctl_stop(m->ctl);
+	image_free(m->im);
+	cache_free(m->cache);
+	fetch_free(m->fetch);
+	crypto_cleanse(m->user_key, sizeof(m->user_key));
+	if (m->token) {
+		crypto_cleanse(m->token, strlen(m->token));
+		free(m->token);
+	}
+}
+
+int fusefs_mount_main(int argc, char **argv)
+{
+	struct mount m;
+	const char *why;
+	struct fuse_loop_config *lc;
+	int r;
+
+	memset(&m, 0, sizeof(m));
+	m.notify_fd = -1;
+	m.started_ns = now_ns();
+	r = parse_opts(argc, argv, &m.o);
+	if (r)
+		return r;
+	if (remote_parse_url(m.o.url, &m.url, &why) < 0) {
+		log_error("bad URL \"%s\": %s", m.o.url, why);
+		return 2;
+	}
+	if (check_mountpoint(m.o.mountpoint) < 0 || read_token(&m.o, &m.token) < 0 ||
+	    load_user_key(&m) < 0) {
+		teardown(&m);
+		return 1;
+	}
+	if (!m.o.foreground && go_background(&m) < 0) {
+		teardown(&m);
+		return 1;
+	}
+	r = setup(&m);
+	if (r < 0) {
+		teardown(&m);
+		return 1;
+	}
+	notify_mounted(&m);
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	r = fuse_loop_mt(m.fuse, lc);
+	fuse_loop_cfg_destroy(lc);
+	log_info("unmounting %s", m.o.mountpoint);
+	teardown(&m);
+	return r == 0 ? 0 : 1;
+}

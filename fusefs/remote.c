@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/* Client side of the HTTP API.  See remote.h.  Stateless. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "util.h"
+
+#include "fetch.h"
+#include "remote.h"
+
+int remote_parse_url(const char *url, struct remote_url *ret,
+		     const char **ret_why)
+{
+	const char *p, *slash, *name;
+	struct remote_url u;
+	size_t hlen;
+
+	memset(&u, 0, sizeof(u));
+	if (strncmp(url, "https://", 8) != 0) {
+		*ret_why = "it must start with https://";
+		return -EINVAL;
+	}
+	p = url + 8;
+	slash = strchr(p, '/');
+	if (!slash || slash == p) {
+		*ret_why = "expected https://HOST[:PORT]/NAME";
+		return -EINVAL;
+	}
+	hlen = (size_t)(slash - p);
+	if (hlen >= sizeof(u.host_port) || memchr(p, '@', hlen) ||
+	    memchr(p, '?', hlen)) {
+		*ret_why = "bad host part";
+		return -EINVAL;
+	}
+	name = slash + 1;
+	if (!image_name_valid(name)) {
+		*ret_why = "bad image name (letters, digits, '.', '_', '-'; "
+			   "not starting with '.')";
+		return -EINVAL;
+	}
+	snprintf(u.base, sizeof(u.base), "https://%.*s", (int)hlen, p);
+	for (size_t i = 0; i < hlen; i++) {
+		char c = p[i];
+
+		u.host_port[i] = (c == ':' || c == '[' || c == ']') ? '_' : c;
+	}
+	snprintf(u.name, sizeof(u.name), "%s", name);
+	*ret = u;
+	return 0;
+}
+
+void remote_data_path(const char *name, uint64_t version, char *buf,
+		      size_t len)
+{
+	snprintf(buf, len, VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS "/%" PRIu64
+		 "/" VMF_SEG_DATA,
+		 name, version);
+}
+
+void remote_manifest_path(const char *name, uint64_t version, char *buf,
+			  size_t len)
+{
+	snprintf(buf, len, VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS "/%" PRIu64
+		 "/" VMF_SEG_MANIFEST,
+		 name, version);
+}
+
+static int json_u64(json_t *o, const char *key, uint64_t *ret)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -EBADMSG;
+	*ret = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+int remote_get_image(struct fetch *f, const char *name,
+		     struct remote_image *ret, char *ret_why)
+{
+	_cleanup_free_ char *buf = malloc(VMF_JSON_MAX);
+	struct remote_image img = {0};
+	struct fetch_req req = {0};
+	char path[256];
+	json_error_t jerr;
+	json_t *root;
+	uint64_t bs = 0;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), VMF_PATH_IMAGES "/%s", name);
+	req.path = path;
+	req.buf = buf;
+	req.buf_len = VMF_JSON_MAX;
+	req.prio = FETCH_PRIO_DEMAND;
+	r = fetch_run(f, &req);
+	if (r < 0) {
+		snprintf(ret_why, 256, "%s", req.errmsg);
+		return r;
+	}
+	root = json_loadb(buf, req.got, 0, &jerr);
+	if (!root) {
+		snprintf(ret_why, 256, "image metadata is not JSON: %s",
+			 jerr.text);
+		return -EBADMSG;
+	}
+	r = 0;
+	if (json_u64(root, "version", &img.version) < 0 ||
+	    json_u64(root, "size", &img.size) < 0 ||
+	    json_u64(root, "block_size", &bs) < 0 || bs > UINT32_MAX) {
+		snprintf(ret_why, 256,
+			 "image metadata lacks version, size or block_size");
+		r = -EBADMSG;
+	}
+	if (json_u64(root, "manifest_size", &img.manifest_size) < 0)
+		img.manifest_size = 0;
+	json_decref(root);
+	if (r < 0)
+		return r;
+	img.block_size = (uint32_t)bs;
+	*ret = img;
+	return 0;
+}
+
+int remote_get_manifest_header(struct fetch *f, const char *name,
+			       const struct remote_image *img,
+			       struct manifest_header *ret, char *ret_why)
+{
+	uint8_t buf[MANIFEST_HEADER_SIZE];
+	struct manifest_header h;
+	struct fetch_req req = {0};
+	char path[256];
+	int r;
+
+	remote_manifest_path(name, img->version, path, sizeof(path));
+	req.path = path;
+	req.off = 0;
+	req.len = sizeof(buf);
+	req.buf = buf;
+	req.buf_len = sizeof(buf);
+	req.prio = FETCH_PRIO_DEMAND;
+	r = fetch_run(f, &req);
+	if (r < 0) {
+		snprintf(ret_why, 256, "%s", req.errmsg);
+		return r;
+	}
+	if (manifest_header_parse(buf, sizeof(buf), &h) < 0) {
+		snprintf(ret_why, 256, "the manifest does not parse");
+		return -EBADMSG;
+	}
+	if (h.image_size != img->size || h.block_size != img->block_size ||
+	    h.version != img->version) {
+		snprintf(ret_why, 256,
+			 "the manifest (size %" PRIu64 ", block size %" PRIu32
+			 ", version %" PRIu64
+			 ") does not match the image (size %" PRIu64
+			 ", block size %" PRIu32 ", version %" PRIu64 ")",
+			 h.image_size, h.block_size, h.version, img->size,
+			 img->block_size, img->version);
+		return -EBADMSG;
+	}
+	if (img->manifest_size && img->manifest_size != manifest_encoded_size(&h)) {
+		snprintf(ret_why, 256, "the manifest's length does not match "
+				       "its header");
+		return -EBADMSG;
+	}
+	*ret = h;
+	return 0;
+}
+
+const char *remote_strerror(int r)
+{
+	switch (r) {
+	case -ECONNREFUSED:
+		return "cannot connect to the server (connection refused)";
+	case -EHOSTUNREACH:
+		return "cannot reach the server (host not found)";
+	case -ETIMEDOUT:
+		return "the server did not answer in time";
+	case -EPERM:
+		return "the server's certificate does not verify (trust it with "
+		       "--cacert FILE, or use --insecure)";
+	case -EACCES:
+		return "the server refused the token";
+	case -ENOENT:
+		return "no such image on the server";
+	case -EBADMSG:
+		return "the server's answer is malformed";
+	case -EPROTONOSUPPORT:
+		return "protocol not allowed";
+	default:
+		return "request failed";
+	}
+}

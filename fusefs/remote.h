@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* The client side of the vmferry HTTP API (docs/protocol.md): URLs, image
+ * metadata, manifest headers.  JSON is parsed here and nowhere else on
+ * the client.
+ *
+ * Stateless; any thread.  Calls block on the network through fetch_run().
+ */
+#ifndef VMFERRY_REMOTE_H
+#define VMFERRY_REMOTE_H
+
+#include <stdint.h>
+
+#include "manifest.h"
+#include "proto.h"
+
+struct fetch;
+
+/* An image URL split: "https://HOST:PORT/NAME". */
+struct remote_url {
+	char base[512];		     /* "https://HOST:PORT" */
+	char host_port[256];	     /* "HOST_PORT", safe as a file name */
+	char name[VMF_NAME_MAX + 1]; /* image name */
+};
+
+/* Parse an image URL.  Returns 0 or -EINVAL with a reason in *ret_why
+ * (a static string). */
+int remote_parse_url(const char *url, struct remote_url *ret,
+		     const char **ret_why);
+
+struct remote_image {
+	uint64_t version; /* current version */
+	uint64_t size;
+	uint32_t block_size;
+	uint64_t manifest_size;
+};
+
+/* GET /v1/images/NAME.  Returns 0, a fetch error (errmsg in *ret_why,
+ * which has room for 256 bytes), or -EBADMSG if the JSON does not parse
+ * or lacks a field. */
+int remote_get_image(struct fetch *f, const char *name,
+		     struct remote_image *ret, char *ret_why);
+
+/* GET the 64-byte header of a version's manifest and check it against
+ * the metadata (size, block size, version).  Returns 0, a fetch error,
+ * or -EBADMSG (does not parse or does not match; *ret_why says how). */
+int remote_get_manifest_header(struct fetch *f, const char *name,
+			       const struct remote_image *img,
+			       struct manifest_header *ret, char *ret_why);
+
+/* Paths of a version's data and manifest into buf (room for len). */
+void remote_data_path(const char *name, uint64_t version, char *buf,
+		      size_t len);
+void remote_manifest_path(const char *name, uint64_t version, char *buf,
+			  size_t len);
+
+/* Turn a fetch error into the sentence a user needs (static string),
+ * e.g. -EPERM -> "the server's certificate does not verify (use --cacert
+ * FILE to trust it, or --insecure)". */
+const char *remote_strerror(int r);
+
+#endif

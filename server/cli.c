@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* Subcommand helpers.  Stateless; single-threaded callers. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+#include "cli.h"
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, CLI_PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '" CLI_PROG " %s%s--help'.\n", cmd,
+		*cmd ? " " : "");
+	return CLI_EXIT_USAGE;
+}
+
+char *cli_dir_file(const char *dir, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+int cli_check_server_dir(const char *dir)
+{
+	_cleanup_free_ char *tokens = cli_dir_file(dir, CLI_TOKENS);
+
+	if (!tokens)
+		return log_oom();
+	if (access(tokens, F_OK) < 0)
+		return log_error_errno(-ENOENT,
+				       "%s is not a vmferry server directory "
+				       "(no %s; run '" CLI_PROG " init %s')",
+				       dir, CLI_TOKENS, dir);
+	return 0;
+}

@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/* libmicrohttpd glue: daemon, routing, authentication, error bodies.
+ *
+ * Owns the MHD daemon and struct http_ctx.  The order of checks on a
+ * request is fixed: token (401), route (404), method (405), the route's
+ * parameters (400), grant (403); the handler then touches the disk.  No
+ * name reaches the file system before image_name_valid() passed.
+ *
+ * Threads: libmicrohttpd's.  Each request is handled by one thread at a
+ * time; the shared state is the auth watch (its own lock) and the
+ * relaxed counters in ctx->stats.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cleanup.h"
+#include "hash.h"
+#include "log.h"
+#include "util.h"
+
+#include "auth.h"
+#include "http.h"
+#include "http_read.h"
+#include "http_write.h"
+
+#define HTTP_MEMORY_LIMIT    (64u * 1024) /* per connection: headers, buffers */
+#define HTTP_TIMEOUT_SECS    60
+#define HTTP_CONNECTION_MAX  1024
+#define HTTP_TLS_PRIORITIES  "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define HTTP_MAX_SEGMENTS    8
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	struct http_ctx ctx;
+};
+
+const char *http_header(struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+enum MHD_Result http_queue(struct http_request *req, unsigned status,
+			   struct MHD_Response *resp, uint64_t body_len)
+{
+	struct http_stats *st = &req->ctx->stats;
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO; /* out of memory: MHD drops the connection */
+	ret = MHD_queue_response(req->conn, status, resp);
+	MHD_destroy_response(resp);
+	req->queued = true;
+	req->status = status;
+	if (status >= 500)
+		http_count(&st->errors_5xx, 1);
+	else if (status >= 400)
+		http_count(&st->errors_4xx, 1);
+	if (!req->head)
+		http_count(&st->bytes_sent, body_len);
+	if (req->ctx->verbose)
+		log_info("%s %s %u", req->method, req->path, status);
+	return ret;
+}
+
+struct MHD_Response *http_json_response(json_t *body,
+					const char *cache_control,
+					size_t *ret_len)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct MHD_Response *resp;
+	size_t len;
+
+	json_decref(body);
+	if (!text)
+		return NULL;
+	len = strlen(text);
+	text[len] = '\n'; /* overwrite the NUL: the body needs none */
+	resp = MHD_create_response_from_buffer(len + 1, text,
+					       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return NULL;
+	}
+	if (MHD_add_response_header(resp, "Content-Type",
+				    "application/json") != MHD_YES ||
+	    MHD_add_response_header(resp, "Cache-Control", cache_control) !=
+		    MHD_YES) {
+		MHD_destroy_response(resp);
+		return NULL;
+	}
+	*ret_len = len + 1;
+	return resp;
+}
+
+enum MHD_Result http_reply_json(struct http_request *req, unsigned status,
+				json_t *body, const char *cache_control)
+{
+	size_t len = 0;
+	struct MHD_Response *resp =
+		http_json_response(body, cache_control, &len);
+
+	return http_queue(req, status, resp, len);
+}
+
+enum MHD_Result http_reply_error_ex(struct http_request *req, unsigned status,
+				    json_t *extra, const char *header,
+				    const char *value, const char *fmt, ...)
+{
+	struct MHD_Response *resp;
+	char msg[256];
+	json_t *body;
+	size_t len = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	body = json_pack("{s:s, s:i}", "error", msg, "status", (int)status);
+	if (body && extra)
+		json_object_update(body, extra);
+	json_decref(extra);
+	resp = http_json_response(body, "no-store", &len);
+	if (resp && header &&
+	    MHD_add_response_header(resp, header, value) != MHD_YES) {
+		MHD_destroy_response(resp);
+		resp = NULL;
+	}
+	return http_queue(req, status, resp, len);
+}
+
+/* Decode %XX escapes in place.  Returns -EINVAL on a bad escape or an
+ * escaped NUL (which would cut the name short). */
+static int percent_decode(char *s)
+{
+	char *out = s, hex[3] = "";
+	uint8_t v;
+
+	for (; *s; s++) {
+		if (*s != '%') {
+			*out++ = *s;
+			continue;
+		}
+		if (!s[1] || !s[2])
+			return -EINVAL;
+		hex[0] = s[1];
+		hex[1] = s[2];
+		if (hash_from_hex(hex, &v, 1) < 0 || v == 0)
+			return -EINVAL;
+		*out++ = (char)v;
+		s += 2;
+	}
+	*out = '\0';
+	return 0;
+}
+
+/* Split path (a copy we own) into segments.  Returns the count, or -1
+ * if there are too many to be any route. */
+static int split_path(char *path, char *seg[HTTP_MAX_SEGMENTS])
+{
+	int n = 0;
+	char *p;
+
+	if (path[0] != '/')
+		return -1;
+	p = path + 1;
+	for (;;) {
+		char *slash = strchr(p, '/');
+
+		if (n == HTTP_MAX_SEGMENTS)
+			return -1;
+		seg[n++] = p;
+		if (!slash)
+			return n;
+		*slash = '\0';
+		p = slash + 1;
+	}
+}
+
+/* Which route is this path (404 if none)?  Sets *ret_params to the
+ * segments holding NAME, N or HEX (still escaped). */
+static int match_route(char *seg[], int n, enum http_route *ret,
+		       char **ret_name, char **ret_num)
+{
+	*ret_name = *ret_num = NULL;
+	if (n < 2 || strcmp(seg[0], VMF_API_PREFIX + 1) != 0)
+		return -ENOENT;
+	if (n == 2 && strcmp(seg[1], "stats") == 0)
+		*ret = ROUTE_STATS;
+	else if (n == 3 && strcmp(seg[1], "blocks") == 0)
+		*ret = strcmp(seg[2], VMF_SEG_MISSING) == 0 ? ROUTE_MISSING
+							   : ROUTE_BLOCK;
+	else if (strcmp(seg[1], "images") != 0)
+		return -ENOENT;
+	else if (n == 2)
+		*ret = ROUTE_IMAGES;
+	else if (n == 3)
+		*ret = ROUTE_IMAGE;
+	else if (n == 4 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0)
+		*ret = ROUTE_COMMIT;
+	else if (n == 6 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0 &&
+		 strcmp(seg[5], VMF_SEG_MANIFEST) == 0)
+		*ret = ROUTE_MANIFEST;
+	else if (n == 6 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0 &&
+		 strcmp(seg[5], VMF_SEG_DATA) == 0)
+		*ret = ROUTE_DATA;
+	else
+		return -ENOENT;
+	if (n >= 3 && *ret != ROUTE_MISSING)
+		*ret_name = seg[2]; /* NAME, or HEX for ROUTE_BLOCK */
+	if (n == 6)
+		*ret_num = seg[4];
+	return 0;
+}
+
+static const char *route_methods(enum http_route r)
+{
+	switch (r) {
+	case ROUTE_COMMIT:
+	case ROUTE_MISSING:
+		return "POST";
+	case ROUTE_BLOCK:
+		return "PUT";
+	default:
+		return "GET, HEAD";
+	}
+}
+
+static bool method_allowed(enum http_route r, const char *method)
+{
+	const char *allowed = route_methods(r);
+	size_t n = strlen(method);
+
+	/* "GET, HEAD" contains each method whole, followed by ',' or NUL. */
+	for (const char *p = strstr(allowed, method); p;
+	     p = strstr(p + 1, method))
+		if ((p == allowed || p[-1] == ' ') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
+/* Plain decimal, no sign, no leading zero: one spelling per version,
+ * so one URL (and one cache entry) per immutable version. */
+static int parse_version(const char *s, uint64_t *ret)
+{
+	if ((s[0] == '0' && s[1]) || strlen(s) > 20)
+		return -EINVAL;
+	return parse_u64(s, ret);
+}
+
+/* Check the route's parameters into req; replies 400 itself. */
+static int take_params(struct http_request *req, char *name, char *num)
+{
+	if (name && req->route == ROUTE_BLOCK) {
+		if (hash_from_hex(name, req->hash, VMF_HASH_LEN) < 0) {
+			http_reply_error(req, 400, "invalid block hash (want "
+						   "64 hex digits)");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (name && (percent_decode(name) < 0 || !image_name_valid(name))) {
+		http_reply_error(req, 400, "invalid image name");
+		return -EINVAL;
+	}
+	if (name)
+		snprintf(req->name, sizeof(req->name), "%s", name);
+	if (num && (percent_decode(num) < 0 ||
+		    parse_version(num, &req->version) < 0)) {
+		http_reply_error(req, 400, "invalid version number");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* 401 unless the request carries a known token. */
+static int authenticate(struct http_request *req)
+{
+	const char *value = http_header(req, "Authorization");
+	const char *tok;
+	uint8_t hash[VMF_HASH_LEN];
+	const char *why;
+
+	if (!value)
+		why = "missing bearer token";
+	else if (auth_parse_bearer(value, &tok) < 0)
+		why = "malformed Authorization header (want: Bearer TOKEN)";
+	else {
+		auth_token_hash(tok, hash);
+		req->db = auth_watch_get(req->ctx->auth);
+		req->token = auth_db_find(req->db, hash);
+		if (req->token)
+			return 0;
+		why = "invalid or revoked token";
+	}
+	http_reply_error_ex(req, 401, NULL, "WWW-Authenticate",
+			    "Bearer realm=\"vmferry\"", "%s", why);
+	return -EACCES;
+}
+
+/* 403 unless the token's grants allow the route. */
+static int authorize(struct http_request *req)
+{
+	const struct auth_token *t = req->token;
+	bool ok;
+
+	switch (req->route) {
+	case ROUTE_IMAGES:
+		ok = true; /* the list is filtered */
+		break;
+	case ROUTE_IMAGE:
+	case ROUTE_MANIFEST:
+	case ROUTE_DATA:
+		ok = auth_can_read(t, req->name);
+		break;
+	case ROUTE_COMMIT:
+		ok = auth_can_write(t, req->name);
+		break;
+	case ROUTE_MISSING:
+	case ROUTE_BLOCK:
+		ok = auth_can_write_any(t);
+		break;
+	default:
+		ok = t->admin;
+		break;
+	}
+	if (ok)
+		return 0;
+	if (req->route == ROUTE_STATS)
+		http_reply_error(req, 403, "token %s is not an admin token",
+				 t->id);
+	else if (req->route == ROUTE_MISSING || req->route == ROUTE_BLOCK)
+		http_reply_error(req, 403, "token %s may not write", t->id);
+	else
+		http_reply_error(req, 403, "token %s may not %s image %s",
+				 t->id,
+				 req->route == ROUTE_COMMIT ? "write" : "read",
+				 req->name);
+	return -EPERM;
+}
+
+/* The first call for a request: its headers are in. */
+static enum MHD_Result begin(struct http_request *req, const char *url)
+{
+	_cleanup_free_ char *copy = strdup(url);
+	char *seg[HTTP_MAX_SEGMENTS], *name, *num;
+	int n;
+
+	if (!copy)
+		return MHD_NO;
+	if (authenticate(req) < 0)
+		return req->queued ? MHD_YES : MHD_NO;
+	n = split_path(copy, seg);
+	if (n < 0 || match_route(seg, n, &req->route, &name, &num) < 0)
+		return http_reply_error(req, 404, "no such route");
+	if (!method_allowed(req->route, req->method))
+		return http_reply_error_ex(req, 405, NULL, "Allow",
+					   route_methods(req->route),
+					   "method %s not allowed here",
+					   req->method);
+	if (take_params(req, name, num) < 0 || authorize(req) < 0)
+		return req->queued ? MHD_YES : MHD_NO;
+	switch (req->route) {
+	case ROUTE_IMAGES:
+		return http_read_images(req);
+	case ROUTE_IMAGE:
+		return http_read_image(req);
+	case ROUTE_MANIFEST:
+	case ROUTE_DATA:
+		return http_read_version(req);
+	case ROUTE_STATS:
+		return http_read_stats(req);
+	default:
+		return http_write_begin(req);
+	}
+}
+
+/* Does the request carry a body? */
+static bool has_body(struct MHD_Connection *conn)
+{
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   "Content-Length") ||
+	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   "Transfer-Encoding");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct http_ctx *ctx = cls;
+	struct http_request *req = *con_cls;
+
+	(void)version;
+	if (!req) {
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			return MHD_NO;
+		req->ctx = ctx;
+		req->conn = conn;
+		req->method = method;
+		req->head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+		req->up_fd = -1;
+		req->path = strdup(url);
+		*con_cls = req;
+		http_count(&ctx->stats.requests, 1);
+		if (!req->path)
+			return MHD_NO;
+		/* A response queued now, before the body, makes
+		 * libmicrohttpd close the connection afterwards.  That is
+		 * right for refusing an upload early (401 before a 4 MiB
+		 * body), wrong for a GET: answer those on the next call. */
+		if (!has_body(conn))
+			return MHD_YES;
+		req->begun = true;
+		return begin(req, url);
+	}
+	if (req->queued) {
+		/* Answered already (an error before the body): drop it. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (!req->begun) {
+		req->begun = true;
+		return begin(req, url);
+	}
+	if (*upload_data_size > 0) {
+		http_write_data(req, (const uint8_t *)upload_data,
+				*upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return http_write_finish(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+			 void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct http_request *req = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	if (!req)
+		return;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		log_debug(LOG_CAT_HTTP, "%s %s: ended early (code %d)",
+			  req->method, req->path, (int)toe);
+	http_write_fini(req);
+	auth_db_unref(req->db);
+	free(req->path);
+	free(req);
+	*con_cls = NULL;
+}
+
+/* Keep the URL as sent: route parameters are decoded one segment at a
+ * time, so "a%2Fb" stays one (invalid) name instead of two segments. */
+static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *uri)
+{
+	(void)cls;
+	(void)conn;
+	return strlen(uri);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	struct http_ctx *ctx = cls;
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	if (!ctx->started)
+		log_error("libmicrohttpd: %s", line);
+	else
+		log_debug(LOG_CAT_HTTP, "libmicrohttpd: %s", line);
+}
+
+int http_start(const struct http_config *cfg, struct store *s,
+	       struct versions *v, struct auth_watch *a,
+	       struct http_server **ret)
+{
+	struct http_server *h = calloc(1, sizeof(*h));
+	unsigned flags = MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD |
+			 MHD_USE_ERROR_LOG | MHD_USE_ITC;
+
+	if (!h)
+		return -ENOMEM;
+	h->ctx.store = s;
+	h->ctx.versions = v;
+	h->ctx.auth = a;
+	h->ctx.verbose = cfg->verbose;
+	if (cfg->threads == 0)
+		flags |= MHD_USE_THREAD_PER_CONNECTION;
+	if (cfg->addr->sa_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	struct MHD_OptionItem opts[] = {
+		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, &h->ctx},
+		{MHD_OPTION_SOCK_ADDR, 0, (void *)cfg->addr},
+		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->cert_pem},
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->key_pem},
+		{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
+		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_MEMORY_LIMIT, NULL},
+		{MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_SECS, NULL},
+		{MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_MAX, NULL},
+		{MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL},
+		{cfg->threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+		 cfg->threads, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &h->ctx,
+				     MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (!h->daemon) {
+		free(h);
+		return -EINVAL;
+	}
+	h->ctx.started = true;
+	*ret = h;
+	return 0;
+}
+
+uint16_t http_port(const struct http_server *h)
+{
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+
+	return info ? info->port : 0;
+}
+
+void http_stop(struct http_server *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->daemon);
+	free(h);
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* The HTTPS server: libmicrohttpd glue, routing, authentication, JSON
+ * errors and counters.  docs/protocol.md describes the API.
+ *
+ * http_start() runs libmicrohttpd's own threads (a thread per
+ * connection, or a pool); the route handlers (http_read.c,
+ * http_write.c) run on them, one request per thread at a time.  What
+ * handlers share is struct http_ctx, read-only after start except for
+ * the atomic counters.
+ */
+#ifndef VMFERRY_HTTP_H
+#define VMFERRY_HTTP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "proto.h"
+
+#include "versions.h"
+
+struct auth_db;
+struct auth_token;
+struct auth_watch;
+struct store;
+
+struct http_config {
+	const struct sockaddr *addr; /* where to listen (port 0: any) */
+	socklen_t addrlen;
+	const char *cert_pem; /* borrowed until http_stop() */
+	const char *key_pem;
+	unsigned threads; /* 0: a thread per connection */
+	bool verbose;	  /* one log line per request */
+};
+
+/* Counters since start; relaxed atomics, read only for /v1/stats. */
+struct http_stats {
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t data_requests; /* GET .../data answered 200/206 */
+	atomic_uint_fast64_t data_bytes;    /* body bytes of those */
+	atomic_uint_fast64_t manifest_requests;
+	atomic_uint_fast64_t bytes_sent; /* all response bodies */
+	atomic_uint_fast64_t errors_4xx;
+	atomic_uint_fast64_t errors_5xx;
+};
+
+static inline void http_count(atomic_uint_fast64_t *c, uint64_t n)
+{
+	/* Relaxed: statistics, ordered with nothing else. */
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Shared by every request; set before the daemon starts. */
+struct http_ctx {
+	struct store *store;
+	struct versions *versions;
+	struct auth_watch *auth;
+	struct http_stats stats;
+	bool verbose;
+	bool started; /* libmicrohttpd messages: errors before, debug after */
+};
+
+enum http_route {
+	ROUTE_IMAGES,	/* GET /v1/images */
+	ROUTE_IMAGE,	/* GET /v1/images/NAME */
+	ROUTE_COMMIT,	/* POST /v1/images/NAME/versions */
+	ROUTE_MANIFEST, /* GET /v1/images/NAME/versions/N/manifest */
+	ROUTE_DATA,	/* GET /v1/images/NAME/versions/N/data */
+	ROUTE_MISSING,	/* POST /v1/blocks/missing */
+	ROUTE_BLOCK,	/* PUT /v1/blocks/HEX */
+	ROUTE_STATS,	/* GET /v1/stats */
+};
+
+/* One request, from its headers to its completion. */
+struct http_request {
+	struct http_ctx *ctx;
+	struct MHD_Connection *conn;
+	const char *method;
+	char *path; /* as received (for the log) */
+	bool head;
+	bool begun;  /* begin() ran: routed and authenticated */
+	bool queued; /* a response is queued */
+	unsigned status;
+	enum http_route route;
+	struct auth_db *db;		/* reference held to the end */
+	const struct auth_token *token; /* borrowed from db */
+	char name[VMF_NAME_MAX + 1];	/* NAME of the route */
+	uint64_t version;		/* N of the route */
+	uint8_t hash[VMF_HASH_LEN];	/* HEX of the route */
+
+	/* Request body, owned by http_write.c. */
+	uint8_t *body; /* buffered body (missing, block) */
+	size_t body_len;
+	size_t body_max;
+	int up_fd; /* streamed body (commit), or -1 */
+	char *up_path;
+	uint64_t up_len;
+	uint64_t up_expect; /* from the manifest header, 0 before it */
+	unsigned up_status; /* an error found while receiving */
+	char up_error[160];
+	char commit_id[VERSIONS_COMMIT_ID_MAX + 1];
+	uint64_t base;
+};
+
+struct http_server;
+
+/* Start serving.  The objects are borrowed and must outlive the server.
+ * -EADDRINUSE, -EINVAL (libmicrohttpd refused the options; its reason
+ * is logged) or -ENOMEM. */
+int http_start(const struct http_config *cfg, struct store *s,
+	       struct versions *v, struct auth_watch *a,
+	       struct http_server **ret);
+/* The port actually bound. */
+uint16_t http_port(const struct http_server *h);
+/* Stop: closes every connection and joins every thread. */
+void http_stop(struct http_server *h);
+
+/* For the route handlers. */
+
+/* Queue resp (destroyed here) with status; body_len counts toward
+ * bytes_sent unless HEAD.  Counts errors and writes the access log. */
+enum MHD_Result http_queue(struct http_request *req, unsigned status,
+			   struct MHD_Response *resp, uint64_t body_len);
+/* A response with body (JSON, which is stolen), Content-Type
+ * application/json and Cache-Control cache_control. */
+struct MHD_Response *http_json_response(json_t *body,
+					const char *cache_control,
+					size_t *ret_len);
+/* Reply with body as JSON (stolen). */
+enum MHD_Result http_reply_json(struct http_request *req, unsigned status,
+				json_t *body, const char *cache_control);
+/* Reply {"error": message, "status": status} plus the fields of extra
+ * (stolen; may be NULL).  header/value: one more header (or NULL). */
+enum MHD_Result http_reply_error_ex(struct http_request *req, unsigned status,
+				    json_t *extra, const char *header,
+				    const char *value, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+#define http_reply_error(req, status, ...)                                     \
+	http_reply_error_ex((req), (status), NULL, NULL, NULL, __VA_ARGS__)
+
+/* One request header, or NULL. */
+const char *http_header(struct http_request *req, const char *name);
+
+#endif

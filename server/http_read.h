@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Read routes: image list, metadata, a version's manifest and data,
+ * counters.
+ *
+ * Called by http.c on a libmicrohttpd thread once the request passed
+ * authentication, routing and the grant check; each queues exactly one
+ * response and returns what MHD_queue_response() returned.
+ */
+#ifndef VMFERRY_HTTP_READ_H
+#define VMFERRY_HTTP_READ_H
+
+#include "http.h"
+
+/* GET /v1/images */
+enum MHD_Result http_read_images(struct http_request *req);
+/* GET /v1/images/NAME */
+enum MHD_Result http_read_image(struct http_request *req);
+/* GET /v1/images/NAME/versions/N/{manifest,data}, with Range. */
+enum MHD_Result http_read_version(struct http_request *req);
+/* GET /v1/stats */
+enum MHD_Result http_read_stats(struct http_request *req);
+
+#endif

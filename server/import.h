@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* Import a raw image file as the next version of an image.
+ *
+ * Streams: memory is one block plus a fixed buffer of hashes, whatever
+ * the image size.  Safe next to a running server on the same directory
+ * (see store.h and versions.h).  Blocks on disk I/O; one thread.
+ */
+#ifndef VMFERRY_IMPORT_H
+#define VMFERRY_IMPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct store;
+struct versions;
+
+struct import_result {
+	uint64_t version;
+	uint64_t size;	   /* bytes */
+	uint64_t nblocks;
+	uint64_t new_blocks;	 /* stored by this import */
+	uint64_t zero_blocks;	 /* all zero: not stored */
+	uint64_t present_blocks; /* already in the store */
+};
+
+/* Read path (a regular file or block device) in block_size blocks,
+ * store the blocks the store lacks, and commit the manifest as version
+ * current+1 of name.  Draws a progress bar on stderr when it is a
+ * terminal and show_progress is set.  Returns 0, -EINVAL (bad name or
+ * block size), -EFBIG (larger than VMF_IMAGE_SIZE_MAX), -EIO if the
+ * file shrank while being read, or what store_put() and
+ * versions_commit() return. */
+int import_file(struct store *s, struct versions *v, const char *name,
+		const char *path, uint32_t block_size, bool show_progress,
+		struct import_result *ret);
+
+#endif

@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: MIT */
+/* vmferry-server: init, serve, import, token.
+ *
+ * Owns the process: options, signals, start-up and shutdown order.
+ * `serve` blocks SIGINT and SIGTERM before any thread starts, so every
+ * libmicrohttpd thread inherits the mask and the main thread alone
+ * takes them in sigwait().
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cleanup.h"
+#include "io.h"
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#include "auth.h"
+#include "cli.h"
+#include "cmd_token.h"
+#include "http.h"
+#include "import.h"
+#include "store.h"
+#include "tls.h"
+#include "versions.h"
+
+#define PEM_MAX (1u << 20)
+
+static const char usage_main[] =
+	"usage: " CLI_PROG " COMMAND [ARGS]\n"
+	"\n"
+	"  init DIR                 create a server directory\n"
+	"  serve DIR [OPTIONS]      serve it over HTTPS\n"
+	"  import DIR NAME FILE     add FILE as the next version of NAME\n"
+	"  token add|list|revoke    manage access tokens\n"
+	"\n"
+	"'" CLI_PROG " COMMAND --help' describes each command.\n";
+
+static const char usage_init[] =
+	"usage: " CLI_PROG " init DIR\n"
+	"\n"
+	"Create DIR (mode 0700) with a self-signed certificate (cert.pem,\n"
+	"key.pem), an admin token (admin.token, mode 0600) and an empty\n"
+	"block store.  Refuses a DIR that exists and is not empty.\n";
+
+static const char usage_serve[] =
+	"usage: " CLI_PROG " serve DIR [OPTIONS]\n"
+	"\n"
+	"  --listen ADDR:PORT   where to listen (default 127.0.0.1:8443;\n"
+	"                       port 0 picks a free one; [ADDR]:PORT for IPv6)\n"
+	"  --cert FILE          certificate (default DIR/cert.pem)\n"
+	"  --key FILE           its private key (default DIR/key.pem)\n"
+	"  --threads N          a pool of N threads (default 0: a thread per\n"
+	"                       connection)\n"
+	"  --ready-file FILE    write the port there once listening\n"
+	"  -D, --debug CATS     debug categories (http,store or all)\n"
+	"  --verbose            log every request\n"
+	"\n"
+	"Stops cleanly on SIGINT or SIGTERM.  DIR/tokens.json is reloaded\n"
+	"when it changes.\n";
+
+static const char usage_import[] =
+	"usage: " CLI_PROG " import DIR NAME FILE [--block-size SIZE]\n"
+	"\n"
+	"Store FILE's blocks and commit it as the next version of image\n"
+	"NAME (created if new).  SIZE is a power of two from 4K to 4M\n"
+	"(default 64K).  Safe while DIR is being served.\n";
+
+/* Options of a command that has none but --help: 0 to go on, 1 after
+ * printing the help, or CLI_EXIT_USAGE. */
+static int parse_help_only(int argc, char **argv, const char *usage,
+			   const char *cmd)
+{
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 1;
+		}
+		return cli_usage_error(cmd, "unknown option");
+	}
+	return 0;
+}
+
+/* ---- init ---- */
+
+static int dir_prepare(const char *dir)
+{
+	_cleanup_free_ char *tokens = cli_dir_file(dir, CLI_TOKENS);
+	DIR *d;
+	struct dirent *e;
+	bool empty = true;
+
+	if (!tokens)
+		return log_oom();
+	if (access(tokens, F_OK) == 0)
+		return log_error_errno(-EEXIST, "%s already holds a vmferry "
+						"server",
+				       dir);
+	d = opendir(dir);
+	if (!d && errno == ENOENT)
+		return mkdir(dir, 0700) < 0
+			       ? log_error_errno(-errno, "creating %s: %m", dir)
+			       : 0;
+	if (!d)
+		return log_error_errno(-errno, "%s: %m", dir);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			empty = false;
+	(void)closedir(d); /* read-only */
+	if (!empty)
+		return log_error_errno(-ENOTEMPTY, "%s is not empty; refusing "
+						   "to make it a server",
+				       dir);
+	if (chmod(dir, 0700) < 0)
+		return log_error_errno(-errno, "chmod %s: %m", dir);
+	return 0;
+}
+
+static int make_admin_token(const char *dir)
+{
+	_cleanup_free_ char *tokens = cli_dir_file(dir, CLI_TOKENS);
+	_cleanup_free_ char *admin = cli_dir_file(dir, "admin.token");
+	struct auth_grants g = {.admin = true};
+	uint8_t hash[VMF_HASH_LEN];
+	struct auth_db *db = auth_db_new();
+	char *tok = NULL, *line = NULL;
+	const char *id;
+	int r;
+
+	if (!tokens || !admin || !db) {
+		auth_db_unref(db);
+		return log_oom();
+	}
+	r = auth_token_new(&tok);
+	if (r == 0) {
+		auth_token_hash(tok, hash);
+		r = auth_db_add(db, "admin", &g, hash, now_wall(), &id);
+	}
+	if (r == 0 && asprintf(&line, "%s\n", tok) < 0)
+		r = -ENOMEM;
+	/* The token file first: tokens.json marks the directory done. */
+	if (r == 0)
+		r = write_file_atomic(admin, line, strlen(line), 0600);
+	if (r == 0)
+		r = auth_db_save(db, tokens);
+	if (tok)
+		OPENSSL_cleanse(tok, strlen(tok));
+	if (line)
+		OPENSSL_cleanse(line, strlen(line));
+	free(tok);
+	free(line);
+	auth_db_unref(db);
+	if (r < 0)
+		return log_error_errno(r, "writing the admin token: %m");
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	_cleanup_free_ char *cert = NULL, *key = NULL;
+	struct store *s = NULL;
+	struct versions *v = NULL;
+	const char *dir;
+	int r;
+
+	r = parse_help_only(argc, argv, usage_init, "init");
+	if (r != 0)
+		return r == 1 ? 0 : r;
+	if (argc - optind != 1)
+		return cli_usage_error("init", "init takes one argument, DIR");
+	dir = argv[optind];
+	r = dir_prepare(dir);
+	if (r < 0)
+		return r;
+	cert = cli_dir_file(dir, "cert.pem");
+	key = cli_dir_file(dir, "key.pem");
+	if (!cert || !key)
+		return log_oom();
+	r = store_open(dir, &s);
+	if (r == 0)
+		r = versions_open(dir, s, &v);
+	versions_free(v);
+	store_free(s);
+	if (r < 0)
+		return log_error_errno(r, "creating the store in %s: %m", dir);
+	r = tls_make_self_signed(cert, key);
+	if (r < 0)
+		return log_error_errno(r, "making the certificate: %m");
+	r = make_admin_token(dir);
+	if (r < 0)
+		return r;
+	printf("initialised %s\n  certificate %s\n  admin token %s/admin.token\n",
+	       dir, cert, dir);
+	return 0;
+}
+
+/* ---- serve ---- */
+
+struct serve_opts {
+	const char *listen;
+	const char *cert;
+	const char *key;
+	const char *ready_file;
+	unsigned threads;
+	bool verbose;
+};
+
+/* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" into a socket address. */
+static int resolve_listen(const char *spec, struct addrinfo **ret)
+{
+	_cleanup_free_ char *copy = strdup(spec);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	char *host, *port;
+
+	if (!copy)
+		return -ENOMEM;
+	port = strrchr(copy, ':');
+	if (!port || !port[1])
+		return -EINVAL;
+	*port++ = '\0';
+	host = copy;
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+
+		if (n < 2 || host[n - 1] != ']')
+			return -EINVAL;
+		host[n - 1] = '\0';
+		host++;
+	}
+	if (getaddrinfo(*host ? host : NULL, port, &hints, ret) != 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_serve(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"cert", required_argument, NULL, 'c'},
+		{"key", required_argument, NULL, 'k'},
+		{"threads", required_argument, NULL, 't'},
+		{"ready-file", required_argument, NULL, 'r'},
+		{"debug", required_argument, NULL, 'D'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t n;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "D:hv", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'c':
+			o->cert = optarg;
+			break;
+		case 'k':
+			o->key = optarg;
+			break;
+		case 't':
+			if (parse_u64(optarg, &n) < 0 || n > 1024)
+				return cli_usage_error("serve", "--threads: want "
+							     "0 to 1024");
+			o->threads = (unsigned)n;
+			break;
+		case 'r':
+			o->ready_file = optarg;
+			break;
+		case 'D':
+			if (log_enable_debug(optarg) < 0)
+				return cli_usage_error("serve", "-D: unknown "
+							     "category in '%s'",
+						   optarg);
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			fputs(usage_serve, stdout);
+			return 1;
+		default:
+			return cli_usage_error("serve", "unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("serve", "serve takes one argument, DIR");
+	if (!o->cert != !o->key)
+		return cli_usage_error("serve", "--cert and --key go together");
+	return 0;
+}
+
+static void freeaddrinfop(struct addrinfo **ai)
+{
+	if (*ai)
+		freeaddrinfo(*ai);
+}
+
+/* Secrets are cleared before they are freed. */
+static void free_secretp(char **p)
+{
+	if (*p) {
+		OPENSSL_cleanse(*p, strlen(*p));
+		free(*p);
+	}
+}
+
+/* Wait for SIGINT or SIGTERM (blocked in every thread). */
+static void wait_for_stop(const sigset_t *set)
+{
+	int sig;
+
+	while (sigwait(set, &sig) != 0)
+		;
+	log_info("signal %d: stopping", sig);
+}
+
+static int run_server(const char *dir, const struct serve_opts *o,
+		      const struct addrinfo *ai, const char *cert_pem,
+		      const char *key_pem, const sigset_t *stop)
+{
+	_cleanup_free_ char *tokens = cli_dir_file(dir, CLI_TOKENS);
+	struct http_config cfg = {ai->ai_addr, ai->ai_addrlen, cert_pem,
+				  key_pem, o->threads, o->verbose};
+	struct store *s = NULL;
+	struct versions *v = NULL;
+	struct auth_watch *w = NULL;
+	struct http_server *h = NULL;
+	char port[16];
+	int r;
+
+	if (!tokens)
+		return log_oom();
+	r = store_open(dir, &s);
+	if (r == 0)
+		r = versions_open(dir, s, &v);
+	if (r < 0) {
+		log_error_errno(r, "opening the store in %s: %m", dir);
+		goto out;
+	}
+	r = auth_watch_new(tokens, &w);
+	if (r < 0) {
+		log_error_errno(r, "loading %s: %m", tokens);
+		goto out;
+	}
+	r = http_start(&cfg, s, v, w, &h);
+	if (r < 0) {
+		log_error("cannot serve on %s", o->listen);
+		goto out;
+	}
+	snprintf(port, sizeof(port), "%u\n", (unsigned)http_port(h));
+	log_info("serving %s on https://%s (port %u)", dir, o->listen,
+		 (unsigned)http_port(h));
+	if (o->ready_file) {
+		r = write_file_atomic(o->ready_file, port, strlen(port), 0644);
+		if (r < 0) {
+			log_error_errno(r, "writing %s: %m", o->ready_file);
+			goto out;
+		}
+	}
+	wait_for_stop(stop);
+out:
+	http_stop(h);
+	auth_watch_free(w);
+	versions_free(v);
+	store_free(s);
+	return r;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct serve_opts o = {.listen = "127.0.0.1:8443"};
+	_cleanup_free_ char *cert_path = NULL, *key_path = NULL;
+	_cleanup_free_ char *cert = NULL;
+	_cleanup_(free_secretp) char *key = NULL;
+	_cleanup_(freeaddrinfop) struct addrinfo *ai = NULL;
+	sigset_t stop;
+	const char *dir;
+	int r;
+
+	r = parse_serve(argc, argv, &o);
+	if (r != 0)
+		return r == 1 ? 0 : r;
+	dir = argv[optind];
+	if (resolve_listen(o.listen, &ai) < 0)
+		return cli_usage_error("serve", "--listen: want ADDR:PORT, not "
+					     "'%s'",
+				   o.listen);
+	r = cli_check_server_dir(dir);
+	if (r < 0)
+		return r;
+	cert_path = o.cert ? strdup(o.cert) : cli_dir_file(dir, "cert.pem");
+	key_path = o.key ? strdup(o.key) : cli_dir_file(dir, "key.pem");
+	if (!cert_path || !key_path)
+		return log_oom();
+	r = read_file(cert_path, PEM_MAX, &cert, NULL);
+	if (r < 0)
+		return log_error_errno(r, "reading %s: %m", cert_path);
+	r = read_file(key_path, PEM_MAX, &key, NULL);
+	if (r < 0)
+		return log_error_errno(r, "reading %s: %m", key_path);
+	/* Before any thread exists, so that all of them inherit it. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &stop, NULL) != 0)
+		abort();
+	signal(SIGPIPE, SIG_IGN);
+	return run_server(dir, &o, ai, cert, key, &stop);
+}
+
+/* ---- import ---- */
+
+static int cmd_import(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"block-size", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t bs = VMF_BLOCK_SIZE_DEFAULT;
+	struct store *s = NULL;
+	struct versions *v = NULL;
+	struct import_result res;
+	const char *dir, *name, *file;
+	char size[32];
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage_import, stdout);
+			return 0;
+		}
+		if (c != 'b')
+			return cli_usage_error("import", "unknown option");
+		if (parse_size(optarg, &bs) < 0 || bs < VMF_BLOCK_SIZE_MIN ||
+		    bs > VMF_BLOCK_SIZE_MAX || (bs & (bs - 1)))
+			return cli_usage_error("import", "--block-size: want a "
+						      "power of two from 4K "
+						      "to 4M");
+	}
+	if (argc - optind != 3)
+		return cli_usage_error("import", "import takes DIR NAME FILE");
+	dir = argv[optind];
+	name = argv[optind + 1];
+	file = argv[optind + 2];
+	if (!image_name_valid(name))
+		return cli_usage_error("import", "invalid image name '%s' (want "
+					      "[A-Za-z0-9._-], not starting "
+					      "with '.', at most %d)",
+				   name, VMF_NAME_MAX);
+	r = cli_check_server_dir(dir);
+	if (r < 0)
+		return r;
+	r = store_open(dir, &s);
+	if (r == 0)
+		r = versions_open(dir, s, &v);
+	if (r == 0)
+		r = import_file(s, v, name, file, (uint32_t)bs, true, &res);
+	versions_free(v);
+	store_free(s);
+	if (r < 0)
+		return log_error_errno(r, "importing %s as %s: %m", file, name);
+	format_bytes(res.size, size, sizeof(size));
+	printf("imported %s version %" PRIu64 ": %" PRIu64 " bytes (%s), %" PRIu64
+	       " blocks: %" PRIu64 " new, %" PRIu64 " zero, %" PRIu64
+	       " already present\n",
+	       name, res.version, res.size, size, res.nblocks, res.new_blocks,
+	       res.zero_blocks, res.present_blocks);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int argc, char **argv);
+	} cmds[] = {
+		{"init", cmd_init},
+		{"serve", cmd_serve},
+		{"import", cmd_import},
+		{"token", cmd_token},
+	};
+	int r;
+
+	log_set_ident(CLI_PROG);
+	log_init_from_env();
+	if (argc < 2)
+		return cli_usage_error("", "missing command");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name) != 0)
+			continue;
+		r = cmds[i].fn(argc - 1, argv + 1);
+		return r < 0 ? 1 : r;
+	}
+	return cli_usage_error("", "unknown command '%s'", argv[1]);
+}

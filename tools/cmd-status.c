@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/* `vmferry status MOUNTPOINT [--watch]`: ask a mount over its control
+ * socket how far it is. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "progress.h"
+#include "util.h"
+
+#include "../fusefs/ctl.h"
+#include "commands.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: vmferry status [--watch] [--json] MOUNTPOINT\n"
+		     "\n"
+		     "Show the image, version, blocks cached of total, bytes "
+		     "fetched and rate.\n"
+		     "  -w, --watch   redraw a progress bar until the copy is "
+		     "complete\n"
+		     "      --json    print the raw status object\n");
+}
+
+static int query(const char *sock, json_t **ret)
+{
+	_cleanup_free_ char *reply = NULL;
+	json_error_t jerr;
+	json_t *o;
+	int r;
+
+	r = ctl_request(sock, "status", &reply);
+	if (r < 0)
+		return r;
+	o = json_loads(reply, 0, &jerr);
+	if (!o)
+		return -EBADMSG;
+	*ret = o;
+	return 0;
+}
+
+static uint64_t u(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+}
+
+static void print_status(json_t *o)
+{
+	char size[32], fetched[32];
+	uint64_t data = u(o, "blocks_data"), cached = u(o, "blocks_cached");
+	double up = json_real_value(json_object_get(o, "uptime_s"));
+
+	format_bytes(u(o, "size"), size, sizeof(size));
+	format_bytes(u(o, "bytes_fetched"), fetched, sizeof(fetched));
+	printf("image:    %s (version %" PRIu64 ") from %s\n",
+	       json_string_value(json_object_get(o, "image")), u(o, "version"),
+	       json_string_value(json_object_get(o, "server")));
+	printf("size:     %s, %" PRIu64 " blocks of %" PRIu64
+	       " bytes (%" PRIu64 " zero)\n",
+	       size, u(o, "blocks_total"), u(o, "block_size"),
+	       u(o, "blocks_zero"));
+	printf("cached:   %" PRIu64 " of %" PRIu64 " data blocks (%.1f%%)%s\n",
+	       cached, data, data ? 100.0 * (double)cached / (double)data : 100,
+	       json_is_true(json_object_get(o, "complete")) ? ", complete"
+							    : "");
+	printf("fetched:  %s in %" PRIu64 " requests, %.1f s since mount\n",
+	       fetched, u(o, "requests"), up);
+	printf("hydrate:  %s\n",
+	       json_is_true(json_object_get(o, "hydrating")) ? "running"
+							     : "idle");
+}
+
+static int watch(const char *sock)
+{
+	uint64_t last_bytes = 0, last_ns = now_ns();
+
+	for (;;) {
+		json_t *o;
+		char line[200];
+		uint64_t bs, data, cached, bytes, now = now_ns();
+		double rate;
+		bool done;
+		int r = query(sock, &o);
+
+		if (r < 0)
+			return r;
+		bs = u(o, "block_size");
+		data = u(o, "blocks_data");
+		cached = u(o, "blocks_cached");
+		bytes = u(o, "bytes_fetched");
+		rate = now > last_ns ? (double)(bytes - last_bytes) * 1e9 /
+					       (double)(now - last_ns)
+				     : 0;
+		last_bytes = bytes;
+		last_ns = now;
+		done = json_is_true(json_object_get(o, "complete"));
+		progress_format(line, sizeof(line),
+				json_string_value(json_object_get(o, "image")),
+				cached * bs, data * bs, rate);
+		printf("\r%s\033[K", line);
+		fflush(stdout);
+		json_decref(o);
+		if (done) {
+			printf("\ncomplete\n");
+			return 0;
+		}
+		usleep(500000);
+	}
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"watch", no_argument, NULL, 'w'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool want_watch = false, want_json = false;
+	char sock[256];
+	json_t *o;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "wh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'w':
+			want_watch = true;
+			break;
+		case 'j':
+			want_json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(stderr);
+		return 2;
+	}
+	r = ctl_find(argv[optind], sock, sizeof(sock));
+	if (r < 0) {
+		log_error("%s is not a vmferry mount", argv[optind]);
+		return 1;
+	}
+	if (want_watch) {
+		r = watch(sock);
+		if (r < 0) {
+			log_error_errno(r, "status of %s: %m", argv[optind]);
+			return 1;
+		}
+		return 0;
+	}
+	r = query(sock, &o);
+	if (r < 0) {
+		log_error_errno(r, "status of %s: %m", argv[optind]);
+		return 1;
+	}
+	if (want_json) {
+		char *s = json_dumps(o, JSON_INDENT(2));
+
+		if (s)
+			puts(s);
+		free(s);
+	} else {
+		print_status(o);
+	}
+	json_decref(o);
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* `vmferry`: dispatch to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+#include "../fusefs/main.h"
+#include "commands.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"mount", fusefs_mount_main,
+	 "mount a remote image: URL MOUNTPOINT (boots at once, fetches lazily)"},
+	{"status", cmd_status, "show a mount's progress: MOUNTPOINT [--watch]"},
+	{"umount", cmd_umount, "unmount cleanly: MOUNTPOINT"},
+	{"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: vmferry COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name,
+			commands[i].summary);
+	fprintf(out, "\n`vmferry COMMAND --help` describes each.\n"
+		     "Environment: VMFERRY_TOKEN (bearer token), VMFERRY_DEBUG "
+		     "(debug categories).\n");
+}
+
+int main(int argc, char **argv)
+{
+	log_set_ident("vmferry");
+	log_init_from_env();
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	log_error("unknown command \"%s\" (see vmferry --help)", argv[1]);
+	return 2;
+}
