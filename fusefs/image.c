@@ -10,6 +10,12 @@
  * fails verification is never returned: the fetch is retried with
  * backoff until io_timeout_s, then the read fails with EIO.
  *
+ * Verified blocks are handed to the image's writer thread, which stores
+ * everything queued in one LMDB transaction: a reader gets its bytes as
+ * soon as they verify, without waiting for a commit's fsync.  A queued
+ * block stays "busy" until it is stored, so nobody fetches it twice and a
+ * reader of it waits for the store, then reads it from the cache.
+ *
  * Lock order: im->lock is a leaf lock (nothing else is taken while it is
  * held).  fetch and cache have their own internal locks, never called
  * with im->lock held.  Nothing blocks while holding im->lock: manifest
@@ -20,6 +26,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +48,18 @@
 #define MANIFEST_PAGE_ENTRIES 8192u
 /* Longest single range request, in bytes. */
 #define IMAGE_MAX_RUN_BYTES (4u << 20)
+/* Verified bytes waiting for the writer before producers wait. */
+#define IMAGE_MAX_QUEUED (64u << 20)
+
+/* Verified blocks waiting to be stored. */
+struct store_job {
+	struct store_job *next;
+	uint64_t first;
+	uint32_t count;
+	uint8_t *buf; /* count blocks back to back, owned */
+	bool *ok;     /* which verified, owned */
+	size_t bytes;
+};
 
 enum page_state {
 	PAGE_ABSENT,
@@ -69,6 +88,13 @@ struct image {
 	uint8_t *present;     /* bitmap: block is in the cache */
 	uint8_t *busy;	      /* bitmap: a demand reader is fetching it */
 	struct image_stats stats;
+	struct store_job *jobs;	     /* queue for the writer, oldest first */
+	struct store_job **jobs_tail;
+	size_t jobs_bytes;
+	bool writer_stop;
+	pthread_cond_t writer_cond; /* jobs queued or stop */
+	pthread_t writer;
+	bool writer_started; /* set before threads start */
 };
 
 static void lock(struct image *im)
@@ -115,6 +141,23 @@ static const uint8_t *block_hash(struct image *im, uint64_t blkno)
 	return page + (blkno % MANIFEST_PAGE_ENTRIES) * VMF_HASH_LEN;
 }
 
+static void *writer_thread(void *arg);
+
+static int start_writer(struct image *im)
+{
+	sigset_t all, old;
+	int r;
+
+	/* Signals are handled by the main thread only. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&im->writer, NULL, writer_thread, im);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0)
+		im->writer_started = true;
+	return r;
+}
+
 int image_new(const struct image_config *cfg, struct fetch *f,
 	      struct cache *c, struct image **ret)
 {
@@ -122,6 +165,7 @@ int image_new(const struct image_config *cfg, struct fetch *f,
 	uint64_t nb = cfg->hdr.nblocks;
 	size_t mapsz = (size_t)(nb / 8 + 1);
 	int64_t n;
+	int r;
 
 	if (manifest_header_check(&cfg->hdr) < 0)
 		return -EINVAL;
@@ -149,6 +193,8 @@ int image_new(const struct image_config *cfg, struct fetch *f,
 	}
 	pthread_mutex_init(&im->lock, NULL);
 	pthread_cond_init(&im->cond, NULL);
+	pthread_cond_init(&im->writer_cond, NULL);
+	im->jobs_tail = &im->jobs;
 	im->stats.blocks_total = nb;
 	im->stats.manifest_pages = im->npages;
 	n = cache_present(c, nb, im->present);
@@ -160,6 +206,11 @@ int image_new(const struct image_config *cfg, struct fetch *f,
 	 * manifest pages load (a block cached under an older version whose
 	 * hash changed fails to open and is fetched again). */
 	im->stats.blocks_cached = (uint64_t)n;
+	r = start_writer(im);
+	if (r < 0) {
+		image_free(im);
+		return r;
+	}
 	*ret = im;
 	return 0;
 }
@@ -168,11 +219,21 @@ void image_free(struct image *im)
 {
 	if (!im)
 		return;
+	if (im->writer_started) {
+		/* The writer drains the queue before it exits. */
+		lock(im);
+		im->writer_stop = true;
+		pthread_cond_signal(&im->writer_cond);
+		pthread_cond_broadcast(&im->cond);
+		unlock(im);
+		pthread_join(im->writer, NULL);
+	}
 	if (im->pages) {
 		for (uint64_t i = 0; i < im->npages; i++)
 			free(im->pages[i]);
 		pthread_mutex_destroy(&im->lock);
 		pthread_cond_destroy(&im->cond);
+		pthread_cond_destroy(&im->writer_cond);
 	}
 	free(im->pages);
 	free(im->page_state);
@@ -340,66 +401,161 @@ void image_block_range(const struct image *im, uint64_t first, uint32_t count,
 	*ret_len = end - off;
 }
 
-/* Verify blocks of a fetched run, store the good ones, mark ok[i].
- * Returns the number that failed verification, or a cache error. */
-static int verify_and_store(struct image *im, uint64_t first, uint32_t count,
-			    const uint8_t *buf, bool *ok)
+/* Hash each block of a fetched run and compare with the manifest; set
+ * ok[i].  Returns the number that failed. */
+static uint32_t verify_run(struct image *im, uint64_t first, uint32_t count,
+			   const uint8_t *buf, bool *ok)
 {
-	_cleanup_free_ struct cache_put *puts = NULL;
-	uint32_t bs = im->hdr.block_size, nput = 0, bad = 0;
-	int r;
+	uint32_t bs = im->hdr.block_size, bad = 0;
 
-	puts = calloc(count, sizeof(*puts));
-	if (!puts)
-		return -ENOMEM;
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t b = first + i;
-		uint32_t blen = manifest_block_len(&im->hdr, b);
-		const uint8_t *h = block_hash(im, b);
 		uint8_t got[VMF_HASH_LEN];
 
-		hash_sha256(buf + (size_t)i * bs, blen, got);
-		ok[i] = memcmp(got, h, VMF_HASH_LEN) == 0;
+		hash_sha256(buf + (size_t)i * bs, manifest_block_len(&im->hdr, b),
+			    got);
+		ok[i] = memcmp(got, block_hash(im, b), VMF_HASH_LEN) == 0;
 		if (!ok[i]) {
 			bad++;
 			log_warn("%s: block %" PRIu64
 				 " failed verification against the manifest",
 				 im->name, b);
-			continue;
 		}
-		puts[nput].blkno = b;
-		puts[nput].hash = h;
-		puts[nput].buf = buf + (size_t)i * bs;
-		puts[nput].len = blen;
-		nput++;
 	}
-	r = nput ? cache_put_batch(im->cache, puts, nput) : 0;
+	if (bad) {
+		lock(im);
+		im->stats.verify_failures += bad;
+		unlock(im);
+	}
+	return bad;
+}
+
+/* Queue a verified run for the writer; takes ownership of buf and ok.
+ * Marks the run's blocks busy (a demand run already is) until stored.
+ * Waits while too much is queued. */
+static int queue_store(struct image *im, uint64_t first, uint32_t count,
+		       uint8_t *buf, bool *ok)
+{
+	struct store_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		free(buf);
+		free(ok);
+		return -ENOMEM;
+	}
+	j->first = first;
+	j->count = count;
+	j->buf = buf;
+	j->ok = ok;
+	j->bytes = (size_t)count * im->hdr.block_size;
+	lock(im);
+	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
+		pthread_cond_wait(&im->cond, &im->lock);
+	for (uint32_t i = 0; i < count; i++)
+		bit_set(im->busy, first + i);
+	*im->jobs_tail = j;
+	im->jobs_tail = &j->next;
+	im->jobs_bytes += j->bytes;
+	pthread_cond_signal(&im->writer_cond);
+	unlock(im);
+	return 0;
+}
+
+/* Store a batch of jobs in one transaction; then publish and free them. */
+static void store_jobs(struct image *im, struct store_job *jobs)
+{
+	_cleanup_free_ struct cache_put *puts = NULL;
+	size_t n = 0, cap = 0, bytes = 0;
+	int r;
+
+	for (struct store_job *j = jobs; j; j = j->next)
+		cap += j->count;
+	puts = calloc(cap ? cap : 1, sizeof(*puts));
+	for (struct store_job *j = jobs; puts && j; j = j->next) {
+		for (uint32_t i = 0; i < j->count; i++) {
+			uint64_t b = j->first + i;
+
+			if (!j->ok[i])
+				continue;
+			puts[n].blkno = b;
+			puts[n].hash = block_hash(im, b);
+			puts[n].buf = j->buf + (size_t)i * im->hdr.block_size;
+			puts[n].len = manifest_block_len(&im->hdr, b);
+			n++;
+		}
+	}
+	r = !puts ? -ENOMEM : n ? cache_put_batch(im->cache, puts, n) : 0;
 	if (r < 0 && !atomic_exchange(&im->cache_warned, true))
 		log_warn_errno(r, "%s: cannot cache fetched blocks (%m); "
 				  "reads go on from the server",
 			       im->name);
 	lock(im);
-	im->stats.verify_failures += bad;
-	if (r == 0) {
-		for (uint32_t i = 0; i < nput; i++) {
-			if (!bit_get(im->present, puts[i].blkno)) {
-				bit_set(im->present, puts[i].blkno);
-				im->stats.blocks_cached++;
-			}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!bit_get(im->present, puts[i].blkno)) {
+			bit_set(im->present, puts[i].blkno);
+			im->stats.blocks_cached++;
 		}
 	}
+	for (struct store_job *j = jobs; j; j = j->next) {
+		for (uint32_t i = 0; i < j->count; i++)
+			bit_clear(im->busy, j->first + i);
+		bytes += j->bytes;
+	}
+	im->jobs_bytes -= bytes;
+	pthread_cond_broadcast(&im->cond);
 	unlock(im);
-	return r < 0 ? r : (int)bad;
+	while (jobs) {
+		struct store_job *next = jobs->next;
+
+		free(jobs->buf);
+		free(jobs->ok);
+		free(jobs);
+		jobs = next;
+	}
+}
+
+static void *writer_thread(void *arg)
+{
+	struct image *im = arg;
+
+	for (;;) {
+		struct store_job *jobs;
+		bool stop;
+
+		lock(im);
+		while (!im->jobs && !im->writer_stop)
+			pthread_cond_wait(&im->writer_cond, &im->lock);
+		jobs = im->jobs;
+		stop = im->writer_stop;
+		im->jobs = NULL;
+		im->jobs_tail = &im->jobs;
+		unlock(im);
+		if (jobs)
+			store_jobs(im, jobs);
+		else if (stop)
+			break;
+	}
+	return NULL;
 }
 
 int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
 			const uint8_t *buf)
 {
-	_cleanup_free_ bool *ok = calloc(count, sizeof(bool));
+	size_t len = (size_t)count * im->hdr.block_size;
+	bool *ok = calloc(count, sizeof(bool));
+	uint8_t *copy = malloc(len);
+	uint32_t bad;
+	int r;
 
-	if (!ok)
+	if (!ok || !copy) {
+		free(ok);
+		free(copy);
 		return -ENOMEM;
-	return verify_and_store(im, first, count, buf, ok);
+	}
+	bad = verify_run(im, first, count, buf, ok);
+	memcpy(copy, buf, len);
+	r = queue_store(im, first, count, copy, ok);
+	return r < 0 ? r : (int)bad;
 }
 
 /* Copy the part of block b that overlaps the read [off, off+len) from
@@ -426,25 +582,29 @@ static void sleep_ns(uint64_t ns)
 }
 
 /* Fetch blocks [first, first + count) (marked busy by us) on demand,
- * verify, store, and copy what overlaps the read.  Blocks inside the read
- * must all succeed (retry until the deadline); read-ahead blocks past
- * `need_end` are best effort. */
+ * verify, copy what overlaps the read, and queue them for the writer,
+ * which clears their busy marks.  Blocks inside the read must all succeed
+ * (retry until the deadline); read-ahead blocks past `need_end` are best
+ * effort. */
 static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 			uint64_t need_end, uint8_t *buf, size_t len,
 			uint64_t off, uint64_t deadline)
 {
 	uint32_t bs = im->hdr.block_size;
-	_cleanup_free_ uint8_t *run = malloc((size_t)count * bs);
-	_cleanup_free_ bool *ok = calloc(count, sizeof(bool));
+	uint8_t *run = malloc((size_t)count * bs);
+	bool *ok = calloc(count, sizeof(bool));
 	uint64_t backoff = 100000000ull; /* 100 ms, doubling to 2 s */
 	uint64_t lo = first, hi = first + count; /* still to get */
+	int r = 0, q;
 
-	if (!run || !ok)
+	if (!run || !ok) {
+		free(run);
+		free(ok);
 		return -ENOMEM;
+	}
 	for (;;) {
 		struct fetch_req req = {0};
 		uint64_t roff, rlen;
-		int r;
 
 		image_block_range(im, lo, (uint32_t)(hi - lo), &roff, &rlen);
 		req.path = im->data_path;
@@ -453,11 +613,9 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 		req.buf = run + (lo - first) * bs;
 		req.buf_len = rlen;
 		req.prio = FETCH_PRIO_DEMAND;
-		r = fetch_run(im->fetch, &req);
-		if (r == 0) {
-			r = verify_and_store(im, lo, (uint32_t)(hi - lo),
-					     run + (lo - first) * bs,
-					     ok + (lo - first));
+		if (fetch_run(im->fetch, &req) == 0) {
+			verify_run(im, lo, (uint32_t)(hi - lo),
+				   run + (lo - first) * bs, ok + (lo - first));
 			lock(im);
 			im->stats.demand_fetched_blocks += hi - lo;
 			unlock(im);
@@ -480,17 +638,20 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 				  " unavailable: giving up after the I/O "
 				  "timeout",
 				  im->name, lo, hi - 1);
-			return -EIO;
+			r = -EIO;
+			break;
 		}
 		sleep_ns(backoff);
 		if (backoff < 2000000000ull)
 			backoff *= 2;
 	}
-	for (uint32_t i = 0; i < count; i++)
+	for (uint32_t i = 0; r == 0 && i < count; i++)
 		if (ok[i])
 			copy_overlap(im, first + i, run + (size_t)i * bs, buf,
 				     len, off);
-	return 0;
+	/* Even after a failure the good blocks are worth keeping. */
+	q = queue_store(im, first, count, run, ok);
+	return r < 0 ? r : q;
 }
 
 /* Read a cached block into the read buffer.  Returns 0, or -ENOENT /
@@ -610,12 +771,6 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		r = fetch_demand(im, b, (uint32_t)(end - b),
 				 end < last + 1 ? end : last + 1, buf, len,
 				 off, deadline);
-
-		lock(im);
-		for (uint64_t i = b; i < end; i++)
-			bit_clear(im->busy, i);
-		pthread_cond_broadcast(&im->cond);
-		unlock(im);
 		if (r < 0)
 			return r;
 		b = (end < last + 1 ? end : last + 1) - 1;
