@@ -115,6 +115,8 @@ static void *hydrate_thread(void *arg)
 	const struct manifest_header *hdr = image_header(h->im);
 	uint32_t max = HYDRATE_RUN_BYTES / hdr->block_size;
 	uint64_t cursor = 0, started = now_ns();
+	uint64_t demand_next, gen, seen_gen = 0;
+	bool wrapped = true; /* the first scan starts at 0 */
 	unsigned backoff_ms = 0;
 	int inflight = 0;
 
@@ -133,8 +135,22 @@ static void *hydrate_thread(void *arg)
 
 			if (s->busy)
 				continue;
+			/* Follow the reader: scan on from its latest miss;
+			 * once past the end, wrap to the start once. */
+			image_demand_position(h->im, &demand_next, &gen);
+			if (gen != seen_gen) {
+				seen_gen = gen;
+				cursor = demand_next;
+				wrapped = false;
+			}
 			r = image_next_missing(h->im, &cursor, max, &first,
 					       &count);
+			if (r == 0 && !wrapped) {
+				cursor = 0;
+				wrapped = true;
+				r = image_next_missing(h->im, &cursor, max,
+						       &first, &count);
+			}
 			if (r < 0) {
 				again = true;
 				break;
@@ -152,6 +168,7 @@ static void *hydrate_thread(void *arg)
 			/* Something failed or raced with a demand read:
 			 * scan again from the start after a pause. */
 			cursor = 0;
+			wrapped = true;
 			backoff_ms = backoff_ms ? backoff_ms * 2 : 100;
 			if (backoff_ms > 5000)
 				backoff_ms = 5000;

@@ -88,6 +88,8 @@ struct image {
 	uint8_t *present;     /* bitmap: block is in the cache */
 	uint8_t *busy;	      /* bitmap: a demand reader is fetching it */
 	struct image_stats stats;
+	uint64_t demand_next;	     /* block after the latest demand miss */
+	uint64_t demand_gen;	     /* moves with every demand miss */
 	struct store_job *jobs;	     /* queue for the writer, oldest first */
 	struct store_job **jobs_tail;
 	size_t jobs_bytes;
@@ -595,6 +597,7 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 	bool *ok = calloc(count, sizeof(bool));
 	uint64_t backoff = 100000000ull; /* 100 ms, doubling to 2 s */
 	uint64_t lo = first, hi = first + count; /* still to get */
+	uint64_t now;
 	int r = 0, q;
 
 	if (!run || !ok) {
@@ -633,7 +636,8 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 			hi--;
 		if (lo >= hi)
 			break;
-		if (now_ns() + backoff > deadline) {
+		now = now_ns();
+		if (now >= deadline) {
 			log_error("%s: blocks %" PRIu64 "-%" PRIu64
 				  " unavailable: giving up after the I/O "
 				  "timeout",
@@ -641,9 +645,10 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 			r = -EIO;
 			break;
 		}
-		sleep_ns(backoff);
-		if (backoff < 2000000000ull)
-			backoff *= 2;
+		/* The last try lands on the deadline itself. */
+		sleep_ns(backoff < deadline - now ? backoff : deadline - now);
+		backoff = backoff * 2 < 2000000000ull ? backoff * 2
+						      : 2000000000ull;
 	}
 	for (uint32_t i = 0; r == 0 && i < count; i++)
 		if (ok[i])
@@ -771,6 +776,10 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		r = fetch_demand(im, b, (uint32_t)(end - b),
 				 end < last + 1 ? end : last + 1, buf, len,
 				 off, deadline);
+		lock(im);
+		im->demand_next = end;
+		im->demand_gen++;
+		unlock(im);
 		if (r < 0)
 			return r;
 		b = (end < last + 1 ? end : last + 1) - 1;
@@ -812,6 +821,15 @@ int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 	}
 	*cursor = nb;
 	return 0;
+}
+
+void image_demand_position(struct image *im, uint64_t *ret_next,
+			   uint64_t *ret_gen)
+{
+	lock(im);
+	*ret_next = im->demand_next;
+	*ret_gen = im->demand_gen;
+	unlock(im);
 }
 
 bool image_complete(struct image *im)

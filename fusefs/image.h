@@ -76,6 +76,12 @@ int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
 void image_block_range(const struct image *im, uint64_t first, uint32_t count,
 		       uint64_t *ret_off, uint64_t *ret_len);
 
+/* Where the latest demand miss ended (*ret_next) and a counter that moves
+ * with every miss (*ret_gen).  Hydration restarts its scan there, so it
+ * runs just ahead of a reader instead of far behind it. */
+void image_demand_position(struct image *im, uint64_t *ret_next,
+			   uint64_t *ret_gen);
+
 /* True when every non-zero block is cached. */
 bool image_complete(struct image *im);
 

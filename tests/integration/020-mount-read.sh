@@ -26,4 +26,12 @@ got=$(dd if="$T/mnt/disk.img" bs=1M iflag=direct status=none | sha256sum | cut -
 [ "$got" = "$want" ] || fail "warm sha256 $got != $want"
 after=$(server_stat data_requests)
 [ "$before" = "$after" ] || fail "warm read made $((after - before)) data requests"
+
+# A read past the end gives end of file (0 bytes, no error); the mount
+# keeps serving.
+n=$(dd if="$T/mnt/disk.img" bs=4096 skip=$((size / 4096 + 10)) count=1 status=none | wc -c)
+[ "$n" = 0 ] || fail "read past the end returned $n bytes"
+n=$(python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); print(len(os.pread(fd, 65536, int(sys.argv[2]) - 100)))' "$T/mnt/disk.img" "$size")
+[ "$n" = 100 ] || fail "read across the end returned $n bytes, want 100"
+cmp <(tail -c 100 "$T/mnt/disk.img") <(tail -c 100 "$T/data/img.raw") || fail "tail differs"
 unmount "$T/mnt"
