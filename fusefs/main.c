@@ -74,6 +74,8 @@ struct mount {
 	struct fuse_ops_ctx fctx;
 	uint64_t version;
 	uint64_t started_ns;
+	/* Last status sample, for the current rate; control thread only. */
+	uint64_t rate_bytes, rate_ns;
 	int notify_fd; /* pipe to the waiting parent, or -1 */
 };
 
@@ -452,7 +454,8 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	struct mount *m = opaque;
 	struct image_stats is;
 	struct fetch_stats fs;
-	double secs;
+	double secs, rate;
+	uint64_t now;
 	json_t *o;
 	char *s;
 
@@ -460,10 +463,19 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 		return -EINVAL;
 	image_get_stats(m->im, &is);
 	fetch_get_stats(m->fetch, &fs);
-	secs = (double)(now_ns() - m->started_ns) / 1e9;
+	now = now_ns();
+	secs = (double)(now - m->started_ns) / 1e9;
+	/* Rate since the previous status query (or since the mount). */
+	if (!m->rate_ns)
+		m->rate_ns = m->started_ns;
+	rate = now > m->rate_ns ? (double)(fs.bytes - m->rate_bytes) * 1e9 /
+					  (double)(now - m->rate_ns)
+				: 0;
+	m->rate_bytes = fs.bytes;
+	m->rate_ns = now;
 	o = json_pack(
 		"{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:f, s:b, s:b, s:i, s:s, s:I}",
+		"s:f, s:b, s:b, s:i, s:s, s:I, s:f}",
 		"image", m->url.name, "server", m->url.base, "version",
 		(json_int_t)m->version, "size",
 		(json_int_t)image_header(m->im)->image_size, "block_size",
@@ -476,7 +488,7 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 		"uptime_s", secs, "hydrating", hydrate_running(m->hydrate),
 		"complete", image_complete(m->im), "pid", (int)getpid(),
 		"cache", m->cache_path, "verify_failures",
-		(json_int_t)is.verify_failures);
+		(json_int_t)is.verify_failures, "rate_bps", rate);
 	if (!o)
 		return -ENOMEM;
 	s = json_dumps(o, JSON_COMPACT);
@@ -517,6 +529,7 @@ static int start_fuse(struct mount *m)
 	m->fctx.ctl_path = m->ctl_path;
 	m->fuse = fuse_new(&args, fuse_ops_get(), sizeof(struct fuse_operations),
 			   &m->fctx);
+	fuse_opt_free_args(&args); /* fuse_new may have grown them */
 	if (!m->fuse) {
 		log_error("fuse_new failed");
 		return -EIO;

@@ -57,7 +57,7 @@ static uint64_t u(json_t *o, const char *k)
 
 static void print_status(json_t *o)
 {
-	char size[32], fetched[32];
+	char size[32], fetched[32], rate[32];
 	uint64_t data = u(o, "blocks_data"), cached = u(o, "blocks_cached");
 	double up = json_real_value(json_object_get(o, "uptime_s"));
 
@@ -74,8 +74,11 @@ static void print_status(json_t *o)
 	       cached, data, data ? 100.0 * (double)cached / (double)data : 100,
 	       json_is_true(json_object_get(o, "complete")) ? ", complete"
 							    : "");
-	printf("fetched:  %s in %" PRIu64 " requests, %.1f s since mount\n",
-	       fetched, u(o, "requests"), up);
+	format_bytes((uint64_t)json_real_value(json_object_get(o, "rate_bps")),
+		     rate, sizeof(rate));
+	printf("fetched:  %s in %" PRIu64 " requests, %.1f s since mount; "
+	       "now %s/s\n",
+	       fetched, u(o, "requests"), up, rate);
 	printf("hydrate:  %s\n",
 	       json_is_true(json_object_get(o, "hydrating")) ? "running"
 							     : "idle");
