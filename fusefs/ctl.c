@@ -27,7 +27,7 @@
 #include "ctl.h"
 
 struct ctl {
-	int fd;		 /* listening socket */
+	int fd;		  /* listening socket */
 	int stop_pipe[2]; /* write end closed to stop */
 	char *path;
 	ctl_handler_fn *fn;
@@ -71,22 +71,6 @@ static int sock_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-/* send() without SIGPIPE: a peer that hung up is an error, not a kill. */
-static int send_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void serve_one(struct ctl *c, int fd)
 {
 	struct timeval tv = {.tv_sec = 5};
@@ -108,7 +92,7 @@ static void serve_one(struct ctl *c, int fd)
 		if (asprintf(&reply, "{\"error\": \"%s\"}\n", strerror(-r)) < 0)
 			return;
 	}
-	(void)send_all(fd, reply, strlen(reply)); /* client may be gone */
+	(void)full_write(fd, reply, strlen(reply)); /* client may be gone */
 }
 
 static void *ctl_thread(void *arg)
@@ -116,8 +100,9 @@ static void *ctl_thread(void *arg)
 	struct ctl *c = arg;
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
-				      {.fd = c->stop_pipe[0], .events = POLLIN}};
+		struct pollfd p[2] = {
+		    {.fd = c->fd, .events = POLLIN},
+		    {.fd = c->stop_pipe[0], .events = POLLIN}};
 		int fd;
 
 		if (poll(p, 2, -1) < 0) {
@@ -228,7 +213,7 @@ int ctl_request(const char *path, const char *cmd, char **ret_reply)
 		return -ENOMEM;
 	memcpy(buf, cmd, strlen(cmd));
 	memcpy(buf + strlen(cmd), "\n", 2);
-	r = send_all(fd, buf, strlen(buf));
+	r = full_write(fd, buf, strlen(buf));
 	free(steal_ptr(&buf));
 	if (r < 0)
 		return r;

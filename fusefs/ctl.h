@@ -9,7 +9,9 @@
  * the extended attribute CTL_XATTR on the mount's root directory.
  *
  * Server side: one thread (ctl_start/ctl_stop); the handler runs on it.
- * Client side: stateless.
+ * Client side: stateless.  Both sides must ignore SIGPIPE (the mount does
+ * through libfuse's handlers, the CLI in main()): a peer that hangs up is
+ * an error, not a kill.
  */
 #ifndef VMFERRY_CTL_H
 #define VMFERRY_CTL_H

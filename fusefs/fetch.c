@@ -33,6 +33,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "mutex.h"
 #include "proto.h"
 #include "util.h"
 
@@ -127,18 +128,6 @@ static CURLcode fetch_global_rc;
 static void fetch_global_init(void)
 {
 	fetch_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void mutex_lock(pthread_mutex_t *m)
-{
-	if (pthread_mutex_lock(m) != 0)
-		abort();
-}
-
-static void mutex_unlock(pthread_mutex_t *m)
-{
-	if (pthread_mutex_unlock(m) != 0)
-		abort();
 }
 
 static void queue_push(struct fetch_queue *q, struct fetch_req *req)

@@ -173,15 +173,15 @@ static int op_getxattr(const char *path, const char *name, char *value,
 }
 
 static const struct fuse_operations ops = {
-	.init = op_init,
-	.getattr = op_getattr,
-	.readdir = op_readdir,
-	.open = op_open,
-	.read = op_read,
-	.flush = op_flush,
-	.fsync = op_fsync,
-	.statfs = op_statfs,
-	.getxattr = op_getxattr,
+    .init = op_init,
+    .getattr = op_getattr,
+    .readdir = op_readdir,
+    .open = op_open,
+    .read = op_read,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .statfs = op_statfs,
+    .getxattr = op_getxattr,
 };
 
 const struct fuse_operations *fuse_ops_get(void)

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "mutex.h"
 #include "util.h"
 
 #include "fetch.h"
@@ -23,7 +24,7 @@
 
 /* Requests in flight and blocks per request.  Four 1 MiB ranges keep a
  * 100 Mbit/s, 40 ms link full; the fetch engine caps background slots. */
-#define HYDRATE_SLOTS	   4
+#define HYDRATE_SLOTS	  4
 #define HYDRATE_RUN_BYTES (1u << 20)
 
 struct slot {
@@ -36,7 +37,7 @@ struct slot {
 };
 
 struct hydrate {
-	struct image *im;   /* borrowed */
+	struct image *im;    /* borrowed */
 	struct fetch *fetch; /* borrowed */
 	pthread_t thread;
 	pthread_mutex_t lock; /* protects slots[].busy/done and stop */
@@ -51,10 +52,10 @@ static void on_done(struct fetch_req *req)
 	struct hydrate *h = req->opaque;
 	struct slot *s = (struct slot *)req; /* req is the first member */
 
-	pthread_mutex_lock(&h->lock);
+	mutex_lock(&h->lock);
 	s->done = true;
-	pthread_cond_signal(&h->cond);
-	pthread_mutex_unlock(&h->lock);
+	cond_signal(&h->cond);
+	mutex_unlock(&h->lock);
 }
 
 static void submit(struct hydrate *h, struct slot *s, uint64_t first,
@@ -172,9 +173,9 @@ static void *hydrate_thread(void *arg)
 			backoff_ms = backoff_ms ? backoff_ms * 2 : 100;
 			if (backoff_ms > 5000)
 				backoff_ms = 5000;
-			pthread_mutex_lock(&h->lock);
+			mutex_lock(&h->lock);
 			stop = h->stop;
-			pthread_mutex_unlock(&h->lock);
+			mutex_unlock(&h->lock);
 			if (stop)
 				break;
 			sleep_ms(backoff_ms);
@@ -182,7 +183,7 @@ static void *hydrate_thread(void *arg)
 		}
 
 		/* Wait for one completion (or stop). */
-		pthread_mutex_lock(&h->lock);
+		mutex_lock(&h->lock);
 		for (;;) {
 			bool any = false;
 
@@ -190,16 +191,16 @@ static void *hydrate_thread(void *arg)
 				any |= h->slots[i].busy && h->slots[i].done;
 			if (any)
 				break;
-			pthread_cond_wait(&h->cond, &h->lock);
+			cond_wait(&h->cond, &h->lock);
 		}
-		pthread_mutex_unlock(&h->lock);
+		mutex_unlock(&h->lock);
 		for (int i = 0; i < HYDRATE_SLOTS; i++) {
 			struct slot *s = &h->slots[i];
 			bool done;
 
-			pthread_mutex_lock(&h->lock);
+			mutex_lock(&h->lock);
 			done = s->busy && s->done;
-			pthread_mutex_unlock(&h->lock);
+			mutex_unlock(&h->lock);
 			if (!done)
 				continue;
 			if (finish(h, s) && s->first < cursor)
@@ -209,9 +210,9 @@ static void *hydrate_thread(void *arg)
 			s->busy = false;
 			inflight--;
 		}
-		pthread_mutex_lock(&h->lock);
+		mutex_lock(&h->lock);
 		stop = h->stop;
-		pthread_mutex_unlock(&h->lock);
+		mutex_unlock(&h->lock);
 		if (stop && inflight == 0)
 			break;
 		if (stop)
@@ -265,10 +266,10 @@ void hydrate_stop(struct hydrate *h)
 	if (!h)
 		return;
 	if (h->thread) {
-		pthread_mutex_lock(&h->lock);
+		mutex_lock(&h->lock);
 		h->stop = true;
-		pthread_cond_signal(&h->cond);
-		pthread_mutex_unlock(&h->lock);
+		cond_signal(&h->cond);
+		mutex_unlock(&h->lock);
 		pthread_join(h->thread, NULL);
 	}
 	for (int i = 0; i < HYDRATE_SLOTS; i++)

@@ -36,6 +36,7 @@
 #include "cleanup.h"
 #include "hash.h"
 #include "log.h"
+#include "mutex.h"
 #include "util.h"
 
 #include "cache.h"
@@ -79,7 +80,7 @@ struct image {
 	uint64_t prev_version;
 	atomic_bool cache_warned; /* warned once that puts fail */
 	struct fetch *fetch;	  /* borrowed */
-	struct cache *cache; /* borrowed */
+	struct cache *cache;	  /* borrowed */
 
 	pthread_mutex_t lock; /* protects everything below */
 	pthread_cond_t cond;  /* a page loaded or a busy block finished */
@@ -88,9 +89,9 @@ struct image {
 	uint8_t *present;     /* bitmap: block is in the cache */
 	uint8_t *busy;	      /* bitmap: a demand reader is fetching it */
 	struct image_stats stats;
-	uint64_t demand_next;	     /* block after the latest demand miss */
-	uint64_t demand_gen;	     /* moves with every demand miss */
-	struct store_job *jobs;	     /* queue for the writer, oldest first */
+	uint64_t demand_next;	/* block after the latest demand miss */
+	uint64_t demand_gen;	/* moves with every demand miss */
+	struct store_job *jobs; /* queue for the writer, oldest first */
 	struct store_job **jobs_tail;
 	size_t jobs_bytes;
 	bool writer_stop;
@@ -101,14 +102,12 @@ struct image {
 
 static void lock(struct image *im)
 {
-	if (pthread_mutex_lock(&im->lock) != 0)
-		abort();
+	mutex_lock(&im->lock);
 }
 
 static void unlock(struct image *im)
 {
-	if (pthread_mutex_unlock(&im->lock) != 0)
-		abort();
+	mutex_unlock(&im->lock);
 }
 
 static bool bit_get(const uint8_t *map, uint64_t i)
@@ -123,7 +122,7 @@ static void bit_set(uint8_t *map, uint64_t i)
 
 static void bit_clear(uint8_t *map, uint64_t i)
 {
-	map[i / 8] &= (uint8_t)~(1u << (i % 8));
+	map[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 static uint64_t page_entries(const struct image *im, uint64_t page)
@@ -160,8 +159,8 @@ static int start_writer(struct image *im)
 	return r;
 }
 
-int image_new(const struct image_config *cfg, struct fetch *f,
-	      struct cache *c, struct image **ret)
+int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
+	      struct image **ret)
 {
 	struct image *im;
 	uint64_t nb = cfg->hdr.nblocks;
@@ -175,7 +174,8 @@ int image_new(const struct image_config *cfg, struct fetch *f,
 	if (!im)
 		return -ENOMEM;
 	im->hdr = cfg->hdr;
-	im->npages = nb / MANIFEST_PAGE_ENTRIES + (nb % MANIFEST_PAGE_ENTRIES != 0);
+	im->npages =
+	    nb / MANIFEST_PAGE_ENTRIES + (nb % MANIFEST_PAGE_ENTRIES != 0);
 	im->io_timeout_ns = cfg->io_timeout_s * 1000000000ull;
 	im->readahead_blocks = cfg->readahead_blocks;
 	im->prev_version = cfg->prev_version;
@@ -225,8 +225,8 @@ void image_free(struct image *im)
 		/* The writer drains the queue before it exits. */
 		lock(im);
 		im->writer_stop = true;
-		pthread_cond_signal(&im->writer_cond);
-		pthread_cond_broadcast(&im->cond);
+		cond_signal(&im->writer_cond);
+		cond_broadcast(&im->cond);
 		unlock(im);
 		pthread_join(im->writer, NULL);
 	}
@@ -349,7 +349,7 @@ static int page_load(struct image *im, uint64_t page)
 		}
 		if (im->page_state[page] == PAGE_ABSENT)
 			break;
-		pthread_cond_wait(&im->cond, &im->lock);
+		cond_wait(&im->cond, &im->lock);
 	}
 	im->page_state[page] = PAGE_LOADING;
 	unlock(im);
@@ -367,7 +367,7 @@ static int page_load(struct image *im, uint64_t page)
 	} else {
 		im->page_state[page] = PAGE_ABSENT;
 	}
-	pthread_cond_broadcast(&im->cond);
+	cond_broadcast(&im->cond);
 	unlock(im);
 	return r;
 }
@@ -414,8 +414,8 @@ static uint32_t verify_run(struct image *im, uint64_t first, uint32_t count,
 		uint64_t b = first + i;
 		uint8_t got[VMF_HASH_LEN];
 
-		hash_sha256(buf + (size_t)i * bs, manifest_block_len(&im->hdr, b),
-			    got);
+		hash_sha256(buf + (size_t)i * bs,
+			    manifest_block_len(&im->hdr, b), got);
 		ok[i] = memcmp(got, block_hash(im, b), VMF_HASH_LEN) == 0;
 		if (!ok[i]) {
 			bad++;
@@ -452,13 +452,13 @@ static int queue_store(struct image *im, uint64_t first, uint32_t count,
 	j->bytes = (size_t)count * im->hdr.block_size;
 	lock(im);
 	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
-		pthread_cond_wait(&im->cond, &im->lock);
+		cond_wait(&im->cond, &im->lock);
 	for (uint32_t i = 0; i < count; i++)
 		bit_set(im->busy, first + i);
 	*im->jobs_tail = j;
 	im->jobs_tail = &j->next;
 	im->jobs_bytes += j->bytes;
-	pthread_cond_signal(&im->writer_cond);
+	cond_signal(&im->writer_cond);
 	unlock(im);
 	return 0;
 }
@@ -488,8 +488,9 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 	}
 	r = !puts ? -ENOMEM : n ? cache_put_batch(im->cache, puts, n) : 0;
 	if (r < 0 && !atomic_exchange(&im->cache_warned, true))
-		log_warn_errno(r, "%s: cannot cache fetched blocks (%m); "
-				  "reads go on from the server",
+		log_warn_errno(r,
+			       "%s: cannot cache fetched blocks (%m); "
+			       "reads go on from the server",
 			       im->name);
 	lock(im);
 	for (size_t i = 0; r == 0 && i < n; i++) {
@@ -504,7 +505,7 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 		bytes += j->bytes;
 	}
 	im->jobs_bytes -= bytes;
-	pthread_cond_broadcast(&im->cond);
+	cond_broadcast(&im->cond);
 	unlock(im);
 	while (jobs) {
 		struct store_job *next = jobs->next;
@@ -526,7 +527,7 @@ static void *writer_thread(void *arg)
 
 		lock(im);
 		while (!im->jobs && !im->writer_stop)
-			pthread_cond_wait(&im->writer_cond, &im->lock);
+			cond_wait(&im->writer_cond, &im->lock);
 		jobs = im->jobs;
 		stop = im->writer_stop;
 		im->jobs = NULL;
@@ -595,7 +596,7 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 	uint32_t bs = im->hdr.block_size;
 	uint8_t *run = malloc((size_t)count * bs);
 	bool *ok = calloc(count, sizeof(bool));
-	uint64_t backoff = 100000000ull; /* 100 ms, doubling to 2 s */
+	uint64_t backoff = 100000000ull;	 /* 100 ms, doubling to 2 s */
 	uint64_t lo = first, hi = first + count; /* still to get */
 	uint64_t now;
 	int r = 0, q;
@@ -647,8 +648,8 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 		}
 		/* The last try lands on the deadline itself. */
 		sleep_ns(backoff < deadline - now ? backoff : deadline - now);
-		backoff = backoff * 2 < 2000000000ull ? backoff * 2
-						      : 2000000000ull;
+		backoff =
+		    backoff * 2 < 2000000000ull ? backoff * 2 : 2000000000ull;
 	}
 	for (uint32_t i = 0; r == 0 && i < count; i++)
 		if (ok[i])
@@ -661,8 +662,8 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 
 /* Read a cached block into the read buffer.  Returns 0, or -ENOENT /
  * -EBADMSG when it must be fetched (absent, stale or tampered). */
-static int read_cached(struct image *im, uint64_t b, uint8_t *tmp,
-		       uint8_t *buf, size_t len, uint64_t off)
+static int read_cached(struct image *im, uint64_t b, uint8_t *tmp, uint8_t *buf,
+		       size_t len, uint64_t off)
 {
 	uint64_t bo = b * im->hdr.block_size;
 	uint32_t blen = manifest_block_len(&im->hdr, b);
@@ -699,8 +700,8 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		len = (size_t)(im->hdr.image_size - off);
 	first = off / bs;
 	last = (off + len - 1) / bs;
-	r = image_load_manifest(im, first, last - first + 1 +
-					     im->readahead_blocks);
+	r = image_load_manifest(im, first,
+				last - first + 1 + im->readahead_blocks);
 	if (r < 0)
 		return -EIO;
 	deadline = now_ns() + im->io_timeout_ns;
@@ -745,7 +746,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			/* Another reader is fetching it: wait, then look
 			 * again (it may have failed). */
 			while (bit_get(im->busy, b))
-				pthread_cond_wait(&im->cond, &im->lock);
+				cond_wait(&im->cond, &im->lock);
 			unlock(im);
 			b--;
 			continue;
@@ -765,7 +766,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		for (end = b; end < stop; end++) {
 			if (end > last &&
 			    im->page_state[end / MANIFEST_PAGE_ENTRIES] !=
-				    PAGE_LOADED)
+				PAGE_LOADED)
 				break;
 			if (!is_fetchable(im, end))
 				break;
@@ -774,8 +775,8 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		unlock(im);
 
 		r = fetch_demand(im, b, (uint32_t)(end - b),
-				 end < last + 1 ? end : last + 1, buf, len,
-				 off, deadline);
+				 end < last + 1 ? end : last + 1, buf, len, off,
+				 deadline);
 		lock(im);
 		im->demand_next = end;
 		im->demand_gen++;

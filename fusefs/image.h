@@ -25,9 +25,9 @@ struct fetch;
 struct image;
 
 struct image_config {
-	const char *name;	/* image name, copied */
-	const char *data_path;	/* "/v1/images/NAME/versions/N/data", copied */
-	const char *manifest_path; /* ".../manifest", copied */
+	const char *name;      /* image name, copied */
+	const char *data_path; /* "/v1/images/NAME/versions/N/data", copied */
+	const char *manifest_path;  /* ".../manifest", copied */
 	struct manifest_header hdr; /* from the server, validated */
 	uint64_t io_timeout_s;	    /* give up on a block after this (EIO) */
 	uint32_t readahead_blocks;  /* extra missing blocks per demand miss */
@@ -41,8 +41,8 @@ struct image_config {
 /* Create the image over fetch engine f and cache c (both borrowed; they
  * must outlive the image).  Reads which blocks the cache holds.  Returns
  * 0 or -errno. */
-int image_new(const struct image_config *cfg, struct fetch *f,
-	      struct cache *c, struct image **ret);
+int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
+	      struct image **ret);
 void image_free(struct image *im);
 
 /* Load manifest page(s) covering blocks [first, first + count): from the
@@ -94,7 +94,7 @@ struct image_stats {
 	uint64_t blocks_zero;	/* zero blocks among the loaded manifest */
 	uint64_t blocks_data;	/* non-zero blocks among the loaded manifest */
 	uint64_t manifest_pages_loaded, manifest_pages;
-	uint64_t read_bytes;	/* bytes returned by image_read */
+	uint64_t read_bytes; /* bytes returned by image_read */
 	uint64_t demand_fetched_blocks;
 	uint64_t verify_failures;
 };

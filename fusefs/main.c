@@ -81,34 +81,35 @@ struct mount {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: vmferry mount [OPTIONS] https://HOST:PORT/NAME MOUNTPOINT\n"
-		"\n"
-		"Mount a remote disk image as MOUNTPOINT/NAME.img.  Blocks are\n"
-		"fetched on demand, verified against the version's manifest and\n"
-		"cached encrypted; a background thread completes the local copy.\n"
-		"\n"
-		"  -f, --foreground        stay in the foreground (default: return\n"
-		"                          once mounted and serve in the background)\n"
-		"      --token-file FILE   bearer token (default: $VMFERRY_TOKEN)\n"
-		"      --cacert FILE       trust this CA or self-signed certificate\n"
-		"      --pin-sha256 B64    also require this server public key\n"
-		"      --insecure          do not verify the server (loudly)\n"
-		"      --cache DIR         cache directory (default:\n"
-		"                          $XDG_CACHE_HOME/vmferry or ~/.cache/vmferry)\n"
-		"      --key-file FILE     your key; created (0600) if absent (default:\n"
-		"                          $XDG_CONFIG_HOME/vmferry/user.key)\n"
-		"      --no-hydrate        fetch only what is read\n"
-		"      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
-		"      --io-timeout SECS   fail a read with EIO after this long without\n"
-		"                          a verified block (default 60)\n"
-		"      --connect-timeout SECS  (default 10)\n"
-		"      --readahead SIZE    extra bytes fetched after a missed read\n"
-		"                          (default 256K)\n"
-		"      --log FILE          log here when in the background (default:\n"
-		"                          syslog)\n"
-		"  -D, --debug CATS        debug categories: fetch,cache,fuse,hydrate,all\n"
-		"  -h, --help              this help\n");
+	fprintf(
+	    out,
+	    "usage: vmferry mount [OPTIONS] https://HOST:PORT/NAME MOUNTPOINT\n"
+	    "\n"
+	    "Mount a remote disk image as MOUNTPOINT/NAME.img.  Blocks are\n"
+	    "fetched on demand, verified against the version's manifest and\n"
+	    "cached encrypted; a background thread completes the local copy.\n"
+	    "\n"
+	    "  -f, --foreground        stay in the foreground (default: return\n"
+	    "                          once mounted and serve in the background)\n"
+	    "      --token-file FILE   bearer token (default: $VMFERRY_TOKEN)\n"
+	    "      --cacert FILE       trust this CA or self-signed certificate\n"
+	    "      --pin-sha256 B64    also require this server public key\n"
+	    "      --insecure          do not verify the server (loudly)\n"
+	    "      --cache DIR         cache directory (default:\n"
+	    "                          $XDG_CACHE_HOME/vmferry or ~/.cache/vmferry)\n"
+	    "      --key-file FILE     your key; created (0600) if absent (default:\n"
+	    "                          $XDG_CONFIG_HOME/vmferry/user.key)\n"
+	    "      --no-hydrate        fetch only what is read\n"
+	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
+	    "      --io-timeout SECS   fail a read with EIO after this long without\n"
+	    "                          a verified block (default 60)\n"
+	    "      --connect-timeout SECS  (default 10)\n"
+	    "      --readahead SIZE    extra bytes fetched after a missed read\n"
+	    "                          (default 256K)\n"
+	    "      --log FILE          log here when in the background (default:\n"
+	    "                          syslog)\n"
+	    "  -D, --debug CATS        debug categories: fetch,cache,fuse,hydrate,all\n"
+	    "  -h, --help              this help\n");
 }
 
 static int parse_opts(int argc, char **argv, struct mount_opts *o)
@@ -128,23 +129,22 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_LOG,
 	};
 	static const struct option longopts[] = {
-		{"foreground", no_argument, NULL, 'f'},
-		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-		{"cacert", required_argument, NULL, OPT_CACERT},
-		{"pin-sha256", required_argument, NULL, OPT_PIN},
-		{"insecure", no_argument, NULL, OPT_INSECURE},
-		{"cache", required_argument, NULL, OPT_CACHE},
-		{"key-file", required_argument, NULL, OPT_KEY_FILE},
-		{"no-hydrate", no_argument, NULL, OPT_NO_HYDRATE},
-		{"max-rate", required_argument, NULL, OPT_MAX_RATE},
-		{"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
-		{"connect-timeout", required_argument, NULL,
-		 OPT_CONNECT_TIMEOUT},
-		{"readahead", required_argument, NULL, OPT_READAHEAD},
-		{"log", required_argument, NULL, OPT_LOG},
-		{"debug", required_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+	    {"cacert", required_argument, NULL, OPT_CACERT},
+	    {"pin-sha256", required_argument, NULL, OPT_PIN},
+	    {"insecure", no_argument, NULL, OPT_INSECURE},
+	    {"cache", required_argument, NULL, OPT_CACHE},
+	    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+	    {"no-hydrate", no_argument, NULL, OPT_NO_HYDRATE},
+	    {"max-rate", required_argument, NULL, OPT_MAX_RATE},
+	    {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
+	    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+	    {"readahead", required_argument, NULL, OPT_READAHEAD},
+	    {"log", required_argument, NULL, OPT_LOG},
+	    {"debug", required_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -227,34 +227,16 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 
 static int read_token(const struct mount_opts *o, char **ret)
 {
-	_cleanup_free_ char *tok = NULL;
-	const char *env;
-	int r;
+	int r = remote_read_token(o->token_file, ret);
 
-	if (o->token_file) {
-		r = read_file(o->token_file, VMF_TOKEN_MAX + 2, &tok, NULL);
-		if (r < 0)
-			return log_error_errno(r, "token file %s: %m",
-					       o->token_file);
-		strip_trailing_space(tok);
-	} else {
-		env = getenv("VMFERRY_TOKEN");
-		if (!env || !*env) {
-			log_error("no token: use --token-file FILE or set "
-				  "VMFERRY_TOKEN");
-			return -EINVAL;
-		}
-		tok = strdup(env);
-		if (!tok)
-			return log_oom();
-	}
-	if (!*tok || strlen(tok) > VMF_TOKEN_MAX ||
-	    strpbrk(tok, " \t\r\n")) {
+	if (r == -ENOKEY)
+		log_error("no token: use --token-file FILE or set "
+			  "VMFERRY_TOKEN");
+	else if (r == -EINVAL)
 		log_error("the token is empty, too long or holds white space");
-		return -EINVAL;
-	}
-	*ret = steal_ptr(&tok);
-	return 0;
+	else if (r < 0)
+		log_error_errno(r, "token file %s: %m", o->token_file);
+	return r;
 }
 
 /* $XDG_x or $HOME/fallback, then "/vmferry" + suffix. */
@@ -291,12 +273,14 @@ static int load_user_key(struct mount *m)
 	}
 	r = keys_user_load(p, true, m->user_key, &created);
 	if (r == -EPERM)
-		return log_error_errno(r, "key file %s is readable by others: "
-					  "chmod 600 it",
+		return log_error_errno(r,
+				       "key file %s is readable by others: "
+				       "chmod 600 it",
 				       p);
 	if (r == -EBADMSG)
-		return log_error_errno(r, "key file %s is not a vmferry key "
-					  "(64 hex digits)",
+		return log_error_errno(r,
+				       "key file %s is not a vmferry key "
+				       "(64 hex digits)",
 				       p);
 	if (r < 0)
 		return log_error_errno(r, "key file %s: %m", p);
@@ -408,8 +392,8 @@ static int open_cache(struct mount *m, const struct manifest_header *hdr,
 	else
 		n = xdg_path("XDG_CACHE_HOME", ".cache", "", base,
 			     sizeof(base)) < 0
-			    ? -1
-			    : 0;
+			? -1
+			: 0;
 	if (n < 0)
 		return log_error_errno(-ENOENT, "no cache directory: use "
 						"--cache DIR");
@@ -423,8 +407,9 @@ static int open_cache(struct mount *m, const struct manifest_header *hdr,
 				       m->cache_path);
 	r = keys_data_open(m->cache_path, m->user_key, cache_id, data_key);
 	if (r == -EBADMSG)
-		return log_error_errno(r, "the cache in %s was made with a "
-					  "different key (wrong --key-file?)",
+		return log_error_errno(r,
+				       "the cache in %s was made with a "
+				       "different key (wrong --key-file?)",
 				       m->cache_path);
 	if (r < 0)
 		return log_error_errno(r, "cache keys in %s: %m",
@@ -440,8 +425,7 @@ static int open_cache(struct mount *m, const struct manifest_header *hdr,
 	snprintf(ver, sizeof(ver), "%" PRIu64, hdr->version);
 	r = cache_meta_put(m->cache, "version", ver, strlen(ver));
 	if (r == 0)
-		r = cache_meta_put(m->cache, "url", m->o.url,
-				   strlen(m->o.url));
+		r = cache_meta_put(m->cache, "url", m->o.url, strlen(m->o.url));
 	if (r < 0)
 		return log_error_errno(r, "writing the cache in %s: %m",
 				       m->cache_path);
@@ -469,26 +453,25 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	if (!m->rate_ns)
 		m->rate_ns = m->started_ns;
 	rate = now > m->rate_ns ? (double)(fs.bytes - m->rate_bytes) * 1e9 /
-					  (double)(now - m->rate_ns)
+				      (double)(now - m->rate_ns)
 				: 0;
 	m->rate_bytes = fs.bytes;
 	m->rate_ns = now;
 	o = json_pack(
-		"{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:f, s:b, s:b, s:i, s:s, s:I, s:f}",
-		"image", m->url.name, "server", m->url.base, "version",
-		(json_int_t)m->version, "size",
-		(json_int_t)image_header(m->im)->image_size, "block_size",
-		(json_int_t)image_header(m->im)->block_size, "blocks_total",
-		(json_int_t)is.blocks_total, "blocks_data",
-		(json_int_t)is.blocks_data, "blocks_zero",
-		(json_int_t)is.blocks_zero, "blocks_cached",
-		(json_int_t)is.blocks_cached, "bytes_fetched",
-		(json_int_t)fs.bytes, "requests", (json_int_t)fs.requests,
-		"uptime_s", secs, "hydrating", hydrate_running(m->hydrate),
-		"complete", image_complete(m->im), "pid", (int)getpid(),
-		"cache", m->cache_path, "verify_failures",
-		(json_int_t)is.verify_failures, "rate_bps", rate);
+	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:f, s:b, s:b, s:i, s:s, s:I, s:f}",
+	    "image", m->url.name, "server", m->url.base, "version",
+	    (json_int_t)m->version, "size",
+	    (json_int_t)image_header(m->im)->image_size, "block_size",
+	    (json_int_t)image_header(m->im)->block_size, "blocks_total",
+	    (json_int_t)is.blocks_total, "blocks_data",
+	    (json_int_t)is.blocks_data, "blocks_zero",
+	    (json_int_t)is.blocks_zero, "blocks_cached",
+	    (json_int_t)is.blocks_cached, "bytes_fetched", (json_int_t)fs.bytes,
+	    "requests", (json_int_t)fs.requests, "uptime_s", secs, "hydrating",
+	    hydrate_running(m->hydrate), "complete", image_complete(m->im),
+	    "pid", (int)getpid(), "cache", m->cache_path, "verify_failures",
+	    (json_int_t)is.verify_failures, "rate_bps", rate);
 	if (!o)
 		return -ENOMEM;
 	s = json_dumps(o, JSON_COMPACT);
@@ -527,8 +510,8 @@ static int start_fuse(struct mount *m)
 	m->fctx.size = image_header(m->im)->image_size;
 	m->fctx.mtime = time(NULL);
 	m->fctx.ctl_path = m->ctl_path;
-	m->fuse = fuse_new(&args, fuse_ops_get(), sizeof(struct fuse_operations),
-			   &m->fctx);
+	m->fuse = fuse_new(&args, fuse_ops_get(),
+			   sizeof(struct fuse_operations), &m->fctx);
 	fuse_opt_free_args(&args); /* fuse_new may have grown them */
 	if (!m->fuse) {
 		log_error("fuse_new failed");
@@ -599,8 +582,7 @@ static int setup(struct mount *m)
 	if (r == 0)
 		r = ctl_start(m->ctl_path, ctl_handler, m, &m->ctl);
 	if (r < 0)
-		return log_error_errno(r, "control socket %s: %m",
-				       m->ctl_path);
+		return log_error_errno(r, "control socket %s: %m", m->ctl_path);
 	r = start_fuse(m);
 	if (r < 0)
 		return r;
@@ -609,8 +591,7 @@ static int setup(struct mount *m)
 		if (r < 0)
 			return log_error_errno(r, "starting hydration: %m");
 	}
-	log_info("mounted %s version %" PRIu64 " (%" PRIu64
-		 " bytes) on %s/%s",
+	log_info("mounted %s version %" PRIu64 " (%" PRIu64 " bytes) on %s/%s",
 		 m->url.name, m->version, hdr.image_size, m->o.mountpoint,
 		 m->fctx.file_name);
 	return 0;
@@ -652,8 +633,8 @@ int fusefs_mount_main(int argc, char **argv)
 		log_error("bad URL \"%s\": %s", m.o.url, why);
 		return 2;
 	}
-	if (check_mountpoint(m.o.mountpoint) < 0 || read_token(&m.o, &m.token) < 0 ||
-	    load_user_key(&m) < 0) {
+	if (check_mountpoint(m.o.mountpoint) < 0 ||
+	    read_token(&m.o, &m.token) < 0 || load_user_key(&m) < 0) {
 		teardown(&m);
 		return 1;
 	}

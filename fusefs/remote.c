@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "io.h"
 #include "util.h"
 
 #include "fetch.h"
@@ -55,19 +56,20 @@ int remote_parse_url(const char *url, struct remote_url *ret,
 	return 0;
 }
 
-void remote_data_path(const char *name, uint64_t version, char *buf,
-		      size_t len)
+void remote_data_path(const char *name, uint64_t version, char *buf, size_t len)
 {
-	snprintf(buf, len, VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS "/%" PRIu64
-		 "/" VMF_SEG_DATA,
+	snprintf(buf, len,
+		 VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS "/%" PRIu64
+				 "/" VMF_SEG_DATA,
 		 name, version);
 }
 
 void remote_manifest_path(const char *name, uint64_t version, char *buf,
 			  size_t len)
 {
-	snprintf(buf, len, VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS "/%" PRIu64
-		 "/" VMF_SEG_MANIFEST,
+	snprintf(buf, len,
+		 VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS "/%" PRIu64
+				 "/" VMF_SEG_MANIFEST,
 		 name, version);
 }
 
@@ -166,12 +168,38 @@ int remote_get_manifest_header(struct fetch *f, const char *name,
 			 img->block_size, img->version);
 		return -EBADMSG;
 	}
-	if (img->manifest_size && img->manifest_size != manifest_encoded_size(&h)) {
-		snprintf(ret_why, 256, "the manifest's length does not match "
-				       "its header");
+	if (img->manifest_size &&
+	    img->manifest_size != manifest_encoded_size(&h)) {
+		snprintf(ret_why, 256,
+			 "the manifest's length does not match "
+			 "its header");
 		return -EBADMSG;
 	}
 	*ret = h;
+	return 0;
+}
+
+int remote_read_token(const char *file, char **ret)
+{
+	_cleanup_free_ char *tok = NULL;
+	const char *env = getenv("VMFERRY_TOKEN");
+	int r;
+
+	if (file) {
+		r = read_file(file, VMF_TOKEN_MAX + 2, &tok, NULL);
+		if (r < 0)
+			return r == -EFBIG ? -EINVAL : r;
+		strip_trailing_space(tok);
+	} else if (env && *env) {
+		tok = strdup(env);
+		if (!tok)
+			return -ENOMEM;
+	} else {
+		return -ENOKEY;
+	}
+	if (!*tok || strlen(tok) > VMF_TOKEN_MAX || strpbrk(tok, " \t\r\n"))
+		return -EINVAL;
+	*ret = steal_ptr(&tok);
 	return 0;
 }
 

@@ -53,6 +53,13 @@ void remote_data_path(const char *name, uint64_t version, char *buf,
 void remote_manifest_path(const char *name, uint64_t version, char *buf,
 			  size_t len);
 
+/* The bearer token: from file (trailing white space stripped), or from
+ * $VMFERRY_TOKEN when file is NULL.  Returns 0 and a new string in *ret
+ * (caller cleanses and frees), -ENOKEY (no token given), -EINVAL (empty,
+ * longer than VMF_TOKEN_MAX or holding white space), or -errno reading
+ * the file. */
+int remote_read_token(const char *file, char **ret);
+
 /* Turn a fetch error into the sentence a user needs (static string),
  * e.g. -EPERM -> "the server's certificate does not verify (use --cacert
  * FILE to trust it, or --insecure)". */

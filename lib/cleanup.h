@@ -23,7 +23,8 @@ static inline void closep(int *fd)
 {
 	if (*fd >= 0) {
 		int saved = errno;
-		(void)close(*fd); /* nothing to do on a failed close of a read fd */
+		(void)close(
+		    *fd); /* nothing to do on a failed close of a read fd */
 		errno = saved;
 	}
 }
@@ -34,16 +35,16 @@ static inline void fclosep(FILE **f)
 		(void)fclose(*f);
 }
 
-#define _cleanup_free_	_cleanup_(freep)
-#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_free_	 _cleanup_(freep)
+#define _cleanup_close_	 _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Hand ownership on: returns *pp and sets it to NULL. */
-#define steal_ptr(pp)                                                          \
-	({                                                                     \
-		__typeof__(*(pp)) _p = *(pp);                                  \
-		*(pp) = NULL;                                                  \
-		_p;                                                            \
+#define steal_ptr(pp)                         \
+	({                                    \
+		__typeof__(*(pp)) _p = *(pp); \
+		*(pp) = NULL;                 \
+		_p;                           \
 	})
 
 static inline int steal_fd(int *fd)

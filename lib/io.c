@@ -91,18 +91,19 @@ int fsync_parent_dir(const char *path)
 {
 	_cleanup_free_ char *dir = strdup(path);
 	_cleanup_close_ int fd = -1;
+	const char *d = dir;
 	char *slash;
 
 	if (!dir)
 		return -ENOMEM;
 	slash = strrchr(dir, '/');
 	if (!slash)
-		strcpy(dir, "."); /* "." fits: dir holds at least one byte */
+		d = ".";
 	else if (slash == dir)
 		slash[1] = '\0';
 	else
 		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fsync(fd) < 0)

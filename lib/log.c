@@ -25,10 +25,10 @@ static const struct {
 	const char *name;
 	enum log_cat cat;
 } log_cat_names[] = {
-	{"fetch", LOG_CAT_FETCH}, {"cache", LOG_CAT_CACHE},
-	{"fuse", LOG_CAT_FUSE},	  {"hydrate", LOG_CAT_HYDRATE},
-	{"http", LOG_CAT_HTTP},	  {"store", LOG_CAT_STORE},
-	{"crypto", LOG_CAT_CRYPTO}, {"all", LOG_CAT_ALL},
+    {"fetch", LOG_CAT_FETCH},	{"cache", LOG_CAT_CACHE},
+    {"fuse", LOG_CAT_FUSE},	{"hydrate", LOG_CAT_HYDRATE},
+    {"http", LOG_CAT_HTTP},	{"store", LOG_CAT_STORE},
+    {"crypto", LOG_CAT_CRYPTO}, {"all", LOG_CAT_ALL},
 };
 
 void log_set_ident(const char *ident)

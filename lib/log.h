@@ -49,22 +49,22 @@ void log_use_syslog(void);
 bool log_debug_enabled(enum log_cat cat);
 
 void log_msg(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Log with errno = -r so %m prints it; returns r (negative). */
 int log_msg_errno(enum log_level level, int r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
-#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_error(...)		log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warn(...)		log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...)		log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_error_errno(r, ...) log_msg_errno(LOG_LEVEL_ERROR, (r), __VA_ARGS__)
 #define log_warn_errno(r, ...)	log_msg_errno(LOG_LEVEL_WARN, (r), __VA_ARGS__)
 /* Debug lines test their category before any formatting. */
-#define log_debug(cat, ...)                                                    \
-	do {                                                                   \
-		if (log_debug_enabled(cat))                                    \
-			log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__);                 \
+#define log_debug(cat, ...)                                    \
+	do {                                                   \
+		if (log_debug_enabled(cat))                    \
+			log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 static inline int log_oom(void)

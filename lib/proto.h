@@ -32,8 +32,8 @@
 #define VMF_SEG_MISSING	 "missing"
 
 /* Request headers. */
-#define VMF_HDR_COMMIT_ID  "Vmferry-Commit-Id"  /* idempotent commit key */
-#define VMF_HDR_BASE	   "Vmferry-Base-Version" /* commit on top of N */
+#define VMF_HDR_COMMIT_ID "Vmferry-Commit-Id"	 /* idempotent commit key */
+#define VMF_HDR_BASE	  "Vmferry-Base-Version" /* commit on top of N */
 
 /* Block size: a power of two within these bounds. */
 #define VMF_BLOCK_SIZE_DEFAULT (64u * 1024)
@@ -51,9 +51,9 @@
 #define VMF_HASH_HEX_LEN 64
 
 /* Limits on what either side accepts from the network. */
-#define VMF_JSON_MAX	       (1u << 20)  /* any JSON body */
-#define VMF_MISSING_MAX_HASHES 65536	   /* hashes per /blocks/missing */
-#define VMF_TOKEN_MAX	       256	   /* bearer token length */
+#define VMF_JSON_MAX	       (1u << 20) /* any JSON body */
+#define VMF_MISSING_MAX_HASHES 65536	  /* hashes per /blocks/missing */
+#define VMF_TOKEN_MAX	       256	  /* bearer token length */
 
 /* Default server port. */
 #define VMF_DEFAULT_PORT 8443

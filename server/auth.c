@@ -25,6 +25,7 @@
 #include "util.h"
 
 #include "auth.h"
+#include "mutex.h"
 
 #define AUTH_FILE_MAX	 (16u << 20)
 #define AUTH_RANDOM_LEN	 32
@@ -33,7 +34,7 @@
 int auth_token_new(char **ret_token)
 {
 	static const char b64url[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	uint8_t rnd[AUTH_RANDOM_LEN + 2] = {0}; /* padded to a multiple of 3 */
 	size_t plen = strlen(AUTH_TOKEN_PREFIX);
 	size_t n = (AUTH_RANDOM_LEN * 8 + 5) / 6; /* unpadded base64 length */
@@ -49,8 +50,8 @@ int auth_token_new(char **ret_token)
 	memcpy(tok, AUTH_TOKEN_PREFIX, plen);
 	p = tok + plen;
 	for (size_t i = 0; i < AUTH_RANDOM_LEN; i += 3) {
-		uint32_t v = (uint32_t)rnd[i] << 16 | (uint32_t)rnd[i + 1] << 8 |
-			     rnd[i + 2];
+		uint32_t v = (uint32_t)rnd[i] << 16 |
+			     (uint32_t)rnd[i + 1] << 8 | rnd[i + 2];
 
 		*p++ = b64url[v >> 18 & 63];
 		*p++ = b64url[v >> 12 & 63];
@@ -230,7 +231,8 @@ static int list_from_json(json_t *arr, char ***ret, size_t *ret_n)
 		return -ENOMEM;
 	json_array_foreach(arr, i, v)
 	{
-		if (!json_is_string(v) || !auth_grant_valid(json_string_value(v)))
+		if (!json_is_string(v) ||
+		    !auth_grant_valid(json_string_value(v)))
 			goto bad;
 		list[i] = strdup(json_string_value(v));
 		if (!list[i])
@@ -337,8 +339,8 @@ int auth_db_save(const struct auth_db *db, const char *path)
 	_cleanup_free_ char *text = NULL;
 	json_t *arr = json_array();
 
-	root = json_pack("{s:i, s:o*}", "format", AUTH_FILE_FORMAT, "tokens",
-			 arr);
+	root =
+	    json_pack("{s:i, s:o*}", "format", AUTH_FILE_FORMAT, "tokens", arr);
 	if (!root)
 		return -ENOMEM;
 	for (size_t i = 0; i < db->n; i++) {
@@ -411,8 +413,8 @@ int auth_db_add(struct auth_db *db, const char *label,
 	}
 	if (r == 0)
 		t.nwrite = g->nwrite;
-	grown = r == 0 ? realloc(db->tokens, (db->n + 1) * sizeof(*grown))
-		       : NULL;
+	grown =
+	    r == 0 ? realloc(db->tokens, (db->n + 1) * sizeof(*grown)) : NULL;
 	if (!grown) {
 		token_fini(&t);
 		return r < 0 ? r : -ENOMEM;
@@ -449,11 +451,11 @@ struct file_id {
 };
 
 struct auth_watch {
-	char *path;		/* set before threads start */
-	pthread_mutex_t lock;	/* protects db and id */
-	struct auth_db *db;	/* current, one reference held */
-	struct file_id id;	/* of the file db was loaded from */
-	struct file_id failed;	/* last version that failed to load */
+	char *path;	       /* set before threads start */
+	pthread_mutex_t lock;  /* protects db and id */
+	struct auth_db *db;    /* current, one reference held */
+	struct file_id id;     /* of the file db was loaded from */
+	struct file_id failed; /* last version that failed to load */
 };
 
 static int file_id_get(const char *path, struct file_id *ret)
@@ -474,18 +476,6 @@ static bool file_id_eq(const struct file_id *a, const struct file_id *b)
 	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
 	       a->ctime.tv_sec == b->ctime.tv_sec &&
 	       a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
-static void lock(pthread_mutex_t *m)
-{
-	if (pthread_mutex_lock(m) != 0)
-		abort();
-}
-
-static void unlock(pthread_mutex_t *m)
-{
-	if (pthread_mutex_unlock(m) != 0)
-		abort();
 }
 
 int auth_watch_new(const char *path, struct auth_watch **ret)
@@ -536,21 +526,22 @@ static void reload(struct auth_watch *w, const struct file_id *id)
 	r = auth_db_load(w->path, &db);
 	if (r < 0) {
 		/* Warn once per broken version of the file, not per request. */
-		lock(&w->lock);
+		mutex_lock(&w->lock);
 		again = file_id_eq(&w->failed, id);
 		w->failed = *id;
-		unlock(&w->lock);
+		mutex_unlock(&w->lock);
 		if (!again)
-			log_warn_errno(r, "reloading %s: %m; keeping the tokens "
-					  "loaded before",
+			log_warn_errno(r,
+				       "reloading %s: %m; keeping the tokens "
+				       "loaded before",
 				       w->path);
 		return;
 	}
-	lock(&w->lock);
+	mutex_lock(&w->lock);
 	old = w->db;
 	w->db = db;
 	w->id = *id;
-	unlock(&w->lock);
+	mutex_unlock(&w->lock);
 	auth_db_unref(old);
 	log_info("reloaded %s: %zu tokens", w->path, db->n);
 }
@@ -562,14 +553,14 @@ struct auth_db *auth_watch_get(struct auth_watch *w)
 	bool changed;
 
 	if (file_id_get(w->path, &id) == 0) {
-		lock(&w->lock);
+		mutex_lock(&w->lock);
 		changed = !file_id_eq(&id, &w->id);
-		unlock(&w->lock);
+		mutex_unlock(&w->lock);
 		if (changed)
 			reload(w, &id);
 	}
-	lock(&w->lock);
+	mutex_lock(&w->lock);
 	db = auth_db_ref(w->db);
-	unlock(&w->lock);
+	mutex_unlock(&w->lock);
 	return db;
 }

@@ -16,7 +16,7 @@
 /* Print "vmferry-server: MESSAGE" and a pointer to cmd's --help on
  * stderr; returns CLI_EXIT_USAGE.  cmd is "init", "token add", ... */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* A new string "dir/name" (caller frees), or NULL. */
 char *cli_dir_file(const char *dir, const char *name);

@@ -29,16 +29,16 @@
 #define GRANTS_MAX 64
 
 static const char usage_token[] =
-	"usage: " CLI_PROG " token add DIR --name LABEL [--read IMAGE]...\n"
-	"                               [--write IMAGE]... [--admin]\n"
-	"       " CLI_PROG " token list DIR\n"
-	"       " CLI_PROG " token revoke DIR ID\n"
-	"\n"
-	"add prints a new token once on stdout; the server keeps only its\n"
-	"SHA-256.  IMAGE may be '*' for every image; write implies read;\n"
-	"--admin may do anything, /v1/stats included.  list shows id,\n"
-	"creation time (UTC), label and grants, never a token.  A change\n"
-	"takes effect in a running server at its next request.\n";
+    "usage: " CLI_PROG " token add DIR --name LABEL [--read IMAGE]...\n"
+    "                               [--write IMAGE]... [--admin]\n"
+    "       " CLI_PROG " token list DIR\n"
+    "       " CLI_PROG " token revoke DIR ID\n"
+    "\n"
+    "add prints a new token once on stdout; the server keeps only its\n"
+    "SHA-256.  IMAGE may be '*' for every image; write implies read;\n"
+    "--admin may do anything, /v1/stats included.  list shows id,\n"
+    "creation time (UTC), label and grants, never a token.  A change\n"
+    "takes effect in a running server at its next request.\n";
 
 static void auth_db_unrefp(struct auth_db **db)
 {
@@ -48,31 +48,36 @@ static void auth_db_unrefp(struct auth_db **db)
 /* flock() DIR for a read-modify-write of tokens.json. */
 static int lock_dir(const char *dir, int *ret_fd)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
 		return log_error_errno(-errno, "%s: %m", dir);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int r = -errno;
-
-			(void)close(fd); /* read-only directory fd */
-			return log_error_errno(r, "locking %s: %m", dir);
-		}
-	}
-	*ret_fd = fd;
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return log_error_errno(-errno, "locking %s: %m", dir);
+	*ret_fd = steal_fd(&fd);
 	return 0;
 }
 
-static int load(const char *dir, const char *path, struct auth_db **ret)
+/* Load DIR/tokens.json (its path in *ret_path, new).  With ret_lock_fd,
+ * DIR is flock()ed first, until that fd is closed. */
+static int load(const char *dir, int *ret_lock_fd, char **ret_path,
+		struct auth_db **ret_db)
 {
-	int r = cli_check_server_dir(dir);
+	_cleanup_free_ char *path = cli_dir_file(dir, CLI_TOKENS);
+	int r;
 
+	if (!path)
+		return log_oom();
+	r = cli_check_server_dir(dir);
+	if (r == 0 && ret_lock_fd)
+		r = lock_dir(dir, ret_lock_fd);
 	if (r < 0)
 		return r;
-	r = auth_db_load(path, ret);
+	r = auth_db_load(path, ret_db);
 	if (r < 0)
 		return log_error_errno(r, "reading %s: %m", path);
+	*ret_path = steal_ptr(&path);
 	return 0;
 }
 
@@ -86,12 +91,12 @@ struct add_opts {
 static int parse_add(int argc, char **argv, struct add_opts *o)
 {
 	static const struct option opts[] = {
-		{"name", required_argument, NULL, 'n'},
-		{"read", required_argument, NULL, 'r'},
-		{"write", required_argument, NULL, 'w'},
-		{"admin", no_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"name", required_argument, NULL, 'n'},
+	    {"read", required_argument, NULL, 'r'},
+	    {"write", required_argument, NULL, 'w'},
+	    {"admin", no_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -158,12 +163,7 @@ static int token_add(int argc, char **argv)
 	if (r != 0)
 		return r == 1 ? 0 : r;
 	dir = argv[optind];
-	path = cli_dir_file(dir, CLI_TOKENS);
-	if (!path)
-		return log_oom();
-	r = lock_dir(dir, &lock_fd);
-	if (r == 0)
-		r = load(dir, path, &db);
+	r = load(dir, &lock_fd, &path, &db);
 	if (r < 0)
 		return r;
 	r = auth_token_new(&tok);
@@ -172,8 +172,9 @@ static int token_add(int argc, char **argv)
 	auth_token_hash(tok, hash);
 	r = auth_db_add(db, o.label, &o.g, hash, now_wall(), &id);
 	if (r == -EINVAL)
-		return cli_usage_error("token", "invalid label (1-%d printable "
-						"characters)",
+		return cli_usage_error("token",
+				       "invalid label (1-%d printable "
+				       "characters)",
 				       AUTH_LABEL_MAX);
 	if (r == 0)
 		r = auth_db_save(db, path);
@@ -188,17 +189,14 @@ static int token_add(int argc, char **argv)
 static int token_list(const char *dir)
 {
 	_cleanup_(auth_db_unrefp) struct auth_db *db = NULL;
-	_cleanup_free_ char *path = cli_dir_file(dir, CLI_TOKENS);
+	_cleanup_free_ char *path = NULL;
 	char grants[1024], when[32];
 	int r;
 
-	if (!path)
-		return log_oom();
-	r = load(dir, path, &db);
+	r = load(dir, NULL, &path, &db);
 	if (r < 0)
 		return r;
-	printf("%-12s  %-20s  %-16s  %s\n", "ID", "CREATED", "LABEL",
-	       "GRANTS");
+	printf("%-12s  %-20s  %-16s  %s\n", "ID", "CREATED", "LABEL", "GRANTS");
 	for (size_t i = 0; i < db->n; i++) {
 		const struct auth_token *t = &db->tokens[i];
 		time_t created = (time_t)t->created;
@@ -217,15 +215,11 @@ static int token_list(const char *dir)
 static int token_revoke(const char *dir, const char *id)
 {
 	_cleanup_(auth_db_unrefp) struct auth_db *db = NULL;
-	_cleanup_free_ char *path = cli_dir_file(dir, CLI_TOKENS);
+	_cleanup_free_ char *path = NULL;
 	_cleanup_close_ int lock_fd = -1;
 	int r;
 
-	if (!path)
-		return log_oom();
-	r = lock_dir(dir, &lock_fd);
-	if (r == 0)
-		r = load(dir, path, &db);
+	r = load(dir, &lock_fd, &path, &db);
 	if (r < 0)
 		return r;
 	r = auth_db_revoke(db, id);

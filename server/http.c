@@ -27,11 +27,11 @@
 #include "http_read.h"
 #include "http_write.h"
 
-#define HTTP_MEMORY_LIMIT    (64u * 1024) /* per connection: headers, buffers */
-#define HTTP_TIMEOUT_SECS    60
-#define HTTP_CONNECTION_MAX  1024
-#define HTTP_TLS_PRIORITIES  "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-#define HTTP_MAX_SEGMENTS    8
+#define HTTP_MEMORY_LIMIT   (64u * 1024) /* per connection: headers, buffers */
+#define HTTP_TIMEOUT_SECS   60
+#define HTTP_CONNECTION_MAX 1024
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define HTTP_MAX_SEGMENTS   8
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -66,8 +66,7 @@ enum MHD_Result http_queue(struct http_request *req, unsigned status,
 	return ret;
 }
 
-struct MHD_Response *http_json_response(json_t *body,
-					const char *cache_control,
+struct MHD_Response *http_json_response(json_t *body, const char *cache_control,
 					size_t *ret_len)
 {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -85,10 +84,10 @@ struct MHD_Response *http_json_response(json_t *body,
 		free(text);
 		return NULL;
 	}
-	if (MHD_add_response_header(resp, "Content-Type",
-				    "application/json") != MHD_YES ||
+	if (MHD_add_response_header(resp, "Content-Type", "application/json") !=
+		MHD_YES ||
 	    MHD_add_response_header(resp, "Cache-Control", cache_control) !=
-		    MHD_YES) {
+		MHD_YES) {
 		MHD_destroy_response(resp);
 		return NULL;
 	}
@@ -101,7 +100,7 @@ enum MHD_Result http_reply_json(struct http_request *req, unsigned status,
 {
 	size_t len = 0;
 	struct MHD_Response *resp =
-		http_json_response(body, cache_control, &len);
+	    http_json_response(body, cache_control, &len);
 
 	return http_queue(req, status, resp, len);
 }
@@ -192,7 +191,7 @@ static int match_route(char *seg[], int n, enum http_route *ret,
 		*ret = ROUTE_STATS;
 	else if (n == 3 && strcmp(seg[1], "blocks") == 0)
 		*ret = strcmp(seg[2], VMF_SEG_MISSING) == 0 ? ROUTE_MISSING
-							   : ROUTE_BLOCK;
+							    : ROUTE_BLOCK;
 	else if (strcmp(seg[1], "images") != 0)
 		return -ENOENT;
 	else if (n == 2)
@@ -256,8 +255,9 @@ static int take_params(struct http_request *req, char *name, char *num)
 {
 	if (name && req->route == ROUTE_BLOCK) {
 		if (hash_from_hex(name, req->hash, VMF_HASH_LEN) < 0) {
-			http_reply_error(req, 400, "invalid block hash (want "
-						   "64 hex digits)");
+			http_reply_error(req, 400,
+					 "invalid block hash (want "
+					 "64 hex digits)");
 			return -EINVAL;
 		}
 		return 0;
@@ -335,32 +335,30 @@ static int authorize(struct http_request *req)
 	else if (req->route == ROUTE_MISSING || req->route == ROUTE_BLOCK)
 		http_reply_error(req, 403, "token %s may not write", t->id);
 	else
-		http_reply_error(req, 403, "token %s may not %s image %s",
-				 t->id,
-				 req->route == ROUTE_COMMIT ? "write" : "read",
-				 req->name);
+		http_reply_error(
+		    req, 403, "token %s may not %s image %s", t->id,
+		    req->route == ROUTE_COMMIT ? "write" : "read", req->name);
 	return -EPERM;
 }
 
 /* The first call for a request: its headers are in. */
 static enum MHD_Result begin(struct http_request *req, const char *url)
 {
-	_cleanup_free_ char *copy = strdup(url);
 	char *seg[HTTP_MAX_SEGMENTS], *name, *num;
 	int n;
 
-	if (!copy)
+	req->segments = strdup(url);
+	if (!req->segments)
 		return MHD_NO;
 	if (authenticate(req) < 0)
 		return req->queued ? MHD_YES : MHD_NO;
-	n = split_path(copy, seg);
+	n = split_path(req->segments, seg);
 	if (n < 0 || match_route(seg, n, &req->route, &name, &num) < 0)
 		return http_reply_error(req, 404, "no such route");
 	if (!method_allowed(req->route, req->method))
-		return http_reply_error_ex(req, 405, NULL, "Allow",
-					   route_methods(req->route),
-					   "method %s not allowed here",
-					   req->method);
+		return http_reply_error_ex(
+		    req, 405, NULL, "Allow", route_methods(req->route),
+		    "method %s not allowed here", req->method);
 	if (take_params(req, name, num) < 0 || authorize(req) < 0)
 		return req->queued ? MHD_YES : MHD_NO;
 	switch (req->route) {
@@ -437,8 +435,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	return http_write_finish(req);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-			 void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
 {
 	struct http_request *req = *con_cls;
 
@@ -451,6 +449,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 			  req->method, req->path, (int)toe);
 	http_write_fini(req);
 	auth_db_unref(req->db);
+	free(req->segments);
 	free(req->path);
 	free(req);
 	*con_cls = NULL;
@@ -500,20 +499,19 @@ int http_start(const struct http_config *cfg, struct store *s,
 	if (cfg->addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	struct MHD_OptionItem opts[] = {
-		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, &h->ctx},
-		{MHD_OPTION_SOCK_ADDR, 0, (void *)cfg->addr},
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->cert_pem},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->key_pem},
-		{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
-		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_MEMORY_LIMIT, NULL},
-		{MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_SECS, NULL},
-		{MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_MAX, NULL},
-		{MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
-		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
-		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL},
-		{cfg->threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-		 cfg->threads, NULL},
-		{MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, &h->ctx},
+	    {MHD_OPTION_SOCK_ADDR, 0, (void *)cfg->addr},
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->cert_pem},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->key_pem},
+	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_MEMORY_LIMIT, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_SECS, NULL},
+	    {MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_MAX, NULL},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+	    {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL},
+	    {cfg->threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+	     cfg->threads, NULL},
+	    {MHD_OPTION_END, 0, NULL},
 	};
 	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &h->ctx,
 				     MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
@@ -529,7 +527,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 uint16_t http_port(const struct http_server *h)
 {
 	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	    MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
 
 	return info ? info->port : 0;
 }

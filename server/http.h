@@ -22,7 +22,7 @@
 
 #include "proto.h"
 
-#include "versions.h"
+#include "commit.h"
 
 struct auth_db;
 struct auth_token;
@@ -81,7 +81,8 @@ struct http_request {
 	struct http_ctx *ctx;
 	struct MHD_Connection *conn;
 	const char *method;
-	char *path; /* as received (for the log) */
+	char *path;	/* as received (for the log) */
+	char *segments; /* a copy of path, cut into route segments */
 	bool head;
 	bool begun;  /* begin() ran: routed and authenticated */
 	bool queued; /* a response is queued */
@@ -103,7 +104,7 @@ struct http_request {
 	uint64_t up_expect; /* from the manifest header, 0 before it */
 	unsigned up_status; /* an error found while receiving */
 	char up_error[160];
-	char commit_id[VERSIONS_COMMIT_ID_MAX + 1];
+	char commit_id[COMMIT_ID_MAX + 1];
 	uint64_t base;
 };
 
@@ -128,8 +129,7 @@ enum MHD_Result http_queue(struct http_request *req, unsigned status,
 			   struct MHD_Response *resp, uint64_t body_len);
 /* A response with body (JSON, which is stolen), Content-Type
  * application/json and Cache-Control cache_control. */
-struct MHD_Response *http_json_response(json_t *body,
-					const char *cache_control,
+struct MHD_Response *http_json_response(json_t *body, const char *cache_control,
 					size_t *ret_len);
 /* Reply with body as JSON (stolen). */
 enum MHD_Result http_reply_json(struct http_request *req, unsigned status,
@@ -139,8 +139,8 @@ enum MHD_Result http_reply_json(struct http_request *req, unsigned status,
 enum MHD_Result http_reply_error_ex(struct http_request *req, unsigned status,
 				    json_t *extra, const char *header,
 				    const char *value, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
-#define http_reply_error(req, status, ...)                                     \
+    __attribute__((format(printf, 6, 7)));
+#define http_reply_error(req, status, ...) \
 	http_reply_error_ex((req), (status), NULL, NULL, NULL, __VA_ARGS__)
 
 /* One request header, or NULL. */

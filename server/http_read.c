@@ -37,7 +37,8 @@ static enum MHD_Result reply_versions_error(struct http_request *req, int r)
 	if (r == -ENOENT && req->route == ROUTE_IMAGE)
 		return http_reply_error(req, 404, "no image %s", req->name);
 	if (r == -ENOENT)
-		return http_reply_error(req, 404, "image %s has no version %" PRIu64,
+		return http_reply_error(req, 404,
+					"image %s has no version %" PRIu64,
 					req->name, req->version);
 	log_error_errno(r, "%s %s: %m", req->method, req->path);
 	return http_reply_error(req, 500, "server error reading image %s",
@@ -55,7 +56,8 @@ enum MHD_Result http_read_images(struct http_request *req)
 	r = versions_names(v, &names, &n);
 	if (r < 0) {
 		log_error_errno(r, "listing images: %m");
-		return http_reply_error(req, 500, "server error listing images");
+		return http_reply_error(req, 500,
+					"server error listing images");
 	}
 	list = json_array();
 	for (size_t i = 0; list && i < n; i++) {
@@ -74,11 +76,11 @@ enum MHD_Result http_read_images(struct http_request *req)
 		}
 		closep(&fd);
 		json_array_append_new(
-			list, json_pack("{s:s, s:I, s:I, s:I}", "name", names[i],
-					"version", (json_int_t)cur, "size",
-					(json_int_t)info.hdr.image_size,
-					"block_size",
-					(json_int_t)info.hdr.block_size));
+		    list,
+		    json_pack("{s:s, s:I, s:I, s:I}", "name", names[i],
+			      "version", (json_int_t)cur, "size",
+			      (json_int_t)info.hdr.image_size, "block_size",
+			      (json_int_t)info.hdr.block_size));
 	}
 	versions_names_free(names, n);
 	body = json_pack("{s:o*}", "images", list);
@@ -112,9 +114,8 @@ enum MHD_Result http_read_image(struct http_request *req)
 		/* The policy carries expiry, which clients must enforce:
 		 * serving an image without it would be worse than failing. */
 		log_error_errno(r, "image %s: policy.json: %m", req->name);
-		return http_reply_error(req, 500,
-					"image %s has an unreadable policy",
-					req->name);
+		return http_reply_error(
+		    req, 500, "image %s has an unreadable policy", req->name);
 	}
 	list = json_array();
 	for (size_t i = 0; list && i < n; i++)
@@ -151,10 +152,10 @@ struct data_reader {
 	struct store *store;
 	int mfd; /* the version's manifest */
 	struct manifest_header hdr;
-	uint64_t start;	 /* image offset of response byte 0 */
-	uint64_t blkno;	 /* block open in bfd, or UINT64_MAX */
-	int bfd;	 /* -1 for a zero block */
-	char what[96];	 /* "image N" for the log */
+	uint64_t start; /* image offset of response byte 0 */
+	uint64_t blkno; /* block open in bfd, or UINT64_MAX */
+	int bfd;	/* -1 for a zero block */
+	char what[96];	/* "image N" for the log */
 };
 
 static void data_reader_free(void *cls)
@@ -240,16 +241,15 @@ static struct MHD_Response *data_response(struct http_request *req, int *mfd,
 	d->blkno = UINT64_MAX;
 	snprintf(d->what, sizeof(d->what), "image %s version %" PRIu64,
 		 req->name, req->version);
-	resp = MHD_create_response_from_callback(rg->len, READ_BUFFER,
-						 data_reader_read, d,
-						 data_reader_free);
+	resp = MHD_create_response_from_callback(
+	    rg->len, READ_BUFFER, data_reader_read, d, data_reader_free);
 	if (!resp)
 		data_reader_free(d);
 	return resp;
 }
 
 static enum MHD_Result count_range_headers(void *cls, enum MHD_ValueKind kind,
-			       const char *key, const char *value)
+					   const char *key, const char *value)
 {
 	(void)kind;
 	(void)value;
@@ -282,10 +282,10 @@ static bool etag_listed(const char *list, const char *etag)
 static int add_headers(struct MHD_Response *resp, const char *etag)
 {
 	if (MHD_add_response_header(resp, "Accept-Ranges", "bytes") !=
-		    MHD_YES ||
+		MHD_YES ||
 	    MHD_add_response_header(resp, "ETag", etag) != MHD_YES ||
 	    MHD_add_response_header(resp, "Cache-Control", IMMUTABLE) !=
-		    MHD_YES ||
+		MHD_YES ||
 	    MHD_add_response_header(resp, "Content-Type",
 				    "application/octet-stream") != MHD_YES)
 		return -ENOMEM;
@@ -320,9 +320,10 @@ static int request_range(struct http_request *req, const char *etag,
 		return 1;
 	if (r == -ERANGE) {
 		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, total);
-		http_reply_error_ex(req, 416, NULL, "Content-Range", cr,
-				    "range %s not satisfiable: the size is %" PRIu64,
-				    value, total);
+		http_reply_error_ex(
+		    req, 416, NULL, "Content-Range", cr,
+		    "range %s not satisfiable: the size is %" PRIu64, value,
+		    total);
 	} else if (r == -EOPNOTSUPP) {
 		http_reply_error(req, 400, "multiple ranges are not supported");
 	} else {
@@ -344,8 +345,8 @@ enum MHD_Result http_read_version(struct http_request *req)
 	unsigned status;
 	int partial;
 
-	fd = versions_open_manifest(req->ctx->versions, req->name,
-				    req->version, true, &info);
+	fd = versions_open_manifest(req->ctx->versions, req->name, req->version,
+				    true, &info);
 	if (fd < 0)
 		return reply_versions_error(req, fd);
 	hash_to_hex(info.sha256, VMF_HASH_LEN, hex);
@@ -368,8 +369,8 @@ enum MHD_Result http_read_version(struct http_request *req)
 	else if (data)
 		resp = data_response(req, &fd, &info, &rg);
 	else
-		resp = MHD_create_response_from_fd_at_offset64(rg.len, fd,
-							       rg.off);
+		resp =
+		    MHD_create_response_from_fd_at_offset64(rg.len, fd, rg.off);
 	if (!resp)
 		return MHD_NO;
 	if (!data)

@@ -24,13 +24,14 @@
 
 #include "auth.h"
 #include "http_write.h"
+#include "commit.h"
 #include "store.h"
 #include "versions.h"
 
 #define MISSING_MAX (VMF_MISSING_MAX_HASHES * VMF_HASH_LEN)
 /* The largest manifest any valid header can describe. */
-#define COMMIT_MAX                                                             \
-	(MANIFEST_HEADER_SIZE +                                                \
+#define COMMIT_MAX              \
+	(MANIFEST_HEADER_SIZE + \
 	 VMF_IMAGE_SIZE_MAX / VMF_BLOCK_SIZE_MIN * (uint64_t)VMF_HASH_LEN)
 
 /* Remember an error to answer when the body is complete. */
@@ -72,16 +73,18 @@ static enum MHD_Result commit_begin(struct http_request *req)
 	if (!id)
 		return http_reply_error(req, 400, "missing %s header",
 					VMF_HDR_COMMIT_ID);
-	if (!versions_commit_id_valid(id))
-		return http_reply_error(req, 400, "invalid %s (want 16-128 of "
-						  "A-Z a-z 0-9 _ -)",
+	if (!commit_id_valid(id))
+		return http_reply_error(req, 400,
+					"invalid %s (want 16-128 of "
+					"A-Z a-z 0-9 _ -)",
 					VMF_HDR_COMMIT_ID);
 	if (!base)
 		return http_reply_error(req, 400, "missing %s header",
 					VMF_HDR_BASE);
 	if (parse_u64(base, &req->base) < 0)
-		return http_reply_error(req, 400, "invalid %s (want a decimal "
-						  "version, 0 for a new image)",
+		return http_reply_error(req, 400,
+					"invalid %s (want a decimal "
+					"version, 0 for a new image)",
 					VMF_HDR_BASE);
 	snprintf(req->commit_id, sizeof(req->commit_id), "%s", id);
 	fd = store_mktemp(req->ctx->store, "upload", &req->up_path);
@@ -116,10 +119,9 @@ enum MHD_Result http_write_begin(struct http_request *req)
 	if (r == -EINVAL)
 		return http_reply_error(req, 400, "invalid Content-Length");
 	if (r == 0 && len > max)
-		return http_reply_error(req, 413,
-					"body too large: at most %" PRIu64
-					" bytes here",
-					max);
+		return http_reply_error(
+		    req, 413, "body too large: at most %" PRIu64 " bytes here",
+		    max);
 	if (r == 0 && req->route == ROUTE_MISSING && len % VMF_HASH_LEN)
 		return http_reply_error(req, 400,
 					"body is not a list of %u-byte hashes",
@@ -178,8 +180,9 @@ static void upload_data(struct http_request *req, const uint8_t *buf,
 	int r;
 
 	if (req->up_expect && req->up_len + len > req->up_expect) {
-		fail_later(req, 400, "manifest is longer than its header says "
-				     "(%" PRIu64 " bytes)",
+		fail_later(req, 400,
+			   "manifest is longer than its header says "
+			   "(%" PRIu64 " bytes)",
 			   req->up_expect);
 		return;
 	}
@@ -187,7 +190,8 @@ static void upload_data(struct http_request *req, const uint8_t *buf,
 	if (r < 0) {
 		log_error_errno(r, "commit to %s: writing the upload: %m",
 				req->name);
-		fail_later(req, io_status(r), "server error storing the upload");
+		fail_later(req, io_status(r),
+			   "server error storing the upload");
 		return;
 	}
 	req->up_len += len;
@@ -201,8 +205,7 @@ static void upload_data(struct http_request *req, const uint8_t *buf,
 	}
 }
 
-void http_write_data(struct http_request *req, const uint8_t *buf,
-		     size_t len)
+void http_write_data(struct http_request *req, const uint8_t *buf, size_t len)
 {
 	if (req->up_status)
 		return; /* already failed: drain the body */
@@ -239,7 +242,7 @@ static enum MHD_Result finish_missing(struct http_request *req)
 	    (MHD_add_response_header(resp, "Content-Type",
 				     "application/octet-stream") != MHD_YES ||
 	     MHD_add_response_header(resp, "Cache-Control", "no-store") !=
-		     MHD_YES)) {
+		 MHD_YES)) {
 		MHD_destroy_response(resp);
 		resp = NULL;
 	}
@@ -257,24 +260,24 @@ static enum MHD_Result finish_block(struct http_request *req)
 	if (req->body_len == 0)
 		return http_reply_error(req, 400, "empty block");
 	if (hash_is_zero_buf(req->body, req->body_len))
-		return http_reply_error(req, 400, "zero blocks are never stored "
-						  "(mark them in the manifest)");
+		return http_reply_error(req, 400,
+					"zero blocks are never stored "
+					"(mark them in the manifest)");
 	hash_sha256(req->body, req->body_len, got);
 	if (memcmp(got, req->hash, VMF_HASH_LEN) != 0)
-		return http_reply_error(req, 400,
-					"block does not match its hash %s",
-					hex);
-	r = store_put(req->ctx->store, req->hash, req->body, req->body_len,
+		return http_reply_error(
+		    req, 400, "block does not match its hash %s", hex);
+	r = store_put(req->ctx->store, req->hash, req->body, req->body_len, 0,
 		      &created);
 	if (r < 0) {
 		log_error_errno(r, "storing block %s: %m", hex);
 		return http_reply_error(req, io_status(r),
 					"server error storing the block");
 	}
-	return http_reply_json(req, created ? 201 : 200,
-			       json_pack("{s:s, s:b}", "hash", hex, "created",
-					 created),
-			       "no-store");
+	return http_reply_json(
+	    req, created ? 201 : 200,
+	    json_pack("{s:s, s:b}", "hash", hex, "created", created),
+	    "no-store");
 }
 
 static enum MHD_Result finish_commit(struct http_request *req)
@@ -284,8 +287,8 @@ static enum MHD_Result finish_commit(struct http_request *req)
 	struct commit_result res;
 	int r;
 
-	/* versions_commit() consumes the upload whatever happens. */
-	r = versions_commit(req->ctx->versions, &cr, req->up_fd, path, &res);
+	/* commit_manifest() consumes the upload whatever happens. */
+	r = commit_manifest(req->ctx->versions, &cr, req->up_fd, path, &res);
 	switch (r) {
 	case 0:
 		if (!res.replayed)
@@ -293,31 +296,30 @@ static enum MHD_Result finish_commit(struct http_request *req)
 				 " (commit %s, token %s)",
 				 req->name, res.version, req->commit_id,
 				 req->token->id);
-		return http_reply_json(req, 201,
-				       json_pack("{s:I}", "version",
-						 (json_int_t)res.version),
-				       "no-store");
+		return http_reply_json(
+		    req, 201,
+		    json_pack("{s:I}", "version", (json_int_t)res.version),
+		    "no-store");
 	case -EBADMSG:
 		return http_reply_error(req, 400,
 					"manifest does not parse (or its size "
 					"does not match its header)");
 	case -ENODATA:
-		return http_reply_error_ex(
-			req, 400,
-			json_pack("{s:I}", "missing_blocks",
-				  (json_int_t)res.missing),
-			NULL, NULL,
-			"manifest references %" PRIu64
-			" blocks the store lacks",
-			res.missing);
+		return http_reply_error_ex(req, 400,
+					   json_pack("{s:I}", "missing_blocks",
+						     (json_int_t)res.missing),
+					   NULL, NULL,
+					   "manifest references %" PRIu64
+					   " blocks the store lacks",
+					   res.missing);
 	case -ESTALE:
-		return http_reply_error_ex(
-			req, 409,
-			json_pack("{s:I}", "current_version",
-				  (json_int_t)res.current),
-			NULL, NULL,
-			"base version %" PRIu64 " is not current (%" PRIu64 ")",
-			req->base, res.current);
+		return http_reply_error_ex(req, 409,
+					   json_pack("{s:I}", "current_version",
+						     (json_int_t)res.current),
+					   NULL, NULL,
+					   "base version %" PRIu64
+					   " is not current (%" PRIu64 ")",
+					   req->base, res.current);
 	case -EEXIST:
 		return http_reply_error(req, 409,
 					"commit id %s was used for another "
@@ -325,9 +327,8 @@ static enum MHD_Result finish_commit(struct http_request *req)
 					req->commit_id);
 	default:
 		log_error_errno(r, "commit to %s: %m", req->name);
-		return http_reply_error(req, io_status(r),
-					"server error committing %s",
-					req->name);
+		return http_reply_error(
+		    req, io_status(r), "server error committing %s", req->name);
 	}
 }
 

@@ -21,8 +21,7 @@
 /* Check the headers; may queue an error (400, 413) at once. */
 enum MHD_Result http_write_begin(struct http_request *req);
 /* Take a piece of the body (buffered, or streamed to DIR/tmp). */
-void http_write_data(struct http_request *req, const uint8_t *buf,
-		     size_t len);
+void http_write_data(struct http_request *req, const uint8_t *buf, size_t len);
 /* The body is complete: act and queue the answer. */
 enum MHD_Result http_write_finish(struct http_request *req);
 /* Release what the request holds (buffers, an unconsumed upload). */

@@ -16,7 +16,7 @@ struct versions;
 
 struct import_result {
 	uint64_t version;
-	uint64_t size;	   /* bytes */
+	uint64_t size; /* bytes */
 	uint64_t nblocks;
 	uint64_t new_blocks;	 /* stored by this import */
 	uint64_t zero_blocks;	 /* all zero: not stored */
@@ -29,7 +29,7 @@ struct import_result {
  * terminal and show_progress is set.  Returns 0, -EINVAL (bad name or
  * block size), -EFBIG (larger than VMF_IMAGE_SIZE_MAX), -EIO if the
  * file shrank while being read, or what store_put() and
- * versions_commit() return. */
+ * commit_manifest() return. */
 int import_file(struct store *s, struct versions *v, const char *name,
 		const char *path, uint32_t block_size, bool show_progress,
 		struct import_result *ret);

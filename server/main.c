@@ -39,44 +39,44 @@
 #define PEM_MAX (1u << 20)
 
 static const char usage_main[] =
-	"usage: " CLI_PROG " COMMAND [ARGS]\n"
-	"\n"
-	"  init DIR                 create a server directory\n"
-	"  serve DIR [OPTIONS]      serve it over HTTPS\n"
-	"  import DIR NAME FILE     add FILE as the next version of NAME\n"
-	"  token add|list|revoke    manage access tokens\n"
-	"\n"
-	"'" CLI_PROG " COMMAND --help' describes each command.\n";
+    "usage: " CLI_PROG " COMMAND [ARGS]\n"
+    "\n"
+    "  init DIR                 create a server directory\n"
+    "  serve DIR [OPTIONS]      serve it over HTTPS\n"
+    "  import DIR NAME FILE     add FILE as the next version of NAME\n"
+    "  token add|list|revoke    manage access tokens\n"
+    "\n"
+    "'" CLI_PROG " COMMAND --help' describes each command.\n";
 
 static const char usage_init[] =
-	"usage: " CLI_PROG " init DIR\n"
-	"\n"
-	"Create DIR (mode 0700) with a self-signed certificate (cert.pem,\n"
-	"key.pem), an admin token (admin.token, mode 0600) and an empty\n"
-	"block store.  Refuses a DIR that exists and is not empty.\n";
+    "usage: " CLI_PROG " init DIR\n"
+    "\n"
+    "Create DIR (mode 0700) with a self-signed certificate (cert.pem,\n"
+    "key.pem), an admin token (admin.token, mode 0600) and an empty\n"
+    "block store.  Refuses a DIR that exists and is not empty.\n";
 
 static const char usage_serve[] =
-	"usage: " CLI_PROG " serve DIR [OPTIONS]\n"
-	"\n"
-	"  --listen ADDR:PORT   where to listen (default 127.0.0.1:8443;\n"
-	"                       port 0 picks a free one; [ADDR]:PORT for IPv6)\n"
-	"  --cert FILE          certificate (default DIR/cert.pem)\n"
-	"  --key FILE           its private key (default DIR/key.pem)\n"
-	"  --threads N          a pool of N threads (default 0: a thread per\n"
-	"                       connection)\n"
-	"  --ready-file FILE    write the port there once listening\n"
-	"  -D, --debug CATS     debug categories (http,store or all)\n"
-	"  --verbose            log every request\n"
-	"\n"
-	"Stops cleanly on SIGINT or SIGTERM.  DIR/tokens.json is reloaded\n"
-	"when it changes.\n";
+    "usage: " CLI_PROG " serve DIR [OPTIONS]\n"
+    "\n"
+    "  --listen ADDR:PORT   where to listen (default 127.0.0.1:8443;\n"
+    "                       port 0 picks a free one; [ADDR]:PORT for IPv6)\n"
+    "  --cert FILE          certificate (default DIR/cert.pem)\n"
+    "  --key FILE           its private key (default DIR/key.pem)\n"
+    "  --threads N          a pool of N threads (default 0: a thread per\n"
+    "                       connection)\n"
+    "  --ready-file FILE    write the port there once listening\n"
+    "  -D, --debug CATS     debug categories (http,store or all)\n"
+    "  --verbose            log every request\n"
+    "\n"
+    "Stops cleanly on SIGINT or SIGTERM.  DIR/tokens.json is reloaded\n"
+    "when it changes.\n";
 
 static const char usage_import[] =
-	"usage: " CLI_PROG " import DIR NAME FILE [--block-size SIZE]\n"
-	"\n"
-	"Store FILE's blocks and commit it as the next version of image\n"
-	"NAME (created if new).  SIZE is a power of two from 4K to 4M\n"
-	"(default 64K).  Safe while DIR is being served.\n";
+    "usage: " CLI_PROG " import DIR NAME FILE [--block-size SIZE]\n"
+    "\n"
+    "Store FILE's blocks and commit it as the next version of image\n"
+    "NAME (created if new).  SIZE is a power of two from 4K to 4M\n"
+    "(default 64K).  Safe while DIR is being served.\n";
 
 /* Options of a command that has none but --help: 0 to go on, 1 after
  * printing the help, or CLI_EXIT_USAGE. */
@@ -109,14 +109,15 @@ static int dir_prepare(const char *dir)
 	if (!tokens)
 		return log_oom();
 	if (access(tokens, F_OK) == 0)
-		return log_error_errno(-EEXIST, "%s already holds a vmferry "
-						"server",
+		return log_error_errno(-EEXIST,
+				       "%s already holds a vmferry "
+				       "server",
 				       dir);
 	d = opendir(dir);
 	if (!d && errno == ENOENT)
 		return mkdir(dir, 0700) < 0
-			       ? log_error_errno(-errno, "creating %s: %m", dir)
-			       : 0;
+			   ? log_error_errno(-errno, "creating %s: %m", dir)
+			   : 0;
 	if (!d)
 		return log_error_errno(-errno, "%s: %m", dir);
 	while ((e = readdir(d)) != NULL)
@@ -124,8 +125,9 @@ static int dir_prepare(const char *dir)
 			empty = false;
 	(void)closedir(d); /* read-only */
 	if (!empty)
-		return log_error_errno(-ENOTEMPTY, "%s is not empty; refusing "
-						   "to make it a server",
+		return log_error_errno(-ENOTEMPTY,
+				       "%s is not empty; refusing "
+				       "to make it a server",
 				       dir);
 	if (chmod(dir, 0700) < 0)
 		return log_error_errno(-errno, "chmod %s: %m", dir);
@@ -205,8 +207,9 @@ static int cmd_init(int argc, char **argv)
 	r = make_admin_token(dir);
 	if (r < 0)
 		return r;
-	printf("initialised %s\n  certificate %s\n  admin token %s/admin.token\n",
-	       dir, cert, dir);
+	printf(
+	    "initialised %s\n  certificate %s\n  admin token %s/admin.token\n",
+	    dir, cert, dir);
 	return 0;
 }
 
@@ -224,13 +227,13 @@ struct serve_opts {
 /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" into a socket address. */
 static int resolve_listen(const char *spec, struct addrinfo **ret)
 {
-	_cleanup_free_ char *copy = strdup(spec);
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	char *host, *port;
+	char copy[300], *host, *port;
 
-	if (!copy)
-		return -ENOMEM;
+	if (strlen(spec) >= sizeof(copy))
+		return -EINVAL;
+	memcpy(copy, spec, strlen(spec) + 1);
 	port = strrchr(copy, ':');
 	if (!port || !port[1])
 		return -EINVAL;
@@ -252,15 +255,15 @@ static int resolve_listen(const char *spec, struct addrinfo **ret)
 static int parse_serve(int argc, char **argv, struct serve_opts *o)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"cert", required_argument, NULL, 'c'},
-		{"key", required_argument, NULL, 'k'},
-		{"threads", required_argument, NULL, 't'},
-		{"ready-file", required_argument, NULL, 'r'},
-		{"debug", required_argument, NULL, 'D'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"cert", required_argument, NULL, 'c'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"ready-file", required_argument, NULL, 'r'},
+	    {"debug", required_argument, NULL, 'D'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	uint64_t n;
 	int c;
@@ -278,8 +281,9 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			break;
 		case 't':
 			if (parse_u64(optarg, &n) < 0 || n > 1024)
-				return cli_usage_error("serve", "--threads: want "
-							     "0 to 1024");
+				return cli_usage_error("serve",
+						       "--threads: want "
+						       "0 to 1024");
 			o->threads = (unsigned)n;
 			break;
 		case 'r':
@@ -287,9 +291,10 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			break;
 		case 'D':
 			if (log_enable_debug(optarg) < 0)
-				return cli_usage_error("serve", "-D: unknown "
-							     "category in '%s'",
-						   optarg);
+				return cli_usage_error("serve",
+						       "-D: unknown "
+						       "category in '%s'",
+						       optarg);
 			break;
 		case 'v':
 			o->verbose = true;
@@ -302,7 +307,8 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		}
 	}
 	if (argc - optind != 1)
-		return cli_usage_error("serve", "serve takes one argument, DIR");
+		return cli_usage_error("serve",
+				       "serve takes one argument, DIR");
 	if (!o->cert != !o->key)
 		return cli_usage_error("serve", "--cert and --key go together");
 	return 0;
@@ -339,7 +345,7 @@ static int run_server(const char *dir, const struct serve_opts *o,
 {
 	_cleanup_free_ char *tokens = cli_dir_file(dir, CLI_TOKENS);
 	struct http_config cfg = {ai->ai_addr, ai->ai_addrlen, cert_pem,
-				  key_pem, o->threads, o->verbose};
+				  key_pem,     o->threads,     o->verbose};
 	struct store *s = NULL;
 	struct versions *v = NULL;
 	struct auth_watch *w = NULL;
@@ -401,9 +407,10 @@ static int cmd_serve(int argc, char **argv)
 		return r == 1 ? 0 : r;
 	dir = argv[optind];
 	if (resolve_listen(o.listen, &ai) < 0)
-		return cli_usage_error("serve", "--listen: want ADDR:PORT, not "
-					     "'%s'",
-				   o.listen);
+		return cli_usage_error("serve",
+				       "--listen: want ADDR:PORT, not "
+				       "'%s'",
+				       o.listen);
 	r = cli_check_server_dir(dir);
 	if (r < 0)
 		return r;
@@ -417,7 +424,12 @@ static int cmd_serve(int argc, char **argv)
 	r = read_file(key_path, PEM_MAX, &key, NULL);
 	if (r < 0)
 		return log_error_errno(r, "reading %s: %m", key_path);
-	/* Before any thread exists, so that all of them inherit it. */
+	/* A shell without job control starts background jobs with SIGINT
+	 * ignored, and an ignored signal never reaches sigwait(). */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	/* Blocked before any thread exists, so that all of them inherit
+	 * the mask and only sigwait() takes these signals. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
@@ -432,9 +444,9 @@ static int cmd_serve(int argc, char **argv)
 static int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"block-size", required_argument, NULL, 'b'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"block-size", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	uint64_t bs = VMF_BLOCK_SIZE_DEFAULT;
 	struct store *s = NULL;
@@ -454,8 +466,8 @@ static int cmd_import(int argc, char **argv)
 		if (parse_size(optarg, &bs) < 0 || bs < VMF_BLOCK_SIZE_MIN ||
 		    bs > VMF_BLOCK_SIZE_MAX || (bs & (bs - 1)))
 			return cli_usage_error("import", "--block-size: want a "
-						      "power of two from 4K "
-						      "to 4M");
+							 "power of two from 4K "
+							 "to 4M");
 	}
 	if (argc - optind != 3)
 		return cli_usage_error("import", "import takes DIR NAME FILE");
@@ -463,10 +475,11 @@ static int cmd_import(int argc, char **argv)
 	name = argv[optind + 1];
 	file = argv[optind + 2];
 	if (!image_name_valid(name))
-		return cli_usage_error("import", "invalid image name '%s' (want "
-					      "[A-Za-z0-9._-], not starting "
-					      "with '.', at most %d)",
-				   name, VMF_NAME_MAX);
+		return cli_usage_error("import",
+				       "invalid image name '%s' (want "
+				       "[A-Za-z0-9._-], not starting "
+				       "with '.', at most %d)",
+				       name, VMF_NAME_MAX);
 	r = cli_check_server_dir(dir);
 	if (r < 0)
 		return r;
@@ -480,9 +493,9 @@ static int cmd_import(int argc, char **argv)
 	if (r < 0)
 		return log_error_errno(r, "importing %s as %s: %m", file, name);
 	format_bytes(res.size, size, sizeof(size));
-	printf("imported %s version %" PRIu64 ": %" PRIu64 " bytes (%s), %" PRIu64
-	       " blocks: %" PRIu64 " new, %" PRIu64 " zero, %" PRIu64
-	       " already present\n",
+	printf("imported %s version %" PRIu64 ": %" PRIu64
+	       " bytes (%s), %" PRIu64 " blocks: %" PRIu64 " new, %" PRIu64
+	       " zero, %" PRIu64 " already present\n",
 	       name, res.version, res.size, size, res.nblocks, res.new_blocks,
 	       res.zero_blocks, res.present_blocks);
 	return 0;
@@ -494,10 +507,10 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int argc, char **argv);
 	} cmds[] = {
-		{"init", cmd_init},
-		{"serve", cmd_serve},
-		{"import", cmd_import},
-		{"token", cmd_token},
+	    {"init", cmd_init},
+	    {"serve", cmd_serve},
+	    {"import", cmd_import},
+	    {"token", cmd_token},
 	};
 	int r;
 

@@ -21,9 +21,9 @@
 #include "store.h"
 
 struct store {
-	char *dir;	/* set before threads start */
-	int blocks_fd;	/* DIR/blocks, O_DIRECTORY */
-	char *tmp_dir;	/* DIR/tmp */
+	char *dir;     /* set before threads start */
+	int blocks_fd; /* DIR/blocks, O_DIRECTORY */
+	char *tmp_dir; /* DIR/tmp */
 };
 
 int store_open(const char *dir, struct store **ret)
@@ -37,7 +37,8 @@ int store_open(const char *dir, struct store **ret)
 		return -ENOMEM;
 	s->blocks_fd = -1;
 	if (asprintf(&blocks, "%s/blocks", dir) < 0 ||
-	    asprintf(&s->tmp_dir, "%s/tmp", dir) < 0 || !(s->dir = strdup(dir))) {
+	    asprintf(&s->tmp_dir, "%s/tmp", dir) < 0 ||
+	    !(s->dir = strdup(dir))) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -120,16 +121,24 @@ int store_mktemp(struct store *s, const char *prefix, char **ret_path)
 
 static int fsync_dirat(int dirfd, const char *rel)
 {
-	_cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY |
-							   O_CLOEXEC);
+	_cleanup_close_ int fd =
+	    openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
+int store_sync_dir(struct store *s, uint8_t first_byte)
+{
+	char sub[3];
+
+	hash_to_hex(&first_byte, 1, sub);
+	return fsync_dirat(s->blocks_fd, sub);
+}
+
 int store_put(struct store *s, const uint8_t hash[VMF_HASH_LEN],
-	      const void *buf, size_t len, bool *ret_created)
+	      const void *buf, size_t len, unsigned flags, bool *ret_created)
 {
 	char rel[3 + VMF_HASH_HEX_LEN + 1], sub[3];
 	_cleanup_free_ char *tmp = NULL;
@@ -167,9 +176,11 @@ int store_put(struct store *s, const uint8_t hash[VMF_HASH_LEN],
 		return r;
 	}
 	/* The block must be durable before any manifest names it. */
-	r = fsync_dirat(s->blocks_fd, sub);
-	if (r < 0)
-		return r;
+	if (!(flags & STORE_PUT_NO_DIR_SYNC)) {
+		r = fsync_dirat(s->blocks_fd, sub);
+		if (r < 0)
+			return r;
+	}
 	log_debug(LOG_CAT_STORE, "stored block %s (%zu bytes)", rel + 3, len);
 	*ret_created = true;
 	return 0;

@@ -26,11 +26,19 @@ void store_free(struct store *s);
 /* True if the block is present (the zero hash is always "present"). */
 bool store_has(struct store *s, const uint8_t hash[VMF_HASH_LEN]);
 
+/* store_put() flag: leave the fsync of the block's directory to the
+ * caller, who must store_sync_dir() it before any manifest names the
+ * block (import batches these: one per directory, not per block). */
+#define STORE_PUT_NO_DIR_SYNC 1u
+
 /* Store (buf, len), whose SHA-256 the caller has checked is hash.  Sets
  * *ret_created to false if it was already there.  -EINVAL for a zero
  * hash. */
 int store_put(struct store *s, const uint8_t hash[VMF_HASH_LEN],
-	      const void *buf, size_t len, bool *ret_created);
+	      const void *buf, size_t len, unsigned flags, bool *ret_created);
+
+/* fsync blocks/XX, XX being the hex of the hash's first byte. */
+int store_sync_dir(struct store *s, uint8_t first_byte);
 
 /* Open a block for reading; returns a new fd (caller closes).  -ENOENT
  * if absent. */

@@ -104,8 +104,7 @@ static int set_names(X509 *x, const char *host)
 					0) ||
 	    !X509_set_issuer_name(x, name))
 		return -EIO;
-	snprintf(san, sizeof(san),
-		 "IP:127.0.0.1,IP:::1,DNS:localhost%s%s",
+	snprintf(san, sizeof(san), "IP:127.0.0.1,IP:::1,DNS:localhost%s%s",
 		 strcmp(host, "localhost") ? ",DNS:" : "",
 		 strcmp(host, "localhost") ? host : "");
 	return add_ext(x, NID_subject_alt_name, san);
@@ -122,9 +121,9 @@ static X509 *make_cert(EVP_PKEY *key, const char *host)
 	    !X509_time_adj_ex(X509_getm_notAfter(x), TLS_DAYS, 0, NULL) ||
 	    !X509_set_pubkey(x, key) || set_names(x, host) < 0 ||
 	    add_ext(x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") <
-		    0 ||
-	    add_ext(x, NID_key_usage,
-		    "critical,digitalSignature,keyCertSign") < 0 ||
+		0 ||
+	    add_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign") <
+		0 ||
 	    add_ext(x, NID_ext_key_usage, "serverAuth") < 0 ||
 	    add_ext(x, NID_subject_key_identifier, "hash") < 0 ||
 	    add_ext(x, NID_authority_key_identifier, "keyid:always") < 0 ||

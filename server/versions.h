@@ -1,20 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* Images and their versions: manifests, `current`, atomic commit.
+/* Images and their versions: manifests, `current`, policies.
  *
  * Layout under the server directory DIR:
  *   images/NAME/versions/N.manifest  immutable once N <= current
  *   images/NAME/current              decimal N, replaced atomically
  *   images/NAME/policy.json          optional, written by the operator
- *   images/NAME/lock                 flock()ed by a commit
- *   commits/ID                       record of a commit, for retries
+ *   images/NAME/lock                 flock()ed by a commit (commit.h)
  * A version exists only once `current` says so: a manifest file numbered
  * above current is a leftover of a crashed commit and is never served.
- *
- * Commits to one image are serialised by flock() on images/NAME/lock,
- * which holds across threads (each opens its own file description) and
- * across processes (`vmferry-server import` next to `serve`).  Readers
- * take no lock.  Any thread; every call may block on disk I/O, and
- * versions_commit() also on another commit to the same image.
+ * Readers take no lock.  Any thread; every call may block on disk I/O.
  */
 #ifndef VMFERRY_VERSIONS_H
 #define VMFERRY_VERSIONS_H
@@ -31,19 +25,10 @@
 struct store;
 struct versions;
 
-/* Base version meaning "whatever is current" (import). */
-#define VERSIONS_BASE_ANY UINT64_MAX
-
-#define VERSIONS_COMMIT_ID_MIN 16
-#define VERSIONS_COMMIT_ID_MAX 128
-
 /* Open the images of server directory dir; s is borrowed and must
  * outlive v. */
 int versions_open(const char *dir, struct store *s, struct versions **ret);
 void versions_free(struct versions *v);
-
-/* True if id is 16-128 characters of [A-Za-z0-9_-]. */
-bool versions_commit_id_valid(const char *id);
 
 /* Current version of an image: 0, -ENOENT (no such image), -EINVAL (bad
  * name) or -EBADMSG (a corrupt `current` file). */
@@ -76,30 +61,25 @@ int versions_open_manifest(struct versions *v, const char *name, uint64_t n,
  * there is none).  -EBADMSG if the file is not a JSON object. */
 int versions_policy(struct versions *v, const char *name, json_t **ret);
 
-struct commit_request {
-	const char *name;
-	const char *commit_id; /* NULL: not retryable (import) */
-	uint64_t base;	       /* or VERSIONS_BASE_ANY */
-};
+/* For commit.c, which writes what this module reads. */
 
-struct commit_result {
-	uint64_t version; /* committed (or, replayed, committed before) */
-	bool replayed;	  /* the commit id was seen: nothing changed */
-	uint64_t current; /* with -ESTALE */
-	uint64_t missing; /* with -ENODATA: blocks the store lacks */
-};
-
-/* Commit the manifest in the temporary file tmp_path (open as fd, made
- * by store_mktemp()) as version current+1 of req->name, creating the
- * image if new.  The upload's version field is ignored and set to the
- * new number.  The temporary file is always consumed (renamed or
- * unlinked); fd stays the caller's.  Returns 0, or
- *   -EBADMSG  the manifest does not parse
- *   -ENODATA  it names blocks the store lacks (ret->missing)
- *   -ESTALE   base is not current (ret->current)
- *   -EEXIST   the commit id was used for another image or manifest
- * or an I/O -errno.  ret is written on 0, -ENODATA and -ESTALE. */
-int versions_commit(struct versions *v, const struct commit_request *req,
-		    int fd, const char *tmp_path, struct commit_result *ret);
+/* A new path "DIR/images/NAME" + rest; -EINVAL if name is not valid
+ * (it becomes a path). */
+int versions_image_path(struct versions *v, const char *name, const char *rest,
+			char **ret);
+/* A new path "DIR/images/NAME/versions/N.manifest". */
+int versions_manifest_path(struct versions *v, const char *name, uint64_t n,
+			   char **ret);
+/* Read and check the header of a manifest file of size bytes: -EBADMSG
+ * if it does not parse or size is not the one it gives. */
+int versions_read_header(int fd, uint64_t size, struct manifest_header *ret);
+/* SHA-256 of a manifest file of size bytes; with zero_version, as if its
+ * version field were 0 (the digest of what was uploaded). */
+int versions_digest(int fd, uint64_t size, bool zero_version,
+		    uint8_t out[VMF_HASH_LEN]);
+/* The store v was opened with (borrowed). */
+struct store *versions_store(struct versions *v);
+/* "DIR/commits" (borrowed). */
+const char *versions_commits_dir(struct versions *v);
 
 #endif

@@ -33,6 +33,7 @@ mkdir -p "$T/mnt" "$T/data" "$T/logs"
 export XDG_CACHE_HOME="$T/xdg-cache"
 
 _cleanup_hooks=()
+_daemon_failed=0
 cleanup_fn() {
 	_cleanup_hooks+=("$*")
 }
@@ -44,6 +45,9 @@ _run_cleanup() {
 	for ((i = ${#_cleanup_hooks[@]} - 1; i >= 0; i--)); do
 		eval "${_cleanup_hooks[$i]}"
 	done
+	if [ "$status" -eq 0 ] && [ "${_daemon_failed:-0}" = 1 ]; then
+		status=1
+	fi
 	if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
 		for f in "$T"/logs/*; do
 			[ -f "$f" ] || continue
@@ -131,11 +135,19 @@ start_server() {
 	SERVER_DIR=$dir
 }
 
+# Stops the server; a non-zero exit (a sanitizer report, a crash) fails
+# the test, even when it happens during cleanup.
 stop_server() {
 	[ -n "${SERVER_PID:-}" ] || return 0
+	local st=0
 	kill "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || st=$?
 	SERVER_PID=
+	if [ "$st" -ne 0 ]; then
+		echo "FAIL: vmferry-server exited with status $st" >&2
+		_daemon_failed=1
+		return 1
+	fi
 }
 
 # curl against the test server with the admin token.

@@ -73,8 +73,9 @@ bool tap_check_mem(const void *a, const void *b, size_t len, const char *expr,
 	tap_fail(file, line, expr);
 	for (size_t i = 0; i < len; i++) {
 		if (pa[i] != pb[i]) {
-			printf("#   first difference at byte %zu: %02x != %02x\n",
-			       i, pa[i], pb[i]);
+			printf(
+			    "#   first difference at byte %zu: %02x != %02x\n",
+			    i, pa[i], pb[i]);
 			break;
 		}
 	}

@@ -18,28 +18,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TEST(call, ...)                                                        \
-	do {                                                                   \
-		tap_test_begin();                                              \
-		call;                                                          \
-		tap_test_end(__VA_ARGS__);                                     \
+#define TEST(call, ...)                    \
+	do {                               \
+		tap_test_begin();          \
+		call;                      \
+		tap_test_end(__VA_ARGS__); \
 	} while (0)
 
 #define check(x) tap_check((x), #x, __FILE__, __LINE__)
 /* Each argument is evaluated exactly once. */
-#define check_int(a, op, b)                                                    \
-	({                                                                     \
-		intmax_t _ca = (a), _cb = (b);                                 \
-		tap_check_int(_ca op _cb, _ca, _cb, #a " " #op " " #b,         \
-			      __FILE__, __LINE__);                             \
+#define check_int(a, op, b)                                            \
+	({                                                             \
+		intmax_t _ca = (a), _cb = (b);                         \
+		tap_check_int(_ca op _cb, _ca, _cb, #a " " #op " " #b, \
+			      __FILE__, __LINE__);                     \
 	})
-#define check_uint(a, op, b)                                                   \
-	({                                                                     \
-		uintmax_t _ca = (a), _cb = (b);                                \
-		tap_check_uint(_ca op _cb, _ca, _cb, #a " " #op " " #b,        \
-			       __FILE__, __LINE__);                            \
+#define check_uint(a, op, b)                                            \
+	({                                                              \
+		uintmax_t _ca = (a), _cb = (b);                         \
+		tap_check_uint(_ca op _cb, _ca, _cb, #a " " #op " " #b, \
+			       __FILE__, __LINE__);                     \
 	})
-#define check_mem(a, b, len)                                                   \
+#define check_mem(a, b, len) \
 	tap_check_mem((a), (b), (len), #a " == " #b, __FILE__, __LINE__)
 
 void tap_test_begin(void);

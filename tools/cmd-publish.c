@@ -27,6 +27,7 @@
 #include "io.h"
 #include "log.h"
 #include "manifest.h"
+#include "mutex.h"
 #include "progress.h"
 #include "util.h"
 
@@ -56,33 +57,34 @@ struct publish {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: vmferry publish [OPTIONS] https://HOST:PORT/NAME FILE\n"
-		"\n"
-		"Upload the raw disk image FILE as the next version of NAME (a new\n"
-		"image if NAME does not exist).  Only blocks the server lacks are\n"
-		"sent; zero blocks never are.\n"
-		"\n"
-		"      --token-file FILE  bearer token (default: $VMFERRY_TOKEN)\n"
-		"      --cacert FILE      trust this CA or self-signed certificate\n"
-		"      --insecure         do not verify the server (loudly)\n"
-		"      --block-size SIZE  for a new image (default 64K)\n"
-		"  -h, --help             this help\n");
+	fprintf(
+	    out,
+	    "usage: vmferry publish [OPTIONS] https://HOST:PORT/NAME FILE\n"
+	    "\n"
+	    "Upload the raw disk image FILE as the next version of NAME (a new\n"
+	    "image if NAME does not exist).  Only blocks the server lacks are\n"
+	    "sent; zero blocks never are.\n"
+	    "\n"
+	    "      --token-file FILE  bearer token (default: $VMFERRY_TOKEN)\n"
+	    "      --cacert FILE      trust this CA or self-signed certificate\n"
+	    "      --insecure         do not verify the server (loudly)\n"
+	    "      --block-size SIZE  for a new image (default 64K)\n"
+	    "  -h, --help             this help\n");
 }
 
 static void on_put_done(struct fetch_req *req)
 {
 	struct publish *p = req->opaque;
 
-	pthread_mutex_lock(&p->lock);
+	mutex_lock(&p->lock);
 	if (req->result < 0 && !p->first_error) {
 		p->first_error = req->result;
 		snprintf(p->first_errmsg, sizeof(p->first_errmsg), "%s",
 			 req->errmsg);
 	}
 	p->done_count++;
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	cond_signal(&p->cond);
+	mutex_unlock(&p->lock);
 }
 
 /* Upload the blocks of one batch that the server lacks. */
@@ -124,9 +126,9 @@ static int upload_batch(struct publish *p, const uint8_t *data,
 	nmissing = (uint32_t)(q.got / VMF_HASH_LEN);
 	p->n_present += nwant - nmissing;
 
-	pthread_mutex_lock(&p->lock);
+	mutex_lock(&p->lock);
 	p->done_count = 0;
-	pthread_mutex_unlock(&p->lock);
+	mutex_unlock(&p->lock);
 	/* Each missing hash: find its block in the batch and PUT it. */
 	for (uint32_t m = 0; m < nmissing; m++) {
 		const uint8_t *h = missing + m * VMF_HASH_LEN;
@@ -147,28 +149,28 @@ static int upload_batch(struct publish *p, const uint8_t *data,
 		reqs[m].method = "PUT";
 		reqs[m].body = data + (size_t)i * p->bs;
 		reqs[m].body_len = manifest_block_len(
-			&(struct manifest_header){.block_size = p->bs,
-						   .image_size = p->size},
-			first + i);
+		    &(struct manifest_header){.block_size = p->bs,
+					      .image_size = p->size},
+		    first + i);
 		reqs[m].buf = NULL;
 		reqs[m].buf_len = 0;
 		reqs[m].prio = FETCH_PRIO_DEMAND;
 		reqs[m].done = on_put_done;
 		reqs[m].opaque = p;
 		/* Keep at most PUBLISH_INFLIGHT in flight. */
-		pthread_mutex_lock(&p->lock);
+		mutex_lock(&p->lock);
 		while (submitted - p->done_count >= PUBLISH_INFLIGHT)
-			pthread_cond_wait(&p->cond, &p->lock);
-		pthread_mutex_unlock(&p->lock);
+			cond_wait(&p->cond, &p->lock);
+		mutex_unlock(&p->lock);
 		fetch_submit(p->fetch, &reqs[m]);
 		submitted++;
 		p->bytes_uploaded += reqs[m].body_len;
 	}
-	pthread_mutex_lock(&p->lock);
+	mutex_lock(&p->lock);
 	while (p->done_count < submitted)
-		pthread_cond_wait(&p->cond, &p->lock);
+		cond_wait(&p->cond, &p->lock);
 	r = p->first_error;
-	pthread_mutex_unlock(&p->lock);
+	mutex_unlock(&p->lock);
 	if (r < 0)
 		return log_error_errno(r, "uploading blocks: %s",
 				       p->first_errmsg);
@@ -181,7 +183,7 @@ static int hash_and_upload(struct publish *p, int fd)
 	size_t room = (size_t)PUBLISH_BATCH_BLOCKS * p->bs;
 	_cleanup_free_ uint8_t *data = malloc(room);
 	_cleanup_free_ uint8_t *hashes =
-		malloc(PUBLISH_BATCH_BLOCKS * VMF_HASH_LEN);
+	    malloc(PUBLISH_BATCH_BLOCKS * VMF_HASH_LEN);
 	struct progress prog;
 	uint64_t blk = 0;
 	int r;
@@ -204,8 +206,8 @@ static int hash_and_upload(struct publish *p, int fd)
 		memset(data + len, 0, room - len);
 		for (uint32_t i = 0; i < n; i++) {
 			const uint8_t *b = data + (size_t)i * p->bs;
-			size_t blen = i == n - 1 ? len - (size_t)i * p->bs
-						 : p->bs;
+			size_t blen =
+			    i == n - 1 ? len - (size_t)i * p->bs : p->bs;
 
 			if (hash_is_zero_buf(b, blen)) {
 				memset(hashes + i * VMF_HASH_LEN, 0,
@@ -218,7 +220,8 @@ static int hash_and_upload(struct publish *p, int fd)
 		r = upload_batch(p, data, hashes, n, blk);
 		if (r < 0)
 			return r;
-		r = full_pwrite(p->manifest_fd, hashes, (size_t)n * VMF_HASH_LEN,
+		r = full_pwrite(p->manifest_fd, hashes,
+				(size_t)n * VMF_HASH_LEN,
 				(off_t)manifest_entry_offset(blk));
 		if (r < 0)
 			return log_error_errno(r, "writing the manifest: %m");
@@ -231,9 +234,8 @@ static int hash_and_upload(struct publish *p, int fd)
 
 static int commit(struct publish *p, uint64_t base, uint64_t *ret_version)
 {
-	struct manifest_header h = {.block_size = p->bs,
-				    .image_size = p->size,
-				    .nblocks = p->nblocks};
+	struct manifest_header h = {
+	    .block_size = p->bs, .image_size = p->size, .nblocks = p->nblocks};
 	uint64_t total = manifest_encoded_size(&h);
 	uint8_t hdr[MANIFEST_HEADER_SIZE], id[16];
 	char idhex[33], hdrs[2][96], path[256], reply[4096];
@@ -271,11 +273,11 @@ static int commit(struct publish *p, uint64_t base, uint64_t *ret_version)
 			reply[q.got] = '\0';
 			o = json_loads(reply, 0, NULL);
 			r = json_is_integer(json_object_get(o, "version"))
-				    ? 0
-				    : -EBADMSG;
+				? 0
+				: -EBADMSG;
 			if (r == 0)
 				*ret_version = (uint64_t)json_integer_value(
-					json_object_get(o, "version"));
+				    json_object_get(o, "version"));
 			json_decref(o);
 			break;
 		}
@@ -297,12 +299,12 @@ int cmd_publish(int argc, char **argv)
 {
 	enum { OPT_TOKEN_FILE = 256, OPT_CACERT, OPT_INSECURE, OPT_BS };
 	static const struct option longopts[] = {
-		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-		{"cacert", required_argument, NULL, OPT_CACERT},
-		{"insecure", no_argument, NULL, OPT_INSECURE},
-		{"block-size", required_argument, NULL, OPT_BS},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+	    {"cacert", required_argument, NULL, OPT_CACERT},
+	    {"insecure", no_argument, NULL, OPT_INSECURE},
+	    {"block-size", required_argument, NULL, OPT_BS},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct publish p = {.manifest_fd = -1};
 	struct fetch_config cfg = {0};
@@ -329,8 +331,8 @@ int cmd_publish(int argc, char **argv)
 			break;
 		case OPT_BS:
 			if (parse_size(optarg, &bs) < 0 ||
-			    bs < VMF_BLOCK_SIZE_MIN || bs > VMF_BLOCK_SIZE_MAX ||
-			    (bs & (bs - 1))) {
+			    bs < VMF_BLOCK_SIZE_MIN ||
+			    bs > VMF_BLOCK_SIZE_MAX || (bs & (bs - 1))) {
 				log_error("--block-size: a power of two from "
 					  "4K to 4M");
 				return 2;
@@ -352,18 +354,13 @@ int cmd_publish(int argc, char **argv)
 		log_error("bad URL \"%s\": %s", argv[optind], why);
 		return 2;
 	}
-	if (token_file) {
-		r = read_file(token_file, VMF_TOKEN_MAX + 2, &token, NULL);
-		if (r < 0) {
-			log_error_errno(r, "token file %s: %m", token_file);
-			return 1;
-		}
-		strip_trailing_space(token);
-	} else if (getenv("VMFERRY_TOKEN")) {
-		token = strdup(getenv("VMFERRY_TOKEN"));
-	}
-	if (!token || !*token) {
-		log_error("no token: use --token-file FILE or set VMFERRY_TOKEN");
+	r = remote_read_token(token_file, &token);
+	if (r < 0) {
+		if (r == -ENOKEY)
+			log_error("no token: use --token-file FILE or set "
+				  "VMFERRY_TOKEN");
+		else
+			log_error_errno(r, "token: %m");
 		return 1;
 	}
 	fd = open(argv[optind + 1], O_RDONLY | O_CLOEXEC);

@@ -66,8 +66,8 @@ static void print_status(json_t *o)
 	printf("image:    %s (version %" PRIu64 ") from %s\n",
 	       json_string_value(json_object_get(o, "image")), u(o, "version"),
 	       json_string_value(json_object_get(o, "server")));
-	printf("size:     %s, %" PRIu64 " blocks of %" PRIu64
-	       " bytes (%" PRIu64 " zero)\n",
+	printf("size:     %s, %" PRIu64 " blocks of %" PRIu64 " bytes (%" PRIu64
+	       " zero)\n",
 	       size, u(o, "blocks_total"), u(o, "block_size"),
 	       u(o, "blocks_zero"));
 	printf("cached:   %" PRIu64 " of %" PRIu64 " data blocks (%.1f%%)%s\n",
@@ -79,9 +79,9 @@ static void print_status(json_t *o)
 	printf("fetched:  %s in %" PRIu64 " requests, %.1f s since mount; "
 	       "now %s/s\n",
 	       fetched, u(o, "requests"), up, rate);
-	printf("hydrate:  %s\n",
-	       json_is_true(json_object_get(o, "hydrating")) ? "running"
-							     : "idle");
+	printf("hydrate:  %s\n", json_is_true(json_object_get(o, "hydrating"))
+				     ? "running"
+				     : "idle");
 }
 
 static int watch(const char *sock)
@@ -103,7 +103,7 @@ static int watch(const char *sock)
 		cached = u(o, "blocks_cached");
 		bytes = u(o, "bytes_fetched");
 		rate = now > last_ns ? (double)(bytes - last_bytes) * 1e9 /
-					       (double)(now - last_ns)
+					   (double)(now - last_ns)
 				     : 0;
 		last_bytes = bytes;
 		last_ns = now;
@@ -125,10 +125,10 @@ static int watch(const char *sock)
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"watch", no_argument, NULL, 'w'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"watch", no_argument, NULL, 'w'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool want_watch = false, want_json = false;
 	char sock[256];

@@ -40,8 +40,8 @@ int cmd_umount(int argc, char **argv)
 	pid_t pid, child;
 	int st;
 
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
-			  strcmp(argv[1], "-h") == 0)) {
+	if (argc == 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		printf("usage: vmferry umount MOUNTPOINT\n\nUnmount and wait "
 		       "until the mount's process has closed its cache.\n");
 		return 0;
@@ -76,7 +76,6 @@ int cmd_umount(int argc, char **argv)
 			return 0;
 		usleep(100000);
 	}
-	log_error("the mount process %d is still running after 60 s",
-		  (int)pid);
+	log_error("the mount process %d is still running after 60 s", (int)pid);
 	return 1;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* `vmferry`: dispatch to subcommands. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,11 +14,11 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{"mount", fusefs_mount_main,
-	 "mount a remote image: URL MOUNTPOINT (boots at once, fetches lazily)"},
-	{"status", cmd_status, "show a mount's progress: MOUNTPOINT [--watch]"},
-	{"umount", cmd_umount, "unmount cleanly: MOUNTPOINT"},
-	{"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
+    {"mount", fusefs_mount_main,
+     "mount a remote image: URL MOUNTPOINT (boots at once, fetches lazily)"},
+    {"status", cmd_status, "show a mount's progress: MOUNTPOINT [--watch]"},
+    {"umount", cmd_umount, "unmount cleanly: MOUNTPOINT"},
+    {"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
 };
 
 static void usage(FILE *out)
@@ -33,6 +34,8 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	/* Sockets and pipes whose reader left give EPIPE, not death. */
+	signal(SIGPIPE, SIG_IGN);
 	log_set_ident("vmferry");
 	log_init_from_env();
 	if (argc < 2) {

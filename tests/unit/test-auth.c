@@ -109,8 +109,8 @@ static struct auth_db *make_db(uint8_t hashes[3][VMF_HASH_LEN],
 	static const char *const wr_beta[] = {"beta"};
 	static const char *const rd_all[] = {AUTH_ALL_IMAGES};
 	struct auth_grants reader = {.read = rd_alpha, .nread = 1};
-	struct auth_grants writer = {.read = rd_all, .nread = 1,
-				     .write = wr_beta, .nwrite = 1};
+	struct auth_grants writer = {
+	    .read = rd_all, .nread = 1, .write = wr_beta, .nwrite = 1};
 	struct auth_grants admin = {.admin = true};
 	struct auth_db *db = auth_db_new();
 	const char *id;
@@ -194,13 +194,13 @@ static void test_bad_grants(void)
 		struct auth_grants g = {.read = &bad_names[i], .nread = 1};
 
 		r = auth_db_add(db, "x", &g, h, 0, &id);
-	check_int(r, ==, -EINVAL);
+		check_int(r, ==, -EINVAL);
 	}
-	r = auth_db_add(db, "", &(struct auth_grants){.admin = true}, h,
-			      0, &id);
+	r = auth_db_add(db, "", &(struct auth_grants){.admin = true}, h, 0,
+			&id);
 	check_int(r, ==, -EINVAL);
-	r = auth_db_add(db, "a\nb", &(struct auth_grants){.admin = true},
-			      h, 0, &id);
+	r = auth_db_add(db, "a\nb", &(struct auth_grants){.admin = true}, h, 0,
+			&id);
 	check_int(r, ==, -EINVAL);
 	check_uint(db->n, ==, 0);
 	check(auth_grant_valid("*") && auth_grant_valid("ok-name.1"));
@@ -251,9 +251,9 @@ static void test_file_roundtrip(void)
 				   sizeof(grants));
 		check(strcmp(grants, "read=* write=beta") == 0);
 		r = auth_db_revoke(back, ids[1]);
-	check_int(r, ==, 0);
+		check_int(r, ==, 0);
 		r = auth_db_revoke(back, ids[1]);
-	check_int(r, ==, -ENOENT);
+		check_int(r, ==, -ENOENT);
 		check(auth_db_find(back, h[1]) == NULL);
 		check(auth_db_find(back, h[0]) != NULL);
 		check(auth_db_find(back, h[2]) != NULL);
@@ -267,28 +267,28 @@ static void test_file_bad(void)
 {
 	int r;
 	static const char *const bad[] = {
-		"",
-		"[]",
-		"{\"format\": 2, \"tokens\": []}",
-		"{\"format\": 1}",
-		"{\"format\": 1, \"tokens\": [{\"id\": \"x\"}]}",
-		"{\"format\": 1, \"tokens\": [{\"id\": \"0123456789ab\", "
-		"\"label\": \"l\", \"sha256\": \"zz\", \"created\": 1, "
-		"\"read\": [], \"write\": []}]}",
-		"{\"format\": 1, \"tokens\": [{\"id\": \"0123456789ab\", "
-		"\"label\": \"l\", \"sha256\": \"" /* 64 hex digits */
-		"00000000000000000000000000000000"
-		"00000000000000000000000000000000\", \"created\": 1, "
-		"\"read\": [\"../etc\"], \"write\": []}]}",
+	    "",
+	    "[]",
+	    "{\"format\": 2, \"tokens\": []}",
+	    "{\"format\": 1}",
+	    "{\"format\": 1, \"tokens\": [{\"id\": \"x\"}]}",
+	    "{\"format\": 1, \"tokens\": [{\"id\": \"0123456789ab\", "
+	    "\"label\": \"l\", \"sha256\": \"zz\", \"created\": 1, "
+	    "\"read\": [], \"write\": []}]}",
+	    "{\"format\": 1, \"tokens\": [{\"id\": \"0123456789ab\", "
+	    "\"label\": \"l\", \"sha256\": \"" /* 64 hex digits */
+	    "00000000000000000000000000000000"
+	    "00000000000000000000000000000000\", \"created\": 1, "
+	    "\"read\": [\"../etc\"], \"write\": []}]}",
 	};
 	char *path = tmp_path();
 	struct auth_db *db = NULL;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		r = write_file_atomic(path, bad[i], strlen(bad[i]), 0600);
-	check_int(r, ==, 0);
+		check_int(r, ==, 0);
 		r = auth_db_load(path, &db);
-	check_int(r, ==, -EBADMSG);
+		check_int(r, ==, -EBADMSG);
 	}
 	(void)unlink(path);
 	r = auth_db_load(path, &db);

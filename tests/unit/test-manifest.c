@@ -17,8 +17,7 @@ static struct manifest make(uint64_t size, uint32_t bs)
 	m.hashes = calloc(m.hdr.nblocks + 1, VMF_HASH_LEN);
 	for (uint64_t i = 0; i < m.hdr.nblocks; i++)
 		if (i % 3)
-			hash_sha256(&i, sizeof(i),
-				    m.hashes + i * VMF_HASH_LEN);
+			hash_sha256(&i, sizeof(i), m.hashes + i * VMF_HASH_LEN);
 	return m;
 }
 
@@ -144,7 +143,8 @@ int main(void)
 	TEST(test_empty_image(), "empty image");
 	TEST(expect_bad(bad_magic), "rejects bad magic");
 	TEST(expect_bad(bad_format), "rejects unknown format");
-	TEST(expect_bad(bad_bs_not_pow2), "rejects block size not a power of 2");
+	TEST(expect_bad(bad_bs_not_pow2),
+	     "rejects block size not a power of 2");
 	TEST(expect_bad(bad_bs_small), "rejects block size below minimum");
 	TEST(expect_bad(bad_nblocks), "rejects inconsistent block count");
 	TEST(expect_bad(bad_reserved), "rejects reserved bytes set");

@@ -76,33 +76,15 @@ static void test_unsatisfiable(void)
 static void test_malformed(void)
 {
 	static const char *const cases[] = {
-		"",
-		"bytes",
-		"bytes=",
-		"bytes=-",
-		"bytes=--1",
-		"bytes=a-b",
-		"bytes=1",
-		"bytes=1-a",
-		"bytes=1-2x",
-		"bytes=1- 2",
-		"bytes= 1-2",
-		"bytes =1-2",
-		"bytes=1 -2",
-		"bytes=1-2 ",
-		"bytes=+1-2",
-		"bytes=-+1",
-		"bytes=0x10-20",
-		"bytes=5-4", /* last before first */
-		"bytes=-1-2",
-		"bytes=1-2-3",
-		"bits=0-1",
-		"items=0-1",
-		"0-1",
-		"=0-1",
-		"bytes:0-1",
-		"bytes=1.5-2",
-		"bytes=-1.5",
+	    "",		  "bytes",	   "bytes=",
+	    "bytes=-",	  "bytes=--1",	   "bytes=a-b",
+	    "bytes=1",	  "bytes=1-a",	   "bytes=1-2x",
+	    "bytes=1- 2", "bytes= 1-2",	   "bytes =1-2",
+	    "bytes=1 -2", "bytes=1-2 ",	   "bytes=+1-2",
+	    "bytes=-+1",  "bytes=0x10-20", "bytes=5-4", /* last before first */
+	    "bytes=-1-2", "bytes=1-2-3",   "bits=0-1",
+	    "items=0-1",  "0-1",	   "=0-1",
+	    "bytes:0-1",  "bytes=1.5-2",   "bytes=-1.5",
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
