@@ -2,6 +2,7 @@
 # vmferry: one non-recursive Makefile.  Objects go to $(B)/ (build/ by
 # default, build-asan/ for `make check-asan`).
 
+SHELL	= /bin/bash
 B	?= build
 CC	?= gcc
 PKGS	= fuse3 libcurl openssl lmdb libmicrohttpd jansson
@@ -71,6 +72,8 @@ UNIT_DEPS_test-auth	= server/auth
 UNIT_DEPS_test-image	= fusefs/image fusefs/cache fusefs/crypto fusefs/fetch
 
 .SECONDEXPANSION:
+# Keep intermediate objects (tests/tap.o) between runs.
+.SECONDARY:
 $(B)/tests/unit/%: tests/unit/%.c $(call obj,$(TAP_SRCS)) $(LIB_OBJS) \
 		$$(call obj,$$(addsuffix .c,$$(UNIT_DEPS_$$*)))
 	@mkdir -p $(dir $@)
