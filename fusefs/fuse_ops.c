@@ -115,6 +115,7 @@ static int op_read(const char *path, char *buf, size_t len, off_t off,
 			 (long long)off, (unsigned long long)c->size);
 		return 0;
 	}
+	log_debug(LOG_CAT_FUSE, "read %zu at %lld", len, (long long)off);
 	n = image_read(c->im, buf, len, (uint64_t)off);
 	if (n < 0)
 		log_error_errno((int)n, "read %zu bytes at %lld: %m", len,

@@ -89,9 +89,12 @@ struct image {
 	uint8_t *present;     /* bitmap: block is in the cache */
 	uint8_t *busy;	      /* bitmap: a demand reader is fetching it */
 	struct image_stats stats;
-	uint64_t demand_next;	/* block after the latest demand miss */
-	uint64_t demand_gen;	/* moves with every demand miss */
-	struct store_job *jobs; /* queue for the writer, oldest first */
+	uint64_t seq_next;	   /* block after the latest read */
+	uint32_t ra_window;	   /* read-ahead now, in blocks */
+	uint64_t demand_next;	   /* block after the latest demand miss */
+	uint64_t demand_gen;	   /* moves with every demand miss */
+	struct store_job *jobs;	   /* queue for the writer, oldest first */
+	struct store_job *storing; /* batch the writer is storing */
 	struct store_job **jobs_tail;
 	size_t jobs_bytes;
 	bool writer_stop;
@@ -505,6 +508,7 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 		bytes += j->bytes;
 	}
 	im->jobs_bytes -= bytes;
+	im->storing = NULL;
 	cond_broadcast(&im->cond);
 	unlock(im);
 	while (jobs) {
@@ -529,6 +533,7 @@ static void *writer_thread(void *arg)
 		while (!im->jobs && !im->writer_stop)
 			cond_wait(&im->writer_cond, &im->lock);
 		jobs = im->jobs;
+		im->storing = jobs;
 		stop = im->writer_stop;
 		im->jobs = NULL;
 		im->jobs_tail = &im->jobs;
@@ -678,6 +683,29 @@ static int read_cached(struct image *im, uint64_t b, uint8_t *tmp, uint8_t *buf,
 	return r;
 }
 
+/* Under im->lock: if block b is verified and waiting for the writer,
+ * copy it from the queue (a memcpy; job buffers are freed only after
+ * they leave the lists under the lock).  Returns true if copied. */
+static bool copy_queued(struct image *im, uint64_t b, uint8_t *buf, size_t len,
+			uint64_t off)
+{
+	struct store_job *lists[2] = {im->jobs, im->storing};
+
+	for (int l = 0; l < 2; l++) {
+		for (struct store_job *j = lists[l]; j; j = j->next) {
+			if (b < j->first || b >= j->first + j->count ||
+			    !j->ok[b - j->first])
+				continue;
+			copy_overlap(im, b,
+				     j->buf + (size_t)(b - j->first) *
+						  im->hdr.block_size,
+				     buf, len, off);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Under im->lock: is block b one we must fetch, and not someone else's? */
 static bool is_fetchable(struct image *im, uint64_t b)
 {
@@ -692,6 +720,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 	uint32_t max_run = IMAGE_MAX_RUN_BYTES / bs;
 	_cleanup_free_ uint8_t *tmp = NULL;
 	uint64_t first, last, deadline;
+	uint32_t ra;
 	int r;
 
 	if (off >= im->hdr.image_size || len == 0)
@@ -700,8 +729,26 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		len = (size_t)(im->hdr.image_size - off);
 	first = off / bs;
 	last = (off + len - 1) / bs;
-	r = image_load_manifest(im, first,
-				last - first + 1 + im->readahead_blocks);
+	/* Read-ahead grows while reads are sequential (doubling up to the
+	 * longest request) and drops back to the configured amount on a
+	 * seek, as the kernel's does: fewer round trips for a streaming
+	 * reader, no waste for a random one. */
+	lock(im);
+	/* "Sequential" allows some reordering: the kernel's own read-ahead
+	 * arrives on several FUSE threads at once. */
+	if (im->readahead_blocks && first + im->ra_window + 1 >= im->seq_next &&
+	    first <= im->seq_next + im->ra_window) {
+		im->ra_window =
+		    im->ra_window * 2 < max_run ? im->ra_window * 2 : max_run;
+		if (last + 1 > im->seq_next)
+			im->seq_next = last + 1;
+	} else {
+		im->ra_window = im->readahead_blocks;
+		im->seq_next = last + 1;
+	}
+	ra = im->ra_window;
+	unlock(im);
+	r = image_load_manifest(im, first, last - first + 1 + ra);
 	if (r < 0)
 		return -EIO;
 	deadline = now_ns() + im->io_timeout_ns;
@@ -742,6 +789,10 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 
 		lock(im);
 		busy = bit_get(im->busy, b);
+		if (busy && copy_queued(im, b, buf, len, off)) {
+			unlock(im);
+			continue;
+		}
 		if (busy) {
 			/* Another reader is fetching it: wait, then look
 			 * again (it may have failed). */
@@ -757,8 +808,8 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			continue;
 		}
 		/* Claim the run of fetchable blocks from b on: through the
-		 * end of the read and up to readahead_blocks past it. */
-		stop = last + 1 + im->readahead_blocks;
+		 * end of the read and up to ra blocks past it. */
+		stop = last + 1 + ra;
 		if (stop > im->hdr.nblocks)
 			stop = im->hdr.nblocks;
 		if (stop - b > max_run)
