@@ -40,7 +40,7 @@ HELPER_BINS = $(patsubst tests/helpers/%.c,$(B)/tests/helpers/%,$(HELPER_SRCS))
 
 PROGS = $(B)/vmferry $(B)/vmferry-server
 
-.PHONY: all deps check check-unit check-asan check-valgrind demo bench \
+.PHONY: all deps check check-unit check-asan check-tsan check-valgrind demo bench \
 	format format-check lint clean install test-image
 all: $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
@@ -111,6 +111,15 @@ check-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		VMFERRY_BUILD=build-asan tests/run
+
+# ThreadSanitizer: for any change to threading (STYLE.md 10).
+check-tsan: deps
+	$(MAKE) B=build-tsan OPT="-O1 -g" HARDEN= \
+		EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+		EXTRA_LDFLAGS="-fsanitize=thread" all
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		VMFERRY_BUILD=build-tsan tests/run tests/unit tests/integration \
+		tests/fault
 
 check-valgrind: all
 	VMFERRY_VALGRIND=1 VMFERRY_BUILD=$(B) tests/run

@@ -89,12 +89,14 @@ struct image {
 	uint8_t *present;     /* bitmap: block is in the cache */
 	uint8_t *busy;	      /* bitmap: a demand reader is fetching it */
 	struct image_stats stats;
-	uint64_t seq_next;	   /* block after the latest read */
-	uint32_t ra_window;	   /* read-ahead now, in blocks */
-	uint64_t demand_next;	   /* block after the latest demand miss */
-	uint64_t demand_gen;	   /* moves with every demand miss */
-	struct store_job *jobs;	   /* queue for the writer, oldest first */
-	struct store_job *storing; /* batch the writer is storing */
+	uint64_t seq_next;	      /* block after the latest read */
+	uint32_t ra_window;	      /* read-ahead now, in blocks */
+	uint64_t demand_next;	      /* block after the latest demand miss */
+	uint64_t demand_gen;	      /* moves with every demand miss */
+	struct store_job *jobs;	      /* queue for the writer, oldest first */
+	struct store_job *storing;    /* batch the writer is storing */
+	struct store_job *unverified; /* prefetched, for the writer to hash */
+	unsigned prefetch_inflight;   /* prefetch requests not completed */
 	struct store_job **jobs_tail;
 	size_t jobs_bytes;
 	bool writer_stop;
@@ -225,8 +227,11 @@ void image_free(struct image *im)
 	if (!im)
 		return;
 	if (im->writer_started) {
-		/* The writer drains the queue before it exits. */
+		/* Prefetch completions queue for the writer: wait for them,
+		 * then the writer drains the queue before it exits. */
 		lock(im);
+		while (im->prefetch_inflight)
+			cond_wait(&im->cond, &im->lock);
 		im->writer_stop = true;
 		cond_signal(&im->writer_cond);
 		cond_broadcast(&im->cond);
@@ -526,18 +531,32 @@ static void *writer_thread(void *arg)
 	struct image *im = arg;
 
 	for (;;) {
-		struct store_job *jobs;
+		struct store_job *jobs, *unv, **tail;
 		bool stop;
 
 		lock(im);
-		while (!im->jobs && !im->writer_stop)
+		while (!im->jobs && !im->unverified && !im->writer_stop)
 			cond_wait(&im->writer_cond, &im->lock);
 		jobs = im->jobs;
+		unv = im->unverified;
 		im->storing = jobs;
 		stop = im->writer_stop;
 		im->jobs = NULL;
 		im->jobs_tail = &im->jobs;
+		im->unverified = NULL;
 		unlock(im);
+		/* Prefetched runs are hashed here, off the fetch thread;
+		 * only then may readers copy them from the batch. */
+		for (struct store_job *j = unv; j; j = j->next)
+			verify_run(im, j->first, j->count, j->buf, j->ok);
+		if (unv) {
+			lock(im);
+			for (tail = &jobs; *tail; tail = &(*tail)->next)
+				;
+			*tail = unv;
+			im->storing = jobs;
+			unlock(im);
+		}
 		if (jobs)
 			store_jobs(im, jobs);
 		else if (stop)
@@ -683,6 +702,116 @@ static int read_cached(struct image *im, uint64_t b, uint8_t *tmp, uint8_t *buf,
 	return r;
 }
 
+/* An asynchronous read-ahead request; req is the first member so the
+ * completion can find the rest. */
+struct prefetch {
+	struct fetch_req req;
+	struct image *im;
+	uint64_t first;
+	uint32_t count;
+	uint8_t *buf;
+};
+
+/* Fetch thread: hand the bytes to the writer (which verifies them) or,
+ * on failure, release the blocks.  Never blocks. */
+static void prefetch_done(struct fetch_req *req)
+{
+	struct prefetch *p = (struct prefetch *)req;
+	struct image *im = p->im;
+	struct store_job *j = NULL;
+	bool *ok = NULL;
+
+	if (req->result == 0) {
+		j = calloc(1, sizeof(*j));
+		ok = calloc(p->count, sizeof(bool));
+	}
+	lock(im);
+	if (j && ok) {
+		j->first = p->first;
+		j->count = p->count;
+		j->buf = p->buf;
+		j->ok = ok;
+		j->bytes = (size_t)p->count * im->hdr.block_size;
+		j->next = im->unverified;
+		im->unverified = j;
+		im->jobs_bytes += j->bytes;
+		im->stats.demand_fetched_blocks += p->count;
+		cond_signal(&im->writer_cond);
+	} else {
+		for (uint32_t i = 0; i < p->count; i++)
+			bit_clear(im->busy, p->first + i);
+		free(p->buf);
+		free(j);
+		free(ok);
+	}
+	im->prefetch_inflight--;
+	cond_broadcast(&im->cond);
+	unlock(im);
+	free(p);
+}
+
+static bool is_fetchable(struct image *im, uint64_t b);
+
+/* Start fetching up to want blocks from `from` on without waiting, for a
+ * reader.  Best effort: skipped when the writer is behind. */
+static void prefetch(struct image *im, uint64_t from, uint32_t want)
+{
+	uint64_t end, stop = from + want, off, len;
+	struct prefetch *p;
+
+	if (stop > im->hdr.nblocks)
+		stop = im->hdr.nblocks;
+	lock(im);
+	if (im->jobs_bytes > IMAGE_MAX_QUEUED / 2 || im->writer_stop) {
+		unlock(im);
+		return;
+	}
+	/* Skip what is cached, zero or taken, then claim a contiguous run. */
+	while (from < stop &&
+	       im->page_state[from / MANIFEST_PAGE_ENTRIES] == PAGE_LOADED &&
+	       !is_fetchable(im, from))
+		from++;
+	for (end = from; end < stop; end++) {
+		if (im->page_state[end / MANIFEST_PAGE_ENTRIES] !=
+			PAGE_LOADED ||
+		    !is_fetchable(im, end))
+			break;
+		bit_set(im->busy, end);
+	}
+	if (end > from)
+		im->prefetch_inflight++;
+	unlock(im);
+	if (end == from)
+		return;
+	p = calloc(1, sizeof(*p));
+	if (p)
+		p->buf = malloc((size_t)(end - from) * im->hdr.block_size);
+	if (!p || !p->buf) {
+		lock(im);
+		for (uint64_t b = from; b < end; b++)
+			bit_clear(im->busy, b);
+		im->prefetch_inflight--;
+		cond_broadcast(&im->cond);
+		unlock(im);
+		if (p)
+			free(p->buf);
+		free(p);
+		return;
+	}
+	p->im = im;
+	p->first = from;
+	p->count = (uint32_t)(end - from);
+	image_block_range(im, from, p->count, &off, &len);
+	p->req.path = im->data_path;
+	p->req.off = off;
+	p->req.len = len;
+	p->req.buf = p->buf;
+	p->req.buf_len = len;
+	p->req.prio = FETCH_PRIO_DEMAND;
+	p->req.done = prefetch_done;
+	fetch_submit(im->fetch, &p->req);
+}
+
 /* Under im->lock: if block b is verified and waiting for the writer,
  * copy it from the queue (a memcpy; job buffers are freed only after
  * they leave the lists under the lock).  Returns true if copied. */
@@ -807,9 +936,9 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			b--;
 			continue;
 		}
-		/* Claim the run of fetchable blocks from b on: through the
-		 * end of the read and up to ra blocks past it. */
-		stop = last + 1 + ra;
+		/* Claim the run of fetchable blocks from b on, through the
+		 * end of the read (read-ahead goes asynchronously, below). */
+		stop = last + 1;
 		if (stop > im->hdr.nblocks)
 			stop = im->hdr.nblocks;
 		if (stop - b > max_run)
@@ -836,6 +965,8 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			return r;
 		b = (end < last + 1 ? end : last + 1) - 1;
 	}
+	if (ra)
+		prefetch(im, last + 1, ra);
 	lock(im);
 	im->stats.read_bytes += len;
 	unlock(im);

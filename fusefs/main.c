@@ -579,10 +579,8 @@ static int setup(struct mount *m)
 		return r;
 	}
 	r = ctl_socket_path(m->ctl_path, sizeof(m->ctl_path));
-	if (r == 0)
-		r = ctl_start(m->ctl_path, ctl_handler, m, &m->ctl);
 	if (r < 0)
-		return log_error_errno(r, "control socket %s: %m", m->ctl_path);
+		return log_error_errno(r, "control socket path: %m");
 	r = start_fuse(m);
 	if (r < 0)
 		return r;
@@ -591,6 +589,10 @@ static int setup(struct mount *m)
 		if (r < 0)
 			return log_error_errno(r, "starting hydration: %m");
 	}
+	/* Last: the control thread reads what the lines above set. */
+	r = ctl_start(m->ctl_path, ctl_handler, m, &m->ctl);
+	if (r < 0)
+		return log_error_errno(r, "control socket %s: %m", m->ctl_path);
 	log_info("mounted %s version %" PRIu64 " (%" PRIu64 " bytes) on %s/%s",
 		 m->url.name, m->version, hdr.image_size, m->o.mountpoint,
 		 m->fctx.file_name);
@@ -599,13 +601,13 @@ static int setup(struct mount *m)
 
 static void teardown(struct mount *m)
 {
+	ctl_stop(m->ctl); /* started last, stopped first */
 	hydrate_stop(m->hydrate);
 	if (m->fuse) {
 		fuse_remove_signal_handlers(fuse_get_session(m->fuse));
 		fuse_unmount(m->fuse);
 		fuse_destroy(m->fuse);
 	}
-	ctl_stop(m->ctl);
 	image_free(m->im);
 	cache_free(m->cache);
 	fetch_free(m->fetch);

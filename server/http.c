@@ -474,7 +474,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
 		line[--n] = '\0';
-	if (!ctx->started)
+	if (!atomic_load_explicit(&ctx->started, memory_order_relaxed))
 		log_error("libmicrohttpd: %s", line);
 	else
 		log_debug(LOG_CAT_HTTP, "libmicrohttpd: %s", line);
@@ -519,7 +519,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 		free(h);
 		return -EINVAL;
 	}
-	h->ctx.started = true;
+	atomic_store_explicit(&h->ctx.started, true, memory_order_relaxed);
 	*ret = h;
 	return 0;
 }

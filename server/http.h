@@ -62,7 +62,10 @@ struct http_ctx {
 	struct auth_watch *auth;
 	struct http_stats stats;
 	bool verbose;
-	bool started; /* libmicrohttpd messages: errors before, debug after */
+	/* libmicrohttpd messages: errors before, debug after.  Set by the
+	 * main thread once MHD's threads run: atomic, relaxed (a log level
+	 * choice only). */
+	atomic_bool started;
 };
 
 enum http_route {
