@@ -42,3 +42,9 @@ expect_refusal "no such image" "${common[@]}" --token-file "$ADMIN_TOKEN_FILE" \
 expect_refusal "certificate does not verify" --cache "$T/cache" --key-file "$T/user.key" \
 	--token-file "$ADMIN_TOKEN_FILE" "$SERVER_URL/disk" "$T/mnt"
 expect_refusal "no token" "${common[@]}" "$SERVER_URL/disk" "$T/mnt"
+
+# --insecure is the explicit way past verification: it mounts, loudly.
+mount_image "$SERVER_URL/disk" "$T/mnt" --insecure --cacert /dev/null
+grep -q "NOT verified" "$T/logs/mount.log" || fail "--insecure was not loud"
+cmp "$T/mnt/disk.img" "$T/data/img.raw" || fail "content differs"
+unmount "$T/mnt"
