@@ -87,6 +87,44 @@ $(B)/tests/helpers/%: tests/helpers/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
 
+# Fuzz targets (STYLE.md 9): tests/fuzz/fuzz-<name>.c, seeds in
+# tests/fuzz/corpus/<name>/.  `all` links each with replay.c into
+# replay-<name>, which `tests/run tests/fuzz` runs over the seeds with
+# any compiler; `make fuzz` links them with libFuzzer (clang) into
+# build-fuzz/ and fuzzes each for FUZZ_SECONDS on a copy of its seeds.
+FUZZ_NAMES  = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_DEPS_range = server/range
+FUZZ_SECONDS ?= 60
+FUZZ_SAN    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_REPLAYS = $(patsubst %,$(B)/tests/fuzz/replay-%,$(FUZZ_NAMES))
+FUZZ_BINS   = $(patsubst %,$(B)/tests/fuzz/fuzz-%,$(FUZZ_NAMES))
+FUZZ_PREREQS = $(B)/tests/fuzz/fuzz-%.o $(LIB_OBJS) \
+	       $$(call obj,$$(addsuffix .c,$$(FUZZ_DEPS_$$*)))
+all: $(FUZZ_REPLAYS)
+$(B)/tests/fuzz/%.o: CFLAGS_ALL += -Iserver -UNDEBUG
+$(FUZZ_REPLAYS): $(B)/tests/fuzz/replay-%: $(B)/tests/fuzz/replay.o $(FUZZ_PREREQS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+$(FUZZ_BINS): $(B)/tests/fuzz/fuzz-%: $(FUZZ_PREREQS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+.PHONY: fuzz fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz: needs clang" \
+		"with libFuzzer (Debian: apt-get install clang)"; exit 1; }
+	$(MAKE) B=build-fuzz CC=clang OPT="-O1 -g" HARDEN= \
+		EXTRA_CFLAGS="$(subst fuzzer,fuzzer-no-link,$(FUZZ_SAN))" \
+		EXTRA_LDFLAGS="$(FUZZ_SAN)" fuzz-bins
+	set -e; for t in $(FUZZ_NAMES); do \
+		rm -rf build-fuzz/corpus/$$t; mkdir -p build-fuzz/corpus/$$t; \
+		cp tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/; \
+		build-fuzz/tests/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=build-fuzz/crash-$$t- \
+			build-fuzz/corpus/$$t; \
+	done
+
 deps:
 	@./scripts/deps.sh
 
@@ -130,7 +168,7 @@ demo: deps
 	VMFERRY_BUILD=$(B) ./scripts/demo.sh
 
 FORMAT_SRCS = $(wildcard lib/*.[ch] fusefs/*.[ch] server/*.[ch] tools/*.[ch] \
-		tests/*.[ch] tests/unit/*.c tests/helpers/*.c)
+		tests/*.[ch] tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_SRCS)
 format-check:
