@@ -93,12 +93,14 @@ $(B)/tests/helpers/%: tests/helpers/%.c $(LIB_OBJS)
 # any compiler; `make fuzz` links them with libFuzzer (clang) into
 # build-fuzz/ and fuzzes each for FUZZ_SECONDS on a copy of its seeds.
 FUZZ_NAMES  = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
-FUZZ_DEPS_range = server/range
+# Each target links only the modules it fuzzes (as UNIT_DEPS_ above).
+FUZZ_DEPS_manifest = lib/manifest
+FUZZ_DEPS_range	= server/range
 FUZZ_SECONDS ?= 60
 FUZZ_SAN    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_REPLAYS = $(patsubst %,$(B)/tests/fuzz/replay-%,$(FUZZ_NAMES))
 FUZZ_BINS   = $(patsubst %,$(B)/tests/fuzz/fuzz-%,$(FUZZ_NAMES))
-FUZZ_PREREQS = $(B)/tests/fuzz/fuzz-%.o $(LIB_OBJS) \
+FUZZ_PREREQS = $(B)/tests/fuzz/fuzz-%.o \
 	       $$(call obj,$$(addsuffix .c,$$(FUZZ_DEPS_$$*)))
 all: $(FUZZ_REPLAYS)
 $(B)/tests/fuzz/%.o: CFLAGS_ALL += -Iserver -UNDEBUG
