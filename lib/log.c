@@ -104,7 +104,8 @@ bool log_debug_enabled(enum log_cat cat)
 	return atomic_load_explicit(&log_cats, memory_order_relaxed) & cat;
 }
 
-static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void
+log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	static const char *const prefix[] = {"error: ", "warning: ", "",
 					     "debug: "};
