@@ -66,14 +66,13 @@ UNIT_DEPS_test-manifest =
 UNIT_DEPS_test-crypto	= fusefs/crypto
 UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto
 UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
-UNIT_DEPS_test-fetch	= fusefs/fetch
+UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer
 UNIT_DEPS_test-range	= server/range
 UNIT_DEPS_test-auth	= server/auth
-UNIT_DEPS_test-image	= fusefs/image fusefs/cache fusefs/crypto fusefs/fetch
 
 .SECONDEXPANSION:
 # Keep intermediate objects (tests/tap.o) between runs.
-.SECONDARY:
+.SECONDARY: $(call obj,$(TAP_SRCS))
 $(B)/tests/unit/%: tests/unit/%.c $(call obj,$(TAP_SRCS)) $(LIB_OBJS) \
 		$$(call obj,$$(addsuffix .c,$$(UNIT_DEPS_$$*)))
 	@mkdir -p $(dir $@)
