@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -626,9 +625,6 @@ int fusefs_mount_main(int argc, char **argv)
 	struct fuse_loop_config *lc;
 	int r;
 
-	/* Runs of up to 4 MiB are allocated and freed per request: keep them
-	 * in the heap, or every one is a fresh mmap the kernel must zero. */
-	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	memset(&m, 0, sizeof(m));
 	m.notify_fd = -1;
 	m.started_ns = now_ns();
