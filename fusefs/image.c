@@ -440,6 +440,16 @@ static uint32_t verify_run(struct image *im, uint64_t first, uint32_t count,
 	return bad;
 }
 
+/* Give up blocks claimed busy without storing them; wakes waiters. */
+static void release_busy(struct image *im, uint64_t first, uint64_t count)
+{
+	lock(im);
+	for (uint64_t i = 0; i < count; i++)
+		bit_clear(im->busy, first + i);
+	cond_broadcast(&im->cond);
+	unlock(im);
+}
+
 /* Queue a verified run for the writer; takes ownership of buf and ok.
  * Marks the run's blocks busy (a demand run already is) until stored.
  * Waits while too much is queued. */
@@ -451,6 +461,7 @@ static int queue_store(struct image *im, uint64_t first, uint32_t count,
 	if (!j) {
 		free(buf);
 		free(ok);
+		release_busy(im, first, count);
 		return -ENOMEM;
 	}
 	j->first = first;
@@ -608,6 +619,20 @@ static void sleep_ns(uint64_t ns)
 		;
 }
 
+/* Retry pacing: returns false once the deadline has passed; otherwise
+ * sleeps *backoff (or what is left before the deadline, so the last try
+ * lands on it) and doubles *backoff up to 2 s. */
+static bool backoff_wait(uint64_t *backoff, uint64_t deadline)
+{
+	uint64_t now = now_ns();
+
+	if (now >= deadline)
+		return false;
+	sleep_ns(*backoff < deadline - now ? *backoff : deadline - now);
+	*backoff = *backoff * 2 < 2000000000ull ? *backoff * 2 : 2000000000ull;
+	return true;
+}
+
 /* Fetch blocks [first, first + count) (marked busy by us) on demand,
  * verify, copy what overlaps the read, and queue them for the writer,
  * which clears their busy marks.  Blocks inside the read must all succeed
@@ -622,12 +647,12 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 	bool *ok = calloc(count, sizeof(bool));
 	uint64_t backoff = 100000000ull;	 /* 100 ms, doubling to 2 s */
 	uint64_t lo = first, hi = first + count; /* still to get */
-	uint64_t now;
 	int r = 0, q;
 
 	if (!run || !ok) {
 		free(run);
 		free(ok);
+		release_busy(im, first, count);
 		return -ENOMEM;
 	}
 	for (;;) {
@@ -661,8 +686,7 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 			hi--;
 		if (lo >= hi)
 			break;
-		now = now_ns();
-		if (now >= deadline) {
+		if (!backoff_wait(&backoff, deadline)) {
 			log_error("%s: blocks %" PRIu64 "-%" PRIu64
 				  " unavailable: giving up after the I/O "
 				  "timeout",
@@ -670,10 +694,6 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 			r = -EIO;
 			break;
 		}
-		/* The last try lands on the deadline itself. */
-		sleep_ns(backoff < deadline - now ? backoff : deadline - now);
-		backoff =
-		    backoff * 2 < 2000000000ull ? backoff * 2 : 2000000000ull;
 	}
 	for (uint32_t i = 0; r == 0 && i < count; i++)
 		if (ok[i])
@@ -787,9 +807,8 @@ static void prefetch(struct image *im, uint64_t from, uint32_t want)
 	if (p)
 		p->buf = malloc((size_t)(end - from) * im->hdr.block_size);
 	if (!p || !p->buf) {
+		release_busy(im, from, end - from);
 		lock(im);
-		for (uint64_t b = from; b < end; b++)
-			bit_clear(im->busy, b);
 		im->prefetch_inflight--;
 		cond_broadcast(&im->cond);
 		unlock(im);
@@ -842,6 +861,27 @@ static bool is_fetchable(struct image *im, uint64_t b)
 	       !hash_is_zero(block_hash(im, b));
 }
 
+/* image_load_manifest, retried with backoff until the deadline like a
+ * block fetch (the server may be briefly away). */
+static int load_manifest_until(struct image *im, uint64_t first, uint64_t count,
+			       uint64_t deadline)
+{
+	uint64_t backoff = 100000000ull; /* 100 ms, doubling to 2 s */
+	int r;
+
+	for (;;) {
+		r = image_load_manifest(im, first, count);
+		if (r == 0)
+			return 0;
+		if (!backoff_wait(&backoff, deadline)) {
+			log_error("%s: manifest unavailable: giving up after "
+				  "the I/O timeout",
+				  im->name);
+			return -EIO;
+		}
+	}
+}
+
 ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 {
 	uint8_t *buf = vbuf;
@@ -867,8 +907,11 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 	 * arrives on several FUSE threads at once. */
 	if (im->readahead_blocks && first + im->ra_window + 1 >= im->seq_next &&
 	    first <= im->seq_next + im->ra_window) {
-		im->ra_window =
-		    im->ra_window * 2 < max_run ? im->ra_window * 2 : max_run;
+		uint32_t grown = im->ra_window * 2;
+
+		if (grown < im->readahead_blocks)
+			grown = im->readahead_blocks;
+		im->ra_window = grown < max_run ? grown : max_run;
 		if (last + 1 > im->seq_next)
 			im->seq_next = last + 1;
 	} else {
@@ -877,10 +920,10 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 	}
 	ra = im->ra_window;
 	unlock(im);
-	r = image_load_manifest(im, first, last - first + 1 + ra);
-	if (r < 0)
-		return -EIO;
 	deadline = now_ns() + im->io_timeout_ns;
+	r = load_manifest_until(im, first, last - first + 1 + ra, deadline);
+	if (r < 0)
+		return r;
 
 	for (uint64_t b = first; b <= last; b++) {
 		uint64_t end, stop;
