@@ -68,6 +68,7 @@ UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto
 UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
 UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer
 UNIT_DEPS_test-range	= server/range
+UNIT_DEPS_test-image	= fusefs/image fusefs/cache fusefs/crypto
 UNIT_DEPS_test-auth	= server/auth
 
 .SECONDEXPANSION:
