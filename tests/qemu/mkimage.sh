@@ -151,8 +151,23 @@ trap cleanup EXIT
 # package it depends on.  Reuse a cached .deb when apt knows nothing better
 # (or cannot be asked).
 meta=linux-image-cloud-amd64
-kpkg=$(apt-cache depends --no-recommends --no-suggests "$meta" 2>/dev/null |
-	awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !p { print $2; p = 1 }') || true
+resolve_kpkg() {
+	apt-cache depends --no-recommends --no-suggests "$meta" 2>/dev/null |
+		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !p { print $2; p = 1 }' || true
+}
+apt_updated=
+# Package lists on a fresh machine may be missing or stale (the listed
+# kernel no longer on the mirror): refresh them once, as root.
+apt_update_once() {
+	[[ -z $apt_updated && $EUID -eq 0 ]] || return 1
+	apt_updated=1
+	info "refreshing apt's package lists"
+	apt-get update -q >&2
+}
+kpkg=$(resolve_kpkg)
+if [[ -z $kpkg ]] && apt_update_once; then
+	kpkg=$(resolve_kpkg)
+fi
 kdeb=
 if [[ -n $kpkg ]]; then
 	kver_apt=$(apt-cache policy "$kpkg" | awk '$1 == "Candidate:" { print $2 }')
@@ -160,8 +175,13 @@ if [[ -n $kpkg ]]; then
 	if [[ -z $kdeb ]]; then
 		info "downloading $kpkg $kver_apt"
 		# Download as root without apt's _apt sandbox warning.
-		(cd "$build" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >&2) ||
-			die "apt-get download $kpkg failed"
+		dl() { (cd "$build" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >&2); }
+		if ! dl; then
+			apt_update_once || die "apt-get download $kpkg failed"
+			kpkg=$(resolve_kpkg)
+			kver_apt=$(apt-cache policy "$kpkg" | awk '$1 == "Candidate:" { print $2 }')
+			dl || die "apt-get download $kpkg failed"
+		fi
 		f=$(find "$build" -maxdepth 1 -name "${kpkg}_*.deb" | head -n 1)
 		[[ -n $f ]] || die "apt-get download $kpkg produced no .deb"
 		mv "$f" "$work/debs/"
