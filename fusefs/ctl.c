@@ -149,6 +149,8 @@ int ctl_start(const char *path, ctl_handler_fn *fn, void *opaque,
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	r = -pthread_create(&c->thread, NULL, ctl_thread, c);
+	if (r == 0) /* a name for top -H and gdb; cosmetic */
+		(void)pthread_setname_np(c->thread, "vmf-control");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0)
 		goto fail;

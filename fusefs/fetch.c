@@ -421,6 +421,8 @@ int fetch_new(const struct fetch_config *cfg, struct fetch **ret)
 	if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
 		abort();
 	r = -pthread_create(&f->thread, NULL, fetch_thread, f);
+	if (r == 0) /* a name for top -H and gdb; cosmetic */
+		(void)pthread_setname_np(f->thread, "vmf-fetch");
 	if (pthread_sigmask(SIG_SETMASK, &old, NULL) != 0)
 		abort();
 	if (r < 0)

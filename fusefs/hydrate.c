@@ -251,6 +251,8 @@ int hydrate_start(struct image *im, struct fetch *f, struct hydrate **ret)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	r = -pthread_create(&h->thread, NULL, hydrate_thread, h);
+	if (r == 0) /* a name for top -H and gdb; cosmetic */
+		(void)pthread_setname_np(h->thread, "vmf-hydrate");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
 		atomic_store_explicit(&h->running, false, memory_order_relaxed);

@@ -158,6 +158,8 @@ static int start_writer(struct image *im)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	r = -pthread_create(&im->writer, NULL, writer_thread, im);
+	if (r == 0) /* a name for top -H and gdb; cosmetic */
+		(void)pthread_setname_np(im->writer, "vmf-writer");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r == 0)
 		im->writer_started = true;
