@@ -11,23 +11,6 @@
 #include "proto.h"
 #include "util.h"
 
-int parse_u64(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
-	if (*end)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* Split "123abc" into a number and the suffix that follows it. */
 static int parse_num_suffix(const char *s, uint64_t *ret_n,
 			    const char **ret_suffix)
@@ -43,6 +26,20 @@ static int parse_num_suffix(const char *s, uint64_t *ret_n,
 		return -ERANGE;
 	*ret_n = v;
 	*ret_suffix = end;
+	return 0;
+}
+
+int parse_u64(const char *s, uint64_t *ret)
+{
+	const char *suf;
+	uint64_t n;
+	int r = parse_num_suffix(s, &n, &suf);
+
+	if (r < 0)
+		return r;
+	if (*suf)
+		return -EINVAL;
+	*ret = n;
 	return 0;
 }
 
