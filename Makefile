@@ -63,6 +63,7 @@ $(B)/vmferry-server: $(SERVER_OBJS) $(LIB_OBJS)
 # Unit tests: NDEBUG never set; each links lib/ plus the modules listed
 # in its UNIT_DEPS_ line (one module and the neighbours it really uses).
 UNIT_DEPS_test-manifest =
+UNIT_DEPS_test-util	=
 UNIT_DEPS_test-crypto	= fusefs/crypto
 UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto
 UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
