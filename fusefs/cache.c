@@ -67,6 +67,7 @@ struct cache {
 	MDB_env *env;
 	MDB_dbi blocks;	 /* set by cache_open() */
 	MDB_dbi meta;	 /* set by cache_open() */
+	MDB_dbi dirty;	 /* set by cache_open() */
 	char *data_path; /* DIR/data.mdb */
 	uint8_t key[CRYPTO_KEY_LEN];
 	uint8_t id[CRYPTO_CACHE_ID_LEN];
@@ -250,6 +251,8 @@ static int cache_open_dbs(struct cache *c)
 	r = mdb_dbi_open(txn, "blocks", MDB_CREATE, &c->blocks);
 	if (r == 0)
 		r = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+	if (r == 0)
+		r = mdb_dbi_open(txn, "dirty", MDB_CREATE, &c->dirty);
 	if (r)
 		return cache_err(r, "open databases");
 	r = cache_marker_check(c, txn);
@@ -260,6 +263,8 @@ static int cache_open_dbs(struct cache *c)
 		r = mdb_drop(txn, c->blocks, 0);
 		if (r == 0)
 			r = mdb_drop(txn, c->meta, 0);
+		if (r == 0)
+			r = mdb_drop(txn, c->dirty, 0);
 		r = r ? cache_err(r, "empty") : 0;
 	}
 	if (r < 0)
@@ -400,10 +405,82 @@ int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
 	return crypto_open(c->key, aad, sizeof(aad), v.mv_data, v.mv_size, buf);
 }
 
+/* A dirty record: generation (big-endian) and hash, sealed like a meta
+ * value under "dirty:<blkno>" so it cannot be moved to another block. */
+#define CACHE_DIRTY_LEN (8 + VMF_HASH_LEN)
+
+static void cache_dirty_key(uint64_t blkno, char *key, size_t len)
+{
+	snprintf(key, len, "dirty:%" PRIu64, blkno);
+}
+
+static int cache_dirty_seal(struct cache *c, const struct cache_put *it,
+			    MDB_val *ret)
+{
+	uint8_t rec[CACHE_DIRTY_LEN];
+	uint64_t be = htobe64(it->gen);
+	char key[40];
+
+	memcpy(rec, &be, 8);
+	memcpy(rec + 8, it->hash, VMF_HASH_LEN);
+	cache_dirty_key(it->blkno, key, sizeof(key));
+	return cache_meta_seal(c, key, rec, sizeof(rec), ret);
+}
+
+int64_t cache_dirty_walk(struct cache *c, cache_dirty_fn *fn, void *opaque)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	_cleanup_(cache_cursor_closep) MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int64_t count = 0;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	r = cache_txn_begin(c, MDB_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	r = mdb_cursor_open(txn, c->dirty, &cur);
+	if (r) {
+		cur = NULL;
+		return cache_err(r, "cursor");
+	}
+	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
+	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		_cleanup_free_ void *rec = NULL;
+		uint64_t be, blkno, gen;
+		size_t len;
+		char key[40];
+		int q;
+
+		if (k.mv_size != sizeof(be))
+			return -EBADMSG;
+		memcpy(&be, k.mv_data, sizeof(be));
+		blkno = be64toh(be);
+		cache_dirty_key(blkno, key, sizeof(key));
+		q = cache_meta_unseal(c, key, &v, &rec, &len);
+		if (q < 0)
+			return q;
+		if (len != CACHE_DIRTY_LEN)
+			return -EBADMSG;
+		memcpy(&be, rec, 8);
+		gen = be64toh(be);
+		q = fn(opaque, blkno, gen, (const uint8_t *)rec + 8);
+		if (q < 0)
+			return q;
+		count++;
+	}
+	if (r != MDB_NOTFOUND)
+		return cache_err(r, "walk dirty");
+	return count;
+}
+
 int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 {
 	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
 	_cleanup_free_ uint8_t *sealed = NULL;
+	MDB_val *recs = NULL;
 	uint8_t aad[CRYPTO_BLOCK_AAD_LEN];
 	size_t total = 0, off = 0;
 	int r;
@@ -429,9 +506,19 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 			return r;
 		off += items[i].len + CRYPTO_OVERHEAD;
 	}
+	recs = calloc(n, sizeof(*recs));
+	if (!recs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i].dirty)
+			continue;
+		r = cache_dirty_seal(c, &items[i], &recs[i]);
+		if (r < 0)
+			goto out;
+	}
 	r = cache_txn_begin(c, 0, &txn);
 	if (r < 0)
-		return r;
+		goto out;
 	off = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t be;
@@ -441,12 +528,26 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 
 		/* A failed put (map full) spoils the transaction: it is
 		 * aborted, and nothing of the batch is stored. */
-		r = mdb_put(txn, c->blocks, &k, &v, 0);
-		if (r)
-			return cache_err(r, "put");
+		if (items[i].dirty && items[i].len == 0) {
+			r = mdb_del(txn, c->blocks, &k, NULL);
+			r = r == MDB_NOTFOUND ? 0 : r;
+		} else {
+			r = mdb_put(txn, c->blocks, &k, &v, 0);
+		}
+		if (r == 0 && items[i].dirty)
+			r = mdb_put(txn, c->dirty, &k, &recs[i], 0);
+		if (r) {
+			r = cache_err(r, "put");
+			goto out;
+		}
 		off += v.mv_size;
 	}
-	return cache_commit(c, steal_ptr(&txn), "put");
+	r = cache_commit(c, steal_ptr(&txn), "put");
+out:
+	for (size_t i = 0; i < n; i++)
+		free(recs[i].mv_data);
+	free(recs);
+	return r;
 }
 
 int cache_del(struct cache *c, uint64_t blkno)

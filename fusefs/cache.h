@@ -8,8 +8,11 @@
  * hash is part of the AAD, so cache_get() with a different expected hash
  * fails (-EBADMSG) instead of returning stale or moved bytes.
  *
- * Named databases: "blocks" (u64 big-endian blkno -> sealed block) and
- * "meta" (string key -> sealed small value, AAD "meta:" + key).
+ * Named databases: "blocks" (u64 big-endian blkno -> sealed block),
+ * "meta" (string key -> sealed small value, AAD "meta:" + key) and
+ * "dirty" (u64 big-endian blkno -> sealed {u64 generation, hash}: the
+ * blocks written through the mount and not yet synced, sealed like a
+ * meta value under the key "dirty:" + blkno).
  *
  * Threading: any thread may call any function.  The environment is opened
  * with MDB_NOTLS; read transactions are short.  Writes are serialised by
@@ -21,6 +24,7 @@
 #ifndef VMFERRY_CACHE_H
 #define VMFERRY_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +38,11 @@ struct cache_put {
 	const uint8_t *hash; /* VMF_HASH_LEN bytes, borrowed */
 	const void *buf;     /* plaintext, borrowed */
 	size_t len;	     /* <= VMF_BLOCK_SIZE_MAX */
+	/* A block the guest wrote: also record (gen, hash) in the "dirty"
+	 * database, in the same transaction.  A dirty zero block has len 0
+	 * and the zero hash: its stored contents are deleted instead. */
+	bool dirty;
+	uint64_t gen;
 };
 
 /* Open (creating if needed) the LMDB environment in dir with the given
@@ -75,6 +84,16 @@ int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
  * cache is now failed), -EINVAL (an item longer than
  * VMF_BLOCK_SIZE_MAX), -EIO (cache now failed). */
 int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n);
+
+/* Called for each dirty record by cache_dirty_walk(); a negative return
+ * stops the walk and is returned. */
+typedef int cache_dirty_fn(void *opaque, uint64_t blkno, uint64_t gen,
+			   const uint8_t hash[VMF_HASH_LEN]);
+
+/* Walk the dirty records (blocks written and not yet synced) in block
+ * order, from one read transaction.  Returns their number, -EBADMSG if a
+ * record does not authenticate, or -errno. */
+int64_t cache_dirty_walk(struct cache *c, cache_dirty_fn *fn, void *opaque);
 
 /* Delete block blkno (no error if absent). */
 int cache_del(struct cache *c, uint64_t blkno);

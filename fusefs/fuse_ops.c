@@ -66,7 +66,7 @@ static int op_getattr(const char *path, struct stat *st,
 	if (!is_file(path))
 		return -ENOENT;
 	st->st_ino = 2;
-	st->st_mode = S_IFREG | 0444;
+	st->st_mode = S_IFREG | (c->read_only ? 0444 : 0644);
 	st->st_nlink = 1;
 	st->st_size = (off_t)c->size;
 	st->st_blksize = (blksize_t)image_header(c->im)->block_size;
@@ -93,8 +93,12 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 {
 	if (!is_file(path))
 		return strcmp(path, "/") == 0 ? -EISDIR : -ENOENT;
-	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && ctx()->read_only)
 		return -EROFS;
+	/* libfuse passes O_TRUNC here (atomic_o_trunc): the disk's size
+	 * is fixed, and emptying it is never what a user meant. */
+	if (fi->flags & O_TRUNC)
+		return -EPERM;
 	fi->keep_cache = 1;
 	return 0;
 }
@@ -123,13 +127,33 @@ static int op_read(const char *path, char *buf, size_t len, off_t off,
 	return (int)n;
 }
 
-/* Nothing is written in a read-only mount, so nothing is pending: the
- * handlers are real (never ENOSYS) and return at once. */
+static int op_write(const char *path, const char *buf, size_t len, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_ops_ctx *c = ctx();
+	ssize_t n;
+
+	(void)path;
+	(void)fi;
+	if (c->read_only)
+		return -EROFS;
+	if (off < 0)
+		return -EINVAL;
+	log_debug(LOG_CAT_FUSE, "write %zu at %lld", len, (long long)off);
+	n = image_write(c->im, buf, len, (uint64_t)off);
+	if (n < 0)
+		log_error_errno((int)n, "write %zu bytes at %lld: %m", len,
+				(long long)off);
+	return (int)n;
+}
+
+/* flush (every close) and fsync return once everything written before
+ * them is durable in LMDB. */
 static int op_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	(void)fi;
-	return 0;
+	return image_flush(ctx()->im);
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -137,7 +161,17 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	(void)path;
 	(void)datasync;
 	(void)fi;
-	return 0;
+	return image_flush(ctx()->im);
+}
+
+/* The image's size is fixed: only a no-op truncate is allowed (an
+ * O_TRUNC open would otherwise empty the disk). */
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	(void)fi;
+	if (!is_file(path))
+		return -EISDIR;
+	return (uint64_t)size == ctx()->size ? 0 : -EPERM;
 }
 
 static int op_statfs(const char *path, struct statvfs *st)
@@ -179,6 +213,8 @@ static const struct fuse_operations ops = {
     .readdir = op_readdir,
     .open = op_open,
     .read = op_read,
+    .write = op_write,
+    .truncate = op_truncate,
     .flush = op_flush,
     .fsync = op_fsync,
     .statfs = op_statfs,

@@ -11,6 +11,7 @@
 #define FUSE_USE_VERSION 312 /* libfuse 3.12: fuse_loop_cfg_* */
 #include <fuse.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -25,6 +26,7 @@ struct fuse_ops_ctx {
 	uint64_t size;
 	time_t mtime;
 	const char *ctl_path;
+	bool read_only; /* --read-only: opens for writing get EROFS */
 };
 
 const struct fuse_operations *fuse_ops_get(void);

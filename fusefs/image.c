@@ -60,6 +60,12 @@ struct store_job {
 	uint8_t *buf; /* count blocks back to back, owned */
 	bool *ok;     /* which verified, owned */
 	size_t bytes;
+	/* A block the guest wrote (count 1): stored with its dirty record.
+	 * buf holds the whole block (zeros for a zero block). */
+	bool dirty;
+	uint64_t gen;		    /* write generation */
+	uint64_t seq;		    /* position among dirty jobs, for fsync */
+	uint8_t hash[VMF_HASH_LEN]; /* of the new contents; zero if zero */
 };
 
 enum page_state {
@@ -82,12 +88,19 @@ struct image {
 	struct fetch *fetch;	  /* borrowed */
 	struct cache *cache;	  /* borrowed */
 
-	pthread_mutex_t lock; /* protects everything below */
-	pthread_cond_t cond;  /* a page loaded or a busy block finished */
-	uint8_t **pages;      /* npages; NULL until loaded */
-	uint8_t *page_state;  /* enum page_state per page */
-	uint8_t *present;     /* bitmap: block is in the cache */
-	uint8_t *busy;	      /* bitmap: a demand reader is fetching it */
+	pthread_mutex_t lock;	/* protects everything below */
+	pthread_cond_t cond;	/* a page loaded or a busy block finished */
+	uint8_t **pages;	/* npages; NULL until loaded */
+	uint8_t *page_state;	/* enum page_state per page */
+	uint8_t *present;	/* bitmap: block is in the cache */
+	uint8_t *busy;		/* bitmap: a demand reader is fetching it */
+	uint8_t *dirty;		/* bitmap: written through the mount */
+	uint8_t *wlock;		/* bitmap: a write is updating it */
+	uint8_t **dirty_hashes; /* per manifest page, NULL until a write */
+	uint64_t next_gen;	/* last write generation handed out */
+	uint64_t dirty_queued;	/* dirty jobs queued so far (seq) */
+	uint64_t dirty_stored;	/* highest seq durably stored */
+	bool write_failed;	/* a dirty store failed: EIO from now on */
 	struct image_stats stats;
 	uint64_t seq_next;	      /* block after the latest read */
 	uint32_t ra_window;	      /* read-ahead now, in blocks */
@@ -138,8 +151,9 @@ static uint64_t page_entries(const struct image *im, uint64_t page)
 	return left < MANIFEST_PAGE_ENTRIES ? left : MANIFEST_PAGE_ENTRIES;
 }
 
-/* Hash of block blkno; its page must be loaded (pages never unload). */
-static const uint8_t *block_hash(struct image *im, uint64_t blkno)
+/* The mounted version's hash of block blkno; its page must be loaded
+ * (pages never unload). */
+static const uint8_t *base_hash(struct image *im, uint64_t blkno)
 {
 	const uint8_t *page = im->pages[blkno / MANIFEST_PAGE_ENTRIES];
 
@@ -164,6 +178,34 @@ static int start_writer(struct image *im)
 	if (r == 0)
 		im->writer_started = true;
 	return r;
+}
+
+/* Under im->lock: the block's current hash (the written one if dirty). */
+static const uint8_t *cur_hash(struct image *im, uint64_t b)
+{
+	if (bit_get(im->dirty, b))
+		return im->dirty_hashes[b / MANIFEST_PAGE_ENTRIES] +
+		       (b % MANIFEST_PAGE_ENTRIES) * VMF_HASH_LEN;
+	return base_hash(im, b);
+}
+
+/* Under im->lock: record b as written with hash h. */
+static int set_dirty(struct image *im, uint64_t b, const uint8_t *h)
+{
+	uint8_t **page = &im->dirty_hashes[b / MANIFEST_PAGE_ENTRIES];
+
+	if (!*page) {
+		*page = calloc(MANIFEST_PAGE_ENTRIES, VMF_HASH_LEN);
+		if (!*page)
+			return -ENOMEM;
+	}
+	memcpy(*page + (b % MANIFEST_PAGE_ENTRIES) * VMF_HASH_LEN, h,
+	       VMF_HASH_LEN);
+	if (!bit_get(im->dirty, b)) {
+		bit_set(im->dirty, b);
+		im->stats.blocks_dirty++;
+	}
+	return 0;
 }
 
 int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
@@ -195,8 +237,12 @@ int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
 	im->page_state = calloc(im->npages + 1, 1);
 	im->present = calloc(mapsz, 1);
 	im->busy = calloc(mapsz, 1);
+	im->dirty = calloc(mapsz, 1);
+	im->wlock = calloc(mapsz, 1);
+	im->dirty_hashes = calloc(im->npages + 1, sizeof(*im->dirty_hashes));
 	if (!im->name || !im->data_path || !im->manifest_path || !im->pages ||
-	    !im->page_state || !im->present || !im->busy) {
+	    !im->page_state || !im->present || !im->busy || !im->dirty ||
+	    !im->wlock || !im->dirty_hashes) {
 		image_free(im);
 		return -ENOMEM;
 	}
@@ -251,6 +297,12 @@ void image_free(struct image *im)
 	free(im->page_state);
 	free(im->present);
 	free(im->busy);
+	free(im->dirty);
+	free(im->wlock);
+	if (im->dirty_hashes)
+		for (uint64_t i = 0; i < im->npages; i++)
+			free(im->dirty_hashes[i]);
+	free(im->dirty_hashes);
 	free(im->name);
 	free(im->data_path);
 	free(im->manifest_path);
@@ -426,7 +478,7 @@ static uint32_t verify_run(struct image *im, uint64_t first, uint32_t count,
 
 		hash_sha256(buf + (size_t)i * bs,
 			    manifest_block_len(&im->hdr, b), got);
-		ok[i] = memcmp(got, block_hash(im, b), VMF_HASH_LEN) == 0;
+		ok[i] = memcmp(got, base_hash(im, b), VMF_HASH_LEN) == 0;
 		if (!ok[i]) {
 			bad++;
 			log_warn("%s: block %" PRIu64
@@ -489,39 +541,76 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 {
 	_cleanup_free_ struct cache_put *puts = NULL;
 	size_t n = 0, cap = 0, bytes = 0;
+	uint64_t seq = 0;
+	bool any_dirty = false;
 	int r;
 
 	for (struct store_job *j = jobs; j; j = j->next)
 		cap += j->count;
 	puts = calloc(cap ? cap : 1, sizeof(*puts));
+	/* Under the lock: a fetched block the guest has written since is
+	 * not stored (its fetched contents are stale); dirty hashes are
+	 * read here too.  Pointers into the manifest stay valid. */
+	lock(im);
 	for (struct store_job *j = jobs; puts && j; j = j->next) {
+		if (j->dirty) {
+			puts[n].blkno = j->first;
+			puts[n].hash = j->hash;
+			puts[n].buf = j->buf;
+			puts[n].len =
+			    hash_is_zero(j->hash)
+				? 0
+				: manifest_block_len(&im->hdr, j->first);
+			puts[n].dirty = true;
+			puts[n].gen = j->gen;
+			n++;
+			any_dirty = true;
+			seq = j->seq > seq ? j->seq : seq;
+			continue;
+		}
 		for (uint32_t i = 0; i < j->count; i++) {
 			uint64_t b = j->first + i;
 
-			if (!j->ok[i])
+			if (!j->ok[i] || bit_get(im->dirty, b))
 				continue;
 			puts[n].blkno = b;
-			puts[n].hash = block_hash(im, b);
+			puts[n].hash = base_hash(im, b);
 			puts[n].buf = j->buf + (size_t)i * im->hdr.block_size;
 			puts[n].len = manifest_block_len(&im->hdr, b);
 			n++;
 		}
 	}
+	unlock(im);
 	r = !puts ? -ENOMEM : n ? cache_put_batch(im->cache, puts, n) : 0;
-	if (r < 0 && !atomic_exchange(&im->cache_warned, true))
+	if (r < 0 && any_dirty)
+		log_error_errno(r,
+				"%s: storing written blocks failed (%m): the "
+				"local copy is failed, writes and fsync now "
+				"return EIO",
+				im->name);
+	else if (r < 0 && !atomic_exchange(&im->cache_warned, true))
 		log_warn_errno(r,
 			       "%s: cannot cache fetched blocks (%m); "
 			       "reads go on from the server",
 			       im->name);
 	lock(im);
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (!bit_get(im->present, puts[i].blkno)) {
+		bool was = bit_get(im->present, puts[i].blkno);
+
+		if (puts[i].len && !was) {
 			bit_set(im->present, puts[i].blkno);
 			im->stats.blocks_cached++;
+		} else if (!puts[i].len && was) {
+			bit_clear(im->present, puts[i].blkno);
+			im->stats.blocks_cached--;
 		}
 	}
+	if (any_dirty && r < 0)
+		im->write_failed = true;
+	else if (any_dirty)
+		im->dirty_stored = seq;
 	for (struct store_job *j = jobs; j; j = j->next) {
-		for (uint32_t i = 0; i < j->count; i++)
+		for (uint32_t i = 0; !j->dirty && i < j->count; i++)
 			bit_clear(im->busy, j->first + i);
 		bytes += j->bytes;
 	}
@@ -713,7 +802,7 @@ static int read_cached(struct image *im, uint64_t b, uint8_t *tmp, uint8_t *buf,
 {
 	uint64_t bo = b * im->hdr.block_size;
 	uint32_t blen = manifest_block_len(&im->hdr, b);
-	const uint8_t *h = block_hash(im, b);
+	const uint8_t *h = base_hash(im, b);
 	int r;
 
 	if (bo >= off && bo + blen <= off + len)
@@ -839,16 +928,21 @@ static void prefetch(struct image *im, uint64_t from, uint32_t want)
 static bool copy_queued(struct image *im, uint64_t b, uint8_t *buf, size_t len,
 			uint64_t off)
 {
+	/* The newest copy wins: the queue is oldest first, and everything
+	 * queued is newer than the batch being stored. */
 	struct store_job *lists[2] = {im->jobs, im->storing};
 
 	for (int l = 0; l < 2; l++) {
-		for (struct store_job *j = lists[l]; j; j = j->next) {
-			if (b < j->first || b >= j->first + j->count ||
-			    !j->ok[b - j->first])
-				continue;
+		struct store_job *last = NULL;
+
+		for (struct store_job *j = lists[l]; j; j = j->next)
+			if (b >= j->first && b < j->first + j->count &&
+			    j->ok[b - j->first])
+				last = j;
+		if (last) {
 			copy_overlap(im, b,
-				     j->buf + (size_t)(b - j->first) *
-						  im->hdr.block_size,
+				     last->buf + (size_t)(b - last->first) *
+						     im->hdr.block_size,
 				     buf, len, off);
 			return true;
 		}
@@ -860,7 +954,51 @@ static bool copy_queued(struct image *im, uint64_t b, uint8_t *buf, size_t len,
 static bool is_fetchable(struct image *im, uint64_t b)
 {
 	return !bit_get(im->present, b) && !bit_get(im->busy, b) &&
-	       !hash_is_zero(block_hash(im, b));
+	       !bit_get(im->dirty, b) && !hash_is_zero(base_hash(im, b));
+}
+
+/* Serve block b if the guest wrote it: from the writer's queue, or the
+ * cache under the written hash.  Returns 1 if served, 0 if b is not
+ * dirty, -EIO if written data cannot be read back (never refetched: the
+ * server does not have it). */
+static int read_dirty(struct image *im, uint64_t b, uint8_t *buf, size_t len,
+		      uint64_t off)
+{
+	uint8_t h[VMF_HASH_LEN];
+	_cleanup_free_ uint8_t *tmp = NULL;
+	int r;
+
+	lock(im);
+	if (!bit_get(im->dirty, b)) {
+		unlock(im);
+		return 0;
+	}
+	if (copy_queued(im, b, buf, len, off)) {
+		unlock(im);
+		return 1;
+	}
+	memcpy(h, cur_hash(im, b), VMF_HASH_LEN);
+	unlock(im);
+	if (hash_is_zero(h)) {
+		tmp = calloc(1, im->hdr.block_size);
+		if (!tmp)
+			return -ENOMEM;
+		copy_overlap(im, b, tmp, buf, len, off);
+		return 1;
+	}
+	tmp = malloc(im->hdr.block_size);
+	if (!tmp)
+		return -ENOMEM;
+	r = cache_get(im->cache, b, h, tmp, manifest_block_len(&im->hdr, b));
+	if (r < 0) {
+		log_error_errno(r,
+				"%s: written block %" PRIu64
+				" cannot be read back from the cache: %m",
+				im->name, b);
+		return -EIO;
+	}
+	copy_overlap(im, b, tmp, buf, len, off);
+	return 1;
 }
 
 /* image_load_manifest, retried with backoff until the deadline like a
@@ -931,7 +1069,12 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		uint64_t end, stop;
 		bool present, busy;
 
-		if (hash_is_zero(block_hash(im, b))) {
+		r = read_dirty(im, b, buf, len, off);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			continue;
+		if (hash_is_zero(base_hash(im, b))) {
 			uint64_t bo = b * bs, s = off > bo ? off : bo;
 			uint64_t e = bo + manifest_block_len(&im->hdr, b);
 
@@ -962,6 +1105,12 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		}
 
 		lock(im);
+		if (bit_get(im->dirty, b)) {
+			/* Written meanwhile: take the dirty path. */
+			unlock(im);
+			b--;
+			continue;
+		}
 		busy = bit_get(im->busy, b);
 		if (busy && copy_queued(im, b, buf, len, off)) {
 			unlock(im);
@@ -1018,6 +1167,170 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 	return (ssize_t)len;
 }
 
+/* Queue the new contents of block b (owned buf, the whole block) for the
+ * writer as a dirty job.  The caller holds b's write lock. */
+static int queue_dirty(struct image *im, uint64_t b, uint8_t *buf)
+{
+	struct store_job *j = calloc(1, sizeof(*j));
+	bool *ok = calloc(1, sizeof(bool));
+	uint32_t blen = manifest_block_len(&im->hdr, b);
+	int r;
+
+	if (!j || !ok) {
+		free(j);
+		free(ok);
+		free(buf);
+		return -ENOMEM;
+	}
+	ok[0] = true;
+	j->first = b;
+	j->count = 1;
+	j->buf = buf;
+	j->ok = ok;
+	j->bytes = im->hdr.block_size;
+	j->dirty = true;
+	if (hash_is_zero_buf(buf, blen))
+		memset(j->hash, 0, VMF_HASH_LEN);
+	else
+		hash_sha256(buf, blen, j->hash);
+	lock(im);
+	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
+		cond_wait(&im->cond, &im->lock);
+	r = set_dirty(im, b, j->hash);
+	if (r < 0) {
+		unlock(im);
+		free(j->buf);
+		free(j->ok);
+		free(j);
+		return r;
+	}
+	j->gen = ++im->next_gen;
+	j->seq = ++im->dirty_queued;
+	*im->jobs_tail = j;
+	im->jobs_tail = &j->next;
+	im->jobs_bytes += j->bytes;
+	cond_signal(&im->writer_cond);
+	unlock(im);
+	return 0;
+}
+
+/* Write into one block: the bytes [s, e) of the image, from src. */
+static int write_block(struct image *im, uint64_t b, const uint8_t *src,
+		       uint64_t s, uint64_t e)
+{
+	uint32_t bs = im->hdr.block_size;
+	uint32_t blen = manifest_block_len(&im->hdr, b);
+	uint64_t bo = b * bs;
+	uint8_t *content = malloc(bs);
+	ssize_t n;
+	int r;
+
+	if (!content)
+		return -ENOMEM;
+	memset(content + blen, 0, bs - blen);
+	/* One writer per block at a time, and never while a fetch of it
+	 * is in flight: its stale contents must be stored first. */
+	lock(im);
+	while (bit_get(im->wlock, b) || bit_get(im->busy, b))
+		cond_wait(&im->cond, &im->lock);
+	bit_set(im->wlock, b);
+	unlock(im);
+	if (s > bo || e < bo + blen) {
+		/* A partial write: the rest of the block must survive, so
+		 * read it first (from the queue, the cache or the server). */
+		n = image_read(im, content, blen, bo);
+		r = n == (ssize_t)blen ? 0 : n < 0 ? (int)n : -EIO;
+		if (r < 0) {
+			free(content);
+			goto out;
+		}
+	}
+	memcpy(content + (s - bo), src, e - s);
+	r = queue_dirty(im, b, content);
+out:
+	lock(im);
+	bit_clear(im->wlock, b);
+	cond_broadcast(&im->cond);
+	unlock(im);
+	return r;
+}
+
+ssize_t image_write(struct image *im, const void *vbuf, size_t len,
+		    uint64_t off)
+{
+	const uint8_t *buf = vbuf;
+	uint32_t bs = im->hdr.block_size;
+	uint64_t first, last;
+	bool failed;
+	int r;
+
+	lock(im);
+	failed = im->write_failed;
+	unlock(im);
+	if (failed)
+		return -EIO;
+	if (off >= im->hdr.image_size)
+		return len ? -ENOSPC : 0;
+	if (len > im->hdr.image_size - off)
+		len = (size_t)(im->hdr.image_size - off);
+	if (len == 0)
+		return 0;
+	first = off / bs;
+	last = (off + len - 1) / bs;
+	r = image_load_manifest(im, first, last - first + 1);
+	if (r < 0)
+		return -EIO;
+	for (uint64_t b = first; b <= last; b++) {
+		uint64_t bo = b * bs, s = off > bo ? off : bo;
+		uint64_t e = bo + manifest_block_len(&im->hdr, b);
+
+		if (e > off + len)
+			e = off + len;
+		r = write_block(im, b, buf + (s - off), s, e);
+		if (r < 0)
+			return r;
+	}
+	lock(im);
+	im->stats.written_bytes += len;
+	unlock(im);
+	return (ssize_t)len;
+}
+
+int image_flush(struct image *im)
+{
+	int r = 0;
+
+	lock(im);
+	for (uint64_t target = im->dirty_queued;
+	     im->dirty_stored < target && !im->write_failed;)
+		cond_wait(&im->cond, &im->lock);
+	if (im->write_failed)
+		r = -EIO;
+	unlock(im);
+	return r;
+}
+
+static int load_one_dirty(void *opaque, uint64_t blkno, uint64_t gen,
+			  const uint8_t hash[VMF_HASH_LEN])
+{
+	struct image *im = opaque;
+	int r;
+
+	if (blkno >= im->hdr.nblocks)
+		return -EBADMSG;
+	lock(im);
+	r = set_dirty(im, blkno, hash);
+	if (gen > im->next_gen)
+		im->next_gen = gen;
+	unlock(im);
+	return r;
+}
+
+int64_t image_load_dirty(struct image *im)
+{
+	return cache_dirty_walk(im->cache, load_one_dirty, im);
+}
+
 int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 		       uint64_t *ret_first, uint32_t *ret_count)
 {
@@ -1065,8 +1378,12 @@ bool image_complete(struct image *im)
 	bool done;
 
 	lock(im);
-	done = im->stats.manifest_pages_loaded == im->npages &&
-	       im->stats.blocks_cached >= im->stats.blocks_data;
+	done = im->stats.manifest_pages_loaded == im->npages;
+	/* Complete when every block is cached, zero or written.  A scan:
+	 * called at the end of a hydration pass and by status only. */
+	for (uint64_t b = 0; done && b < im->hdr.nblocks; b++)
+		done = bit_get(im->present, b) || bit_get(im->dirty, b) ||
+		       hash_is_zero(base_hash(im, b));
 	unlock(im);
 	return done;
 }

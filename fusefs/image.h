@@ -56,6 +56,25 @@ int image_load_manifest(struct image *im, uint64_t first, uint64_t count);
  * could not be fetched and verified within io_timeout_s. */
 ssize_t image_read(struct image *im, void *buf, size_t len, uint64_t off);
 
+/* Write len bytes at off (any size and alignment).  A partial block is
+ * read first, so the rest of it survives.  The data is queued for the
+ * writer thread and readable at once; it is durable after image_flush().
+ * Returns len (short only at the end of the image), -ENOSPC past the
+ * end, or -EIO (the old contents cannot be fetched, or the local copy
+ * failed).  Blocks while the writer's queue is full. */
+ssize_t image_write(struct image *im, const void *buf, size_t len,
+		    uint64_t off);
+
+/* Wait until every write queued before this call is durable in LMDB.
+ * Returns 0, or -EIO if storing written data failed (from then on every
+ * write and flush fails: nothing is acknowledged that is not stored). */
+int image_flush(struct image *im);
+
+/* Load the dirty set (blocks written and not yet synced) from the cache;
+ * call once after image_new().  Returns the number of dirty blocks, or
+ * -EBADMSG/-errno. */
+int64_t image_load_dirty(struct image *im);
+
 /* For the hydrate thread: find up to max blocks starting at or after
  * *cursor that are neither cached, zero nor being fetched on demand, and
  * are adjacent.  Sets *ret_first and *ret_count and advances *cursor past
@@ -97,6 +116,8 @@ struct image_stats {
 	uint64_t read_bytes; /* bytes returned by image_read */
 	uint64_t demand_fetched_blocks;
 	uint64_t verify_failures;
+	uint64_t blocks_dirty;	/* written and not yet synced */
+	uint64_t written_bytes; /* bytes written through image_write */
 };
 void image_get_stats(struct image *im, struct image_stats *ret);
 

@@ -51,6 +51,7 @@ struct mount_opts {
 	bool foreground;
 	bool insecure;
 	bool no_hydrate;
+	bool read_only;
 	uint64_t max_rate;
 	uint64_t io_timeout_s;
 	uint64_t connect_timeout_s;
@@ -99,6 +100,8 @@ static void usage(FILE *out)
 	    "                          $XDG_CACHE_HOME/vmferry or ~/.cache/vmferry)\n"
 	    "      --key-file FILE     your key; created (0600) if absent (default:\n"
 	    "                          $XDG_CONFIG_HOME/vmferry/user.key)\n"
+	    "      --read-only         refuse writes (default: writable; changes\n"
+	    "                          stay in the local copy until synced)\n"
 	    "      --no-hydrate        fetch only what is read\n"
 	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
 	    "      --io-timeout SECS   fail a read with EIO after this long without\n"
@@ -127,6 +130,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_CONNECT_TIMEOUT,
 		OPT_READAHEAD,
 		OPT_LOG,
+		OPT_READ_ONLY,
 	};
 	static const struct option longopts[] = {
 	    {"foreground", no_argument, NULL, 'f'},
@@ -142,6 +146,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
 	    {"readahead", required_argument, NULL, OPT_READAHEAD},
 	    {"log", required_argument, NULL, OPT_LOG},
+	    {"read-only", no_argument, NULL, OPT_READ_ONLY},
 	    {"debug", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -199,6 +204,9 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			break;
 		case OPT_LOG:
 			o->log_file = optarg;
+			break;
+		case OPT_READ_ONLY:
+			o->read_only = true;
 			break;
 		case 'D':
 			what = "--debug";
@@ -377,12 +385,11 @@ static int start_fetch(struct mount *m)
 	return 0;
 }
 
-static int open_cache(struct mount *m, const struct manifest_header *hdr,
-		      uint64_t *ret_prev_version)
+static int open_cache(struct mount *m, uint64_t *ret_prev_version)
 {
 	uint8_t cache_id[CRYPTO_CACHE_ID_LEN], data_key[CRYPTO_KEY_LEN];
 	_cleanup_free_ void *val = NULL;
-	char base[4096], ver[32];
+	char base[4096];
 	uint64_t prev = 0;
 	size_t len;
 	int n, r;
@@ -422,14 +429,24 @@ static int open_cache(struct mount *m, const struct manifest_header *hdr,
 	if (cache_meta_get(m->cache, "version", &val, &len) == 0 &&
 	    parse_u64(val, &prev) < 0)
 		prev = 0;
-	snprintf(ver, sizeof(ver), "%" PRIu64, hdr->version);
+	*ret_prev_version = prev;
+	return 0;
+}
+
+/* Bind the cache to the version being mounted (after the dirty check:
+ * a cache with unsynced changes keeps the version they were made on). */
+static int bind_version(struct mount *m, uint64_t version)
+{
+	char ver[32];
+	int r;
+
+	snprintf(ver, sizeof(ver), "%" PRIu64, version);
 	r = cache_meta_put(m->cache, "version", ver, strlen(ver));
 	if (r == 0)
 		r = cache_meta_put(m->cache, "url", m->o.url, strlen(m->o.url));
 	if (r < 0)
 		return log_error_errno(r, "writing the cache in %s: %m",
 				       m->cache_path);
-	*ret_prev_version = prev;
 	return 0;
 }
 
@@ -459,7 +476,7 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	m->rate_ns = now;
 	o = json_pack(
 	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:f, s:b, s:b, s:i, s:s, s:I, s:f}",
+	    "s:f, s:b, s:b, s:i, s:s, s:I, s:f, s:I, s:I}",
 	    "image", m->url.name, "server", m->url.base, "version",
 	    (json_int_t)m->version, "size",
 	    (json_int_t)image_header(m->im)->image_size, "block_size",
@@ -471,7 +488,9 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	    "requests", (json_int_t)fs.requests, "uptime_s", secs, "hydrating",
 	    hydrate_running(m->hydrate), "complete", image_complete(m->im),
 	    "pid", (int)getpid(), "cache", m->cache_path, "verify_failures",
-	    (json_int_t)is.verify_failures, "rate_bps", rate);
+	    (json_int_t)is.verify_failures, "rate_bps", rate, "blocks_dirty",
+	    (json_int_t)is.blocks_dirty, "written_bytes",
+	    (json_int_t)is.written_bytes);
 	if (!o)
 		return -ENOMEM;
 	s = json_dumps(o, JSON_COMPACT);
@@ -510,6 +529,7 @@ static int start_fuse(struct mount *m)
 	m->fctx.size = image_header(m->im)->image_size;
 	m->fctx.mtime = time(NULL);
 	m->fctx.ctl_path = m->ctl_path;
+	m->fctx.read_only = m->o.read_only;
 	m->fuse = fuse_new(&args, fuse_ops_get(),
 			   sizeof(struct fuse_operations), &m->fctx);
 	fuse_opt_free_args(&args); /* fuse_new may have grown them */
@@ -539,6 +559,7 @@ static int setup(struct mount *m)
 	struct image_config icfg = {0};
 	char why[256], data_path[256], manifest_path[256];
 	uint64_t prev = 0;
+	int64_t ndirty;
 	int r;
 
 	r = start_fetch(m);
@@ -556,7 +577,7 @@ static int setup(struct mount *m)
 		return r;
 	}
 	m->version = img.version;
-	r = open_cache(m, &hdr, &prev);
+	r = open_cache(m, &prev);
 	if (r < 0)
 		return r;
 	remote_data_path(m->url.name, img.version, data_path,
@@ -573,6 +594,23 @@ static int setup(struct mount *m)
 	r = image_new(&icfg, m->fetch, m->cache, &m->im);
 	if (r < 0)
 		return log_error_errno(r, "setting up the image: %m");
+	ndirty = image_load_dirty(m->im);
+	if (ndirty < 0)
+		return log_error_errno((int)ndirty,
+				       "reading the unsynced changes in %s: %m",
+				       m->cache_path);
+	if (ndirty > 0 && prev && prev != hdr.version) {
+		log_error("%s: the local copy holds %" PRId64
+			  " changed blocks made on version %" PRIu64
+			  ", but the server is now at version %" PRIu64
+			  ": mounting would mix versions; the changes are "
+			  "kept in %s",
+			  m->o.url, ndirty, prev, hdr.version, m->cache_path);
+		return -ESTALE;
+	}
+	r = bind_version(m, hdr.version);
+	if (r < 0)
+		return r;
 	r = image_load_manifest(m->im, 0, 1);
 	if (r < 0) {
 		log_error("%s: manifest: %s", m->o.url, remote_strerror(r));

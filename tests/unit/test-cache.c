@@ -573,7 +573,8 @@ static void bench(void)
 		return;
 	block_fill(0, buf, BLK, hash);
 	for (uint64_t i = 0; i < N; i++)
-		items[i] = (struct cache_put){i, hash, buf, BLK};
+		items[i] = (struct cache_put){
+		    .blkno = i, .hash = hash, .buf = buf, .len = BLK};
 	t0 = now_ns();
 	for (size_t i = 0; i < N; i += BATCH)
 		r |= cache_put_batch(f.c, items + i, BATCH);
