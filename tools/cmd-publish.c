@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,24 +19,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "cleanup.h"
 #include "hash.h"
 #include "io.h"
 #include "log.h"
 #include "manifest.h"
-#include "mutex.h"
 #include "progress.h"
 #include "util.h"
 
 #include "../fusefs/crypto.h"
 #include "../fusefs/fetch.h"
 #include "../fusefs/remote.h"
+#include "../fusefs/upload.h"
 #include "commands.h"
 
 #define PUBLISH_BATCH_BLOCKS 256
-#define PUBLISH_INFLIGHT     8
+#define PUBLISH_INFLIGHT     8 /* upload.c keeps 8 PUTs in flight */
 
 struct publish {
 	struct fetch *fetch;
@@ -46,13 +43,6 @@ struct publish {
 	uint64_t size, nblocks;
 	int manifest_fd; /* unlinked temp file: header + hashes */
 	uint64_t n_zero, n_uploaded, n_present, bytes_uploaded;
-
-	/* Upload completions (fetch thread -> this thread). */
-	pthread_mutex_t lock; /* protects done_count, first_error */
-	pthread_cond_t cond;
-	unsigned done_count;
-	int first_error;
-	char first_errmsg[256];
 };
 
 static void usage(FILE *out)
@@ -72,109 +62,27 @@ static void usage(FILE *out)
 	    "  -h, --help             this help\n");
 }
 
-static void on_put_done(struct fetch_req *req)
-{
-	struct publish *p = req->opaque;
-
-	mutex_lock(&p->lock);
-	if (req->result < 0 && !p->first_error) {
-		p->first_error = req->result;
-		snprintf(p->first_errmsg, sizeof(p->first_errmsg), "%s",
-			 req->errmsg);
-	}
-	p->done_count++;
-	cond_signal(&p->cond);
-	mutex_unlock(&p->lock);
-}
-
 /* Upload the blocks of one batch that the server lacks. */
 static int upload_batch(struct publish *p, const uint8_t *data,
 			const uint8_t *hashes, uint32_t n, uint64_t first)
 {
-	_cleanup_free_ uint8_t *want = malloc((size_t)n * VMF_HASH_LEN);
-	_cleanup_free_ uint8_t *missing = malloc((size_t)n * VMF_HASH_LEN);
-	_cleanup_free_ struct fetch_req *reqs = calloc(n, sizeof(*reqs));
-	_cleanup_free_ char *paths = malloc((size_t)n * 96);
-	struct fetch_req q = {0};
-	uint32_t nwant = 0, nmissing, submitted = 0;
+	struct upload_block blocks[PUBLISH_BATCH_BLOCKS];
+	struct manifest_header h = {.block_size = p->bs, .image_size = p->size};
+	struct upload_stats st = {0};
+	char why[256];
 	int r;
 
-	if (!want || !missing || !reqs || !paths)
-		return -ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
-		if (hash_is_zero(hashes + i * VMF_HASH_LEN))
-			continue;
-		memcpy(want + nwant * VMF_HASH_LEN, hashes + i * VMF_HASH_LEN,
-		       VMF_HASH_LEN);
-		nwant++;
+		blocks[i].hash = hashes + i * VMF_HASH_LEN;
+		blocks[i].buf = data + (size_t)i * p->bs;
+		blocks[i].len = manifest_block_len(&h, first + i);
 	}
-	if (nwant == 0)
-		return 0;
-	q.path = VMF_PATH_BLOCKS "/" VMF_SEG_MISSING;
-	q.method = "POST";
-	q.body = want;
-	q.body_len = (size_t)nwant * VMF_HASH_LEN;
-	q.buf = missing;
-	q.buf_len = (size_t)n * VMF_HASH_LEN;
-	r = fetch_run(p->fetch, &q);
+	r = upload_blocks(p->fetch, blocks, n, &st, why);
 	if (r < 0)
-		return log_error_errno(r, "asking for missing blocks: %s",
-				       q.errmsg);
-	if (q.got % VMF_HASH_LEN)
-		return log_error_errno(-EBADMSG, "malformed missing-blocks "
-						 "reply");
-	nmissing = (uint32_t)(q.got / VMF_HASH_LEN);
-	p->n_present += nwant - nmissing;
-
-	mutex_lock(&p->lock);
-	p->done_count = 0;
-	mutex_unlock(&p->lock);
-	/* Each missing hash: find its block in the batch and PUT it. */
-	for (uint32_t m = 0; m < nmissing; m++) {
-		const uint8_t *h = missing + m * VMF_HASH_LEN;
-		uint32_t i;
-		char hex[VMF_HASH_HEX_LEN + 1];
-
-		for (i = 0; i < n; i++)
-			if (memcmp(hashes + i * VMF_HASH_LEN, h,
-				   VMF_HASH_LEN) == 0)
-				break;
-		if (i == n)
-			return log_error_errno(-EBADMSG, "the server asked "
-							 "for a block we did "
-							 "not offer");
-		hash_to_hex(h, VMF_HASH_LEN, hex);
-		snprintf(paths + m * 96, 96, VMF_PATH_BLOCKS "/%s", hex);
-		reqs[m].path = paths + m * 96;
-		reqs[m].method = "PUT";
-		reqs[m].body = data + (size_t)i * p->bs;
-		reqs[m].body_len = manifest_block_len(
-		    &(struct manifest_header){.block_size = p->bs,
-					      .image_size = p->size},
-		    first + i);
-		reqs[m].buf = NULL;
-		reqs[m].buf_len = 0;
-		reqs[m].prio = FETCH_PRIO_DEMAND;
-		reqs[m].done = on_put_done;
-		reqs[m].opaque = p;
-		/* Keep at most PUBLISH_INFLIGHT in flight. */
-		mutex_lock(&p->lock);
-		while (submitted - p->done_count >= PUBLISH_INFLIGHT)
-			cond_wait(&p->cond, &p->lock);
-		mutex_unlock(&p->lock);
-		fetch_submit(p->fetch, &reqs[m]);
-		submitted++;
-		p->bytes_uploaded += reqs[m].body_len;
-	}
-	mutex_lock(&p->lock);
-	while (p->done_count < submitted)
-		cond_wait(&p->cond, &p->lock);
-	r = p->first_error;
-	mutex_unlock(&p->lock);
-	if (r < 0)
-		return log_error_errno(r, "uploading blocks: %s",
-				       p->first_errmsg);
-	p->n_uploaded += nmissing;
+		return log_error_errno(r, "%s", why);
+	p->n_uploaded += st.uploaded;
+	p->n_present += st.present;
+	p->bytes_uploaded += st.bytes;
 	return 0;
 }
 
@@ -237,10 +145,10 @@ static int commit(struct publish *p, uint64_t base, uint64_t *ret_version)
 	struct manifest_header h = {
 	    .block_size = p->bs, .image_size = p->size, .nblocks = p->nblocks};
 	uint64_t total = manifest_encoded_size(&h);
-	uint8_t hdr[MANIFEST_HEADER_SIZE], id[16];
-	char idhex[33], hdrs[2][96], path[256], reply[4096];
+	uint8_t hdr[MANIFEST_HEADER_SIZE];
+	char why[256];
 	void *map;
-	int r = 0;
+	int r;
 
 	manifest_header_encode(&h, hdr);
 	r = full_pwrite(p->manifest_fd, hdr, sizeof(hdr), 0);
@@ -249,49 +157,11 @@ static int commit(struct publish *p, uint64_t base, uint64_t *ret_version)
 	map = mmap(NULL, total, PROT_READ, MAP_SHARED, p->manifest_fd, 0);
 	if (map == MAP_FAILED)
 		return log_error_errno(-errno, "mapping the manifest: %m");
-	r = crypto_random(id, sizeof(id));
-	hash_to_hex(id, sizeof(id), idhex);
-	snprintf(hdrs[0], sizeof(hdrs[0]), VMF_HDR_COMMIT_ID ": %s", idhex);
-	snprintf(hdrs[1], sizeof(hdrs[1]), VMF_HDR_BASE ": %" PRIu64, base);
-	snprintf(path, sizeof(path), VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS,
-		 p->url.name);
-	for (int attempt = 0; r == 0 && attempt < 4; attempt++) {
-		struct fetch_req q = {0};
-		json_t *o;
-
-		q.path = path;
-		q.method = "POST";
-		q.body = map;
-		q.body_len = total;
-		q.extra_headers[0] = hdrs[0];
-		q.extra_headers[1] = hdrs[1];
-		q.buf = reply;
-		q.buf_len = sizeof(reply) - 1;
-		q.prio = FETCH_PRIO_DEMAND;
-		r = fetch_run(p->fetch, &q);
-		if (r == 0) {
-			reply[q.got] = '\0';
-			o = json_loads(reply, 0, NULL);
-			r = json_is_integer(json_object_get(o, "version"))
-				? 0
-				: -EBADMSG;
-			if (r == 0)
-				*ret_version = (uint64_t)json_integer_value(
-				    json_object_get(o, "version"));
-			json_decref(o);
-			break;
-		}
-		/* Only a lost answer is worth the same commit again. */
-		if (r != -ETIMEDOUT && r != -EIO && r != -ECONNREFUSED) {
-			log_error("commit refused: %s", q.errmsg);
-			break;
-		}
-		log_warn("commit: %s; retrying with the same commit id",
-			 q.errmsg);
-		sleep(1 << attempt);
-		r = 0;
-	}
+	r = upload_commit(p->fetch, p->url.name, base, map, total, NULL,
+			  ret_version, why);
 	munmap(map, total);
+	if (r < 0)
+		log_error("commit refused: %s", why);
 	return r;
 }
 
@@ -376,8 +246,6 @@ int cmd_publish(int argc, char **argv)
 	cfg.stall_timeout_s = 60;
 	cfg.max_inflight = PUBLISH_INFLIGHT + 1;
 	cfg.max_background = 1;
-	pthread_mutex_init(&p.lock, NULL);
-	pthread_cond_init(&p.cond, NULL);
 	r = fetch_new(&cfg, &p.fetch);
 	if (r < 0) {
 		log_error_errno(r, "starting the fetch engine: %m");
