@@ -21,6 +21,10 @@
  *                                            that SHA-256(body) == HEX
  *   POST /v1/images/NAME/versions            body: manifest; commits the
  *                                            next version (write grant)
+ *   GET  /v1/images/NAME/versions            JSON version history
+ *   POST /v1/images/NAME/lease               JSON body; take or renew the
+ *                                            image's write lease
+ *   DELETE /v1/images/NAME/lease             release it (Vmferry-Lease-Id)
  *   GET  /v1/stats                           JSON counters (admin)
  */
 #define VMF_PATH_IMAGES	 VMF_API_PREFIX "/images"
@@ -30,10 +34,22 @@
 #define VMF_SEG_MANIFEST "manifest"
 #define VMF_SEG_DATA	 "data"
 #define VMF_SEG_MISSING	 "missing"
+#define VMF_SEG_LEASE	 "lease"
 
 /* Request headers. */
 #define VMF_HDR_COMMIT_ID "Vmferry-Commit-Id"	 /* idempotent commit key */
 #define VMF_HDR_BASE	  "Vmferry-Base-Version" /* commit on top of N */
+#define VMF_HDR_LEASE	  "Vmferry-Lease-Id"	 /* commit/release under it */
+
+/* Leases: one writer per image. */
+#define VMF_LEASE_ID_HEX_LEN	  32	     /* 16 random bytes, hex */
+#define VMF_LEASE_HOLDER_MAX	  128	     /* bytes of "holder" */
+#define VMF_LEASE_SECONDS_DEFAULT (4 * 3600) /* unless policy/serve say */
+#define VMF_LEASE_WHERE_LOCAL	  "local"
+#define VMF_LEASE_WHERE_REMOTE	  "remote"
+
+/* A commit naming blocks the store lacks lists at most this many. */
+#define VMF_MISSING_LIST_MAX 1000
 
 /* Block size: a power of two within these bounds. */
 #define VMF_BLOCK_SIZE_DEFAULT (64u * 1024)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Subcommand helpers.  Stateless; single-threaded callers. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,22 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	fprintf(stderr, "\nTry '" CLI_PROG " %s%s--help'.\n", cmd,
 		*cmd ? " " : "");
 	return CLI_EXIT_USAGE;
+}
+
+int cli_parse_help(int argc, char **argv, const char *usage, const char *cmd)
+{
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 1;
+		}
+		return cli_usage_error(cmd, "unknown option");
+	}
+	return 0;
 }
 
 char *cli_dir_file(const char *dir, const char *name)

@@ -18,6 +18,11 @@
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Parse the options of a command that has none but --help: 0 to go
+ * on (optind at the first argument), 1 after printing usage on stdout,
+ * or CLI_EXIT_USAGE. */
+int cli_parse_help(int argc, char **argv, const char *usage, const char *cmd);
+
 /* A new string "dir/name" (caller frees), or NULL. */
 char *cli_dir_file(const char *dir, const char *name);
 

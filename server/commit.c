@@ -7,8 +7,10 @@
  *      names is in the store;
  *   2. flock(images/NAME/lock); the commit record is looked up (a retry
  *      is answered from it) and the base version checked;
+ *   2b. the lease is checked (leases.h), if the caller asks;
  *   3. the upload gets version N = current + 1 and is renamed to
- *      versions/N.manifest;
+ *      versions/N.manifest; versions/N.json records the change
+ *      (history.h);
  *   4. commits/ID is written (image, N, digest of the upload);
  *   5. `current` is replaced with N: the commit point.
  * A crash before 5 leaves current as it was; a record left by a crash
@@ -24,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,10 +38,19 @@
 #include "util.h"
 
 #include "commit.h"
+#include "history.h"
+#include "leases.h"
 #include "store.h"
 #include "versions.h"
 
 #define SCAN_CHUNK (512 * VMF_HASH_LEN) /* on the stack */
+
+void commit_result_fini(struct commit_result *res)
+{
+	free(res->missing_list);
+	res->missing_list = NULL;
+	res->missing_listed = 0;
+}
 
 bool commit_id_valid(const char *id)
 {
@@ -58,14 +68,34 @@ bool commit_id_valid(const char *id)
 	return true;
 }
 
+/* Note a missing hash in res's list, unless it is there or full. */
+static int list_missing(struct commit_result *res, const uint8_t *h)
+{
+	if (res->missing_listed == VMF_MISSING_LIST_MAX)
+		return 0;
+	for (size_t i = 0; i < res->missing_listed; i++)
+		if (memcmp(res->missing_list + i * VMF_HASH_LEN, h,
+			   VMF_HASH_LEN) == 0)
+			return 0;
+	if (!res->missing_list) {
+		res->missing_list = malloc(VMF_MISSING_LIST_MAX * VMF_HASH_LEN);
+		if (!res->missing_list)
+			return -ENOMEM;
+	}
+	memcpy(res->missing_list + res->missing_listed++ * VMF_HASH_LEN, h,
+	       VMF_HASH_LEN);
+	return 0;
+}
+
 /* Step 1: check the upload; count the blocks it names that the store
- * lacks, and compute its digest with the version field zeroed. */
+ * lacks (listing the first ones in res), and compute its digest with
+ * the version field zeroed. */
 static int scan_upload(struct versions *v, int fd, struct manifest_header *ret,
-		       uint8_t digest[VMF_HASH_LEN], uint64_t *ret_missing)
+		       uint8_t digest[VMF_HASH_LEN], struct commit_result *res)
 {
 	uint8_t buf[SCAN_CHUNK];
 	struct manifest_header h;
-	uint64_t missing = 0, off, size;
+	uint64_t off, size;
 	struct stat st;
 	int r;
 
@@ -81,47 +111,19 @@ static int scan_upload(struct versions *v, int fd, struct manifest_header *ret,
 		r = full_pread(fd, buf, n, (off_t)off);
 		if (r < 0)
 			return r;
-		for (size_t i = 0; i < n; i += VMF_HASH_LEN)
-			missing += !store_has(versions_store(v), buf + i);
+		for (size_t i = 0; i < n; i += VMF_HASH_LEN) {
+			if (store_has(versions_store(v), buf + i))
+				continue;
+			res->missing++;
+			r = list_missing(res, buf + i);
+			if (r < 0)
+				return r;
+		}
 	}
 	r = versions_digest(fd, size, true, digest);
 	if (r < 0)
 		return r;
 	*ret = h;
-	*ret_missing = missing;
-	return 0;
-}
-
-static int lock_image(struct versions *v, const char *name, int *ret_fd)
-{
-	_cleanup_free_ char *img = NULL, *dir = NULL, *path = NULL;
-	_cleanup_close_ int fd = -1;
-	int r;
-
-	r = versions_image_path(v, name, "", &img);
-	if (r == 0)
-		r = versions_image_path(v, name, "/versions", &dir);
-	if (r == 0)
-		r = versions_image_path(v, name, "/lock", &path);
-	if (r < 0)
-		return r;
-	r = mkdir_p(dir, 0700);
-	if (r < 0)
-		return r;
-	/* The image may be new: make images/NAME and NAME/versions
-	 * durable entries of their parents. */
-	r = fsync_parent_dir(dir);
-	if (r == 0)
-		r = fsync_parent_dir(img);
-	if (r < 0)
-		return r;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return -errno;
-	*ret_fd = steal_fd(&fd);
 	return 0;
 }
 
@@ -263,6 +265,12 @@ static int commit_locked(struct versions *v, const struct commit_request *req,
 			return 0;
 		}
 	}
+	if (req->check_lease) {
+		r = lease_check_commit(v, req->name, req->lease_id, now_wall(),
+				       &res->lease, &res->lease_live);
+		if (r < 0)
+			return r;
+	}
 	if (req->base != COMMIT_BASE_ANY && req->base != current) {
 		res->current = current;
 		return -ESTALE;
@@ -272,6 +280,9 @@ static int commit_locked(struct versions *v, const struct commit_request *req,
 	if (r < 0)
 		return r;
 	*ret_installed = true;
+	r = history_record(v, req->name, n, fd, h, req->author);
+	if (r < 0)
+		return r;
 	if (req->commit_id) {
 		r = write_record(v, req, n, digest);
 		if (r < 0)
@@ -299,22 +310,24 @@ int commit_manifest(struct versions *v, const struct commit_request *req,
 		r = -EINVAL;
 		goto out;
 	}
-	r = scan_upload(v, fd, &h, digest, &res.missing);
+	r = scan_upload(v, fd, &h, digest, &res);
 	if (r < 0)
 		goto out;
 	if (res.missing > 0) {
 		r = -ENODATA;
 		goto out;
 	}
-	r = lock_image(v, req->name, &lock_fd);
+	r = versions_lock_image(v, req->name, &lock_fd);
 	if (r < 0)
 		goto out;
 	r = commit_locked(v, req, fd, tmp_path, &h, digest, &res, &installed);
 out:
 	if (!installed)
 		(void)unlink(tmp_path); /* the upload is spent either way */
-	if (r == 0 || r == -ENODATA || r == -ESTALE)
-		*ret = res;
+	if (r == 0 || r == -ENODATA || r == -EBUSY || r == -ESTALE)
+		*ret = res; /* hands the missing list on */
+	else
+		commit_result_fini(&res);
 	if (r == 0 && !res.replayed)
 		log_debug(LOG_CAT_STORE, "committed %s version %llu", req->name,
 			  (unsigned long long)res.version);

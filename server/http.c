@@ -24,6 +24,7 @@
 
 #include "auth.h"
 #include "http.h"
+#include "http_lease.h"
 #include "http_read.h"
 #include "http_write.h"
 
@@ -199,7 +200,9 @@ static int match_route(char *seg[], int n, enum http_route *ret,
 	else if (n == 3)
 		*ret = ROUTE_IMAGE;
 	else if (n == 4 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0)
-		*ret = ROUTE_COMMIT;
+		*ret = ROUTE_COMMIT; /* or ROUTE_HISTORY: by method */
+	else if (n == 4 && strcmp(seg[3], VMF_SEG_LEASE) == 0)
+		*ret = ROUTE_LEASE;
 	else if (n == 6 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0 &&
 		 strcmp(seg[5], VMF_SEG_MANIFEST) == 0)
 		*ret = ROUTE_MANIFEST;
@@ -219,6 +222,9 @@ static const char *route_methods(enum http_route r)
 {
 	switch (r) {
 	case ROUTE_COMMIT:
+		return "GET, HEAD, POST";
+	case ROUTE_LEASE:
+		return "POST, DELETE";
 	case ROUTE_MISSING:
 		return "POST";
 	case ROUTE_BLOCK:
@@ -312,11 +318,13 @@ static int authorize(struct http_request *req)
 		ok = true; /* the list is filtered */
 		break;
 	case ROUTE_IMAGE:
+	case ROUTE_HISTORY:
 	case ROUTE_MANIFEST:
 	case ROUTE_DATA:
 		ok = auth_can_read(t, req->name);
 		break;
 	case ROUTE_COMMIT:
+	case ROUTE_LEASE:
 		ok = auth_can_write(t, req->name);
 		break;
 	case ROUTE_MISSING:
@@ -337,7 +345,10 @@ static int authorize(struct http_request *req)
 	else
 		http_reply_error(
 		    req, 403, "token %s may not %s image %s", t->id,
-		    req->route == ROUTE_COMMIT ? "write" : "read", req->name);
+		    req->route == ROUTE_COMMIT || req->route == ROUTE_LEASE
+			? "write"
+			: "read",
+		    req->name);
 	return -EPERM;
 }
 
@@ -359,6 +370,10 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 		return http_reply_error_ex(
 		    req, 405, NULL, "Allow", route_methods(req->route),
 		    "method %s not allowed here", req->method);
+	/* One path, two routes: the history is read, a commit written. */
+	if (req->route == ROUTE_COMMIT &&
+	    strcmp(req->method, MHD_HTTP_METHOD_POST) != 0)
+		req->route = ROUTE_HISTORY;
 	if (take_params(req, name, num) < 0 || authorize(req) < 0)
 		return req->queued ? MHD_YES : MHD_NO;
 	switch (req->route) {
@@ -371,6 +386,12 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 		return http_read_version(req);
 	case ROUTE_STATS:
 		return http_read_stats(req);
+	case ROUTE_HISTORY:
+		return http_read_history(req);
+	case ROUTE_LEASE:
+		if (strcmp(req->method, MHD_HTTP_METHOD_DELETE) == 0)
+			return http_lease_release(req);
+		return http_write_begin(req);
 	default:
 		return http_write_begin(req);
 	}
@@ -494,6 +515,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 	h->ctx.versions = v;
 	h->ctx.auth = a;
 	h->ctx.verbose = cfg->verbose;
+	h->ctx.lease_seconds = cfg->lease_seconds;
 	if (cfg->threads == 0)
 		flags |= MHD_USE_THREAD_PER_CONNECTION;
 	if (cfg->addr->sa_family == AF_INET6)

@@ -34,8 +34,9 @@ struct http_config {
 	socklen_t addrlen;
 	const char *cert_pem; /* borrowed until http_stop() */
 	const char *key_pem;
-	unsigned threads; /* 0: a thread per connection */
-	bool verbose;	  /* one log line per request */
+	unsigned threads;      /* 0: a thread per connection */
+	bool verbose;	       /* one log line per request */
+	int64_t lease_seconds; /* lease duration unless the policy says */
 };
 
 /* Counters since start; relaxed atomics, read only for /v1/stats. */
@@ -62,6 +63,7 @@ struct http_ctx {
 	struct auth_watch *auth;
 	struct http_stats stats;
 	bool verbose;
+	int64_t lease_seconds; /* default lease duration */
 	/* libmicrohttpd messages: errors before, debug after.  Set by the
 	 * main thread once MHD's threads run: atomic, relaxed (a log level
 	 * choice only). */
@@ -72,6 +74,8 @@ enum http_route {
 	ROUTE_IMAGES,	/* GET /v1/images */
 	ROUTE_IMAGE,	/* GET /v1/images/NAME */
 	ROUTE_COMMIT,	/* POST /v1/images/NAME/versions */
+	ROUTE_HISTORY,	/* GET /v1/images/NAME/versions */
+	ROUTE_LEASE,	/* POST, DELETE /v1/images/NAME/lease */
 	ROUTE_MANIFEST, /* GET /v1/images/NAME/versions/N/manifest */
 	ROUTE_DATA,	/* GET /v1/images/NAME/versions/N/data */
 	ROUTE_MISSING,	/* POST /v1/blocks/missing */
@@ -109,6 +113,7 @@ struct http_request {
 	char up_error[160];
 	char commit_id[COMMIT_ID_MAX + 1];
 	uint64_t base;
+	char lease_id[VMF_LEASE_ID_HEX_LEN + 1]; /* "" if none was sent */
 };
 
 struct http_server;

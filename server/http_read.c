@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Read routes.
+/* Read routes: images, metadata (with the lease), history, versions.
  *
  * A version's data is streamed: a reader callback (struct data_reader,
  * owned by its libmicrohttpd response) reads one block at a time from
@@ -21,6 +21,8 @@
 #include "manifest.h"
 
 #include "auth.h"
+#include "history.h"
+#include "http_lease.h"
 #include "http_read.h"
 #include "range.h"
 #include "store.h"
@@ -121,14 +123,34 @@ enum MHD_Result http_read_image(struct http_request *req)
 	for (size_t i = 0; list && i < n; i++)
 		json_array_append_new(list, json_integer((json_int_t)nums[i]));
 	hash_to_hex(info.sha256, VMF_HASH_LEN, hex);
-	body = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o*, s:I, s:s, s:o}",
+	body = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o*, s:I, s:s, s:o, s:o*}",
 			 "name", req->name, "version", (json_int_t)cur, "size",
 			 (json_int_t)info.hdr.image_size, "block_size",
 			 (json_int_t)info.hdr.block_size, "blocks",
 			 (json_int_t)info.hdr.nblocks, "versions", list,
 			 "manifest_size", (json_int_t)info.manifest_size,
-			 "manifest_sha256", hex, "policy", policy);
+			 "manifest_sha256", hex, "policy", policy, "lease",
+			 http_lease_public(req));
 	return http_reply_json(req, 200, body, "no-cache");
+}
+
+enum MHD_Result http_read_history(struct http_request *req)
+{
+	json_t *list = NULL;
+	int r;
+
+	r = history_list(req->ctx->versions, req->name, &list);
+	if (r == -ENOENT)
+		return http_reply_error(req, 404, "no image %s", req->name);
+	if (r < 0) {
+		log_error_errno(r, "%s %s: %m", req->method, req->path);
+		return http_reply_error(
+		    req, 500, "server error reading image %s", req->name);
+	}
+	return http_reply_json(
+	    req, 200,
+	    json_pack("{s:s, s:o}", "name", req->name, "versions", list),
+	    "no-cache");
 }
 
 enum MHD_Result http_read_stats(struct http_request *req)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Read routes: image list, metadata, a version's manifest and data,
- * counters.
+/* Read routes: image list, metadata, history, a version's manifest and
+ * data, counters.
  *
  * Called by http.c on a libmicrohttpd thread once the request passed
  * authentication, routing and the grant check; each queues exactly one
@@ -15,6 +15,8 @@
 enum MHD_Result http_read_images(struct http_request *req);
 /* GET /v1/images/NAME */
 enum MHD_Result http_read_image(struct http_request *req);
+/* GET /v1/images/NAME/versions: the history (history.h). */
+enum MHD_Result http_read_history(struct http_request *req);
 /* GET /v1/images/NAME/versions/N/{manifest,data}, with Range. */
 enum MHD_Result http_read_version(struct http_request *req);
 /* GET /v1/stats */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Write routes: block uploads and commits.
+/* Write routes: block uploads, commits and the body of a lease request.
  *
  * Owns each request's body: a buffer of at most body_max bytes for
  * blocks and hash lists, or for a commit a temporary file in DIR/tmp
@@ -23,6 +23,7 @@
 #include "util.h"
 
 #include "auth.h"
+#include "http_lease.h"
 #include "http_write.h"
 #include "commit.h"
 #include "store.h"
@@ -68,6 +69,7 @@ static enum MHD_Result commit_begin(struct http_request *req)
 {
 	const char *id = http_header(req, VMF_HDR_COMMIT_ID);
 	const char *base = http_header(req, VMF_HDR_BASE);
+	const char *lease = http_header(req, VMF_HDR_LEASE);
 	int fd;
 
 	if (!id)
@@ -86,7 +88,13 @@ static enum MHD_Result commit_begin(struct http_request *req)
 					"invalid %s (want a decimal "
 					"version, 0 for a new image)",
 					VMF_HDR_BASE);
+	if (lease && !lease_id_valid(lease))
+		return http_reply_error(req, 400,
+					"invalid %s (want %d hex digits)",
+					VMF_HDR_LEASE, VMF_LEASE_ID_HEX_LEN);
 	snprintf(req->commit_id, sizeof(req->commit_id), "%s", id);
+	snprintf(req->lease_id, sizeof(req->lease_id), "%s",
+		 lease ? lease : "");
 	fd = store_mktemp(req->ctx->store, "upload", &req->up_path);
 	if (fd < 0) {
 		log_error_errno(fd, "commit to %s: temporary file: %m",
@@ -109,6 +117,9 @@ enum MHD_Result http_write_begin(struct http_request *req)
 		break;
 	case ROUTE_BLOCK:
 		max = VMF_BLOCK_SIZE_MAX;
+		break;
+	case ROUTE_LEASE:
+		max = HTTP_LEASE_BODY_MAX;
 		break;
 	default:
 		max = COMMIT_MAX;
@@ -280,11 +291,58 @@ static enum MHD_Result finish_block(struct http_request *req)
 	    "no-store");
 }
 
+/* 409: the manifest names blocks the store lacks; list them. */
+static enum MHD_Result reply_missing(struct http_request *req,
+				     const struct commit_result *res)
+{
+	char hex[VMF_HASH_HEX_LEN + 1];
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < res->missing_listed; i++) {
+		hash_to_hex(res->missing_list + i * VMF_HASH_LEN, VMF_HASH_LEN,
+			    hex);
+		json_array_append_new(list, json_string(hex));
+	}
+	return http_reply_error_ex(
+	    req, 409,
+	    json_pack("{s:s, s:I, s:o*}", "reason", "missing_blocks",
+		      "missing_blocks", (json_int_t)res->missing, "missing",
+		      list),
+	    NULL, NULL,
+	    "manifest references %" PRIu64 " blocks the store lacks "
+	    "(upload them first)",
+	    res->missing);
+}
+
+/* 409: the lease check failed; name the holder if there is one. */
+static enum MHD_Result reply_lease(struct http_request *req,
+				   const struct commit_result *res)
+{
+	json_t *extra =
+	    res->lease_live ? lease_to_json(&res->lease) : json_object();
+	char msg[320];
+
+	json_object_set_new(extra, "reason", json_string("lease"));
+	if (req->lease_id[0])
+		snprintf(msg, sizeof(msg), "lease broken or expired");
+	else
+		http_lease_describe(req->name, &res->lease, msg, sizeof(msg));
+	return http_reply_error_ex(req, 409, extra, NULL, NULL, "%s", msg);
+}
+
 static enum MHD_Result finish_commit(struct http_request *req)
 {
-	struct commit_request cr = {req->name, req->commit_id, req->base};
+	struct commit_request cr = {
+	    .name = req->name,
+	    .commit_id = req->commit_id,
+	    .base = req->base,
+	    .check_lease = true,
+	    .lease_id = req->lease_id[0] ? req->lease_id : NULL,
+	    .author = req->token->label,
+	};
 	_cleanup_free_ char *path = steal_ptr(&req->up_path);
-	struct commit_result res;
+	struct commit_result res = {0};
+	enum MHD_Result ret;
 	int r;
 
 	/* commit_manifest() consumes the upload whatever happens. */
@@ -305,26 +363,24 @@ static enum MHD_Result finish_commit(struct http_request *req)
 					"manifest does not parse (or its size "
 					"does not match its header)");
 	case -ENODATA:
-		return http_reply_error_ex(req, 400,
-					   json_pack("{s:I}", "missing_blocks",
-						     (json_int_t)res.missing),
-					   NULL, NULL,
-					   "manifest references %" PRIu64
-					   " blocks the store lacks",
-					   res.missing);
+		ret = reply_missing(req, &res);
+		commit_result_fini(&res);
+		return ret;
+	case -EBUSY:
+		return reply_lease(req, &res);
 	case -ESTALE:
-		return http_reply_error_ex(req, 409,
-					   json_pack("{s:I}", "current_version",
-						     (json_int_t)res.current),
-					   NULL, NULL,
-					   "base version %" PRIu64
-					   " is not current (%" PRIu64 ")",
-					   req->base, res.current);
+		return http_reply_error_ex(
+		    req, 409,
+		    json_pack("{s:s, s:I}", "reason", "stale_base",
+			      "current_version", (json_int_t)res.current),
+		    NULL, NULL,
+		    "base version %" PRIu64 " is not current (%" PRIu64 ")",
+		    req->base, res.current);
 	case -EEXIST:
-		return http_reply_error(req, 409,
-					"commit id %s was used for another "
-					"commit",
-					req->commit_id);
+		return http_reply_error_ex(
+		    req, 409, json_pack("{s:s}", "reason", "commit_id"), NULL,
+		    NULL, "commit id %s was used for another commit",
+		    req->commit_id);
 	default:
 		log_error_errno(r, "commit to %s: %m", req->name);
 		return http_reply_error(
@@ -344,6 +400,8 @@ enum MHD_Result http_write_finish(struct http_request *req)
 		return finish_block(req);
 	case ROUTE_COMMIT:
 		return finish_commit(req);
+	case ROUTE_LEASE:
+		return http_lease_acquire(req);
 	default:
 		return http_reply_error(req, 500, "no handler");
 	}

@@ -242,8 +242,10 @@ int import_file(struct store *s, struct versions *v, const char *name,
 {
 	struct import_ctx c = {.store = s, .mfd = -1};
 	struct import_result res = {0};
-	struct commit_request req = {name, NULL, COMMIT_BASE_ANY};
-	struct commit_result cr;
+	/* An import from the command line ignores leases (issue 3). */
+	struct commit_request req = {
+	    .name = name, .base = COMMIT_BASE_ANY, .author = "import"};
+	struct commit_result cr = {0};
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -1;
 	struct progress p;
@@ -281,6 +283,7 @@ int import_file(struct store *s, struct versions *v, const char *name,
 		progress_finish(&p, res.size);
 		/* commit_manifest() consumes the temporary file. */
 		r = commit_manifest(v, &req, c.mfd, tmp, &cr);
+		commit_result_fini(&cr);
 	} else {
 		(void)unlink(tmp); /* best effort; r is the error */
 	}

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* vmferry-server: init, serve, import, token.
+/* vmferry-server: init, serve, import, token, lease, versions.
  *
  * Owns the process: options, signals, start-up and shutdown order.
  * `serve` blocks SIGINT and SIGTERM before any thread starts, so every
@@ -29,6 +29,7 @@
 
 #include "auth.h"
 #include "cli.h"
+#include "cmd_lease.h"
 #include "cmd_token.h"
 #include "http.h"
 #include "import.h"
@@ -45,6 +46,8 @@ static const char usage_main[] =
     "  serve DIR [OPTIONS]      serve it over HTTPS\n"
     "  import DIR NAME FILE     add FILE as the next version of NAME\n"
     "  token add|list|revoke    manage access tokens\n"
+    "  lease list|break         show or break images' write leases\n"
+    "  versions DIR NAME        the version history of an image\n"
     "\n"
     "'" CLI_PROG " COMMAND --help' describes each command.\n";
 
@@ -67,6 +70,8 @@ static const char usage_serve[] =
     "  --ready-file FILE    write the port there once listening\n"
     "  -D, --debug CATS     debug categories (http,store or all)\n"
     "  --verbose            log every request\n"
+    "  --lease-seconds N    lease duration unless an image's policy.json\n"
+    "                       sets lease_seconds (default 14400: 4 hours)\n"
     "\n"
     "Stops cleanly on SIGINT or SIGTERM.  DIR/tokens.json is reloaded\n"
     "when it changes.\n";
@@ -77,25 +82,6 @@ static const char usage_import[] =
     "Store FILE's blocks and commit it as the next version of image\n"
     "NAME (created if new).  SIZE is a power of two from 4K to 4M\n"
     "(default 64K).  Safe while DIR is being served.\n";
-
-/* Options of a command that has none but --help: 0 to go on, 1 after
- * printing the help, or CLI_EXIT_USAGE. */
-static int parse_help_only(int argc, char **argv, const char *usage,
-			   const char *cmd)
-{
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage, stdout);
-			return 1;
-		}
-		return cli_usage_error(cmd, "unknown option");
-	}
-	return 0;
-}
 
 /* ---- init ---- */
 
@@ -181,7 +167,7 @@ static int cmd_init(int argc, char **argv)
 	const char *dir;
 	int r;
 
-	r = parse_help_only(argc, argv, usage_init, "init");
+	r = cli_parse_help(argc, argv, usage_init, "init");
 	if (r != 0)
 		return r == 1 ? 0 : r;
 	if (argc - optind != 1)
@@ -222,6 +208,7 @@ struct serve_opts {
 	const char *ready_file;
 	unsigned threads;
 	bool verbose;
+	int64_t lease_seconds;
 };
 
 /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" into a socket address. */
@@ -262,6 +249,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	    {"ready-file", required_argument, NULL, 'r'},
 	    {"debug", required_argument, NULL, 'D'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"lease-seconds", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -298,6 +286,14 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			break;
 		case 'v':
 			o->verbose = true;
+			break;
+		case 'L':
+			if (parse_u64(optarg, &n) < 0 || n == 0 ||
+			    n > 366 * 24 * 3600)
+				return cli_usage_error("serve",
+						       "--lease-seconds: want "
+						       "1 to 31622400");
+			o->lease_seconds = (int64_t)n;
 			break;
 		case 'h':
 			fputs(usage_serve, stdout);
@@ -344,8 +340,9 @@ static int run_server(const char *dir, const struct serve_opts *o,
 		      const char *key_pem, const sigset_t *stop)
 {
 	_cleanup_free_ char *tokens = cli_dir_file(dir, CLI_TOKENS);
-	struct http_config cfg = {ai->ai_addr, ai->ai_addrlen, cert_pem,
-				  key_pem,     o->threads,     o->verbose};
+	struct http_config cfg = {ai->ai_addr,	   ai->ai_addrlen, cert_pem,
+				  key_pem,	   o->threads,	   o->verbose,
+				  o->lease_seconds};
 	struct store *s = NULL;
 	struct versions *v = NULL;
 	struct auth_watch *w = NULL;
@@ -393,7 +390,8 @@ out:
 
 static int cmd_serve(int argc, char **argv)
 {
-	struct serve_opts o = {.listen = "127.0.0.1:8443"};
+	struct serve_opts o = {.listen = "127.0.0.1:8443",
+			       .lease_seconds = VMF_LEASE_SECONDS_DEFAULT};
 	_cleanup_free_ char *cert_path = NULL, *key_path = NULL;
 	_cleanup_free_ char *cert = NULL;
 	_cleanup_(free_secretp) char *key = NULL;
@@ -507,10 +505,9 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int argc, char **argv);
 	} cmds[] = {
-	    {"init", cmd_init},
-	    {"serve", cmd_serve},
-	    {"import", cmd_import},
-	    {"token", cmd_token},
+	    {"init", cmd_init},	    {"serve", cmd_serve},
+	    {"import", cmd_import}, {"token", cmd_token},
+	    {"lease", cmd_lease},   {"versions", cmd_versions},
 	};
 	int r;
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -394,6 +395,39 @@ int versions_policy(struct versions *v, const char *name, json_t **ret)
 		return -EBADMSG;
 	}
 	*ret = j;
+	return 0;
+}
+
+int versions_lock_image(struct versions *v, const char *name, int *ret_fd)
+{
+	_cleanup_free_ char *img = NULL, *dir = NULL, *path = NULL;
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	r = versions_image_path(v, name, "", &img);
+	if (r == 0)
+		r = versions_image_path(v, name, "/versions", &dir);
+	if (r == 0)
+		r = versions_image_path(v, name, "/lock", &path);
+	if (r < 0)
+		return r;
+	r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	/* The image may be new: make images/NAME and NAME/versions
+	 * durable entries of their parents. */
+	r = fsync_parent_dir(dir);
+	if (r == 0)
+		r = fsync_parent_dir(img);
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return -errno;
+	*ret_fd = steal_fd(&fd);
 	return 0;
 }
 

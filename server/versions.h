@@ -77,6 +77,11 @@ int versions_read_header(int fd, uint64_t size, struct manifest_header *ret);
  * version field were 0 (the digest of what was uploaded). */
 int versions_digest(int fd, uint64_t size, bool zero_version,
 		    uint8_t out[VMF_HASH_LEN]);
+/* flock(images/NAME/lock), creating images/NAME/versions (durably) if
+ * the image is new; returns the locked fd in *ret_fd (closing it
+ * unlocks).  Serialises commits and lease changes to one image across
+ * threads and processes.  Blocks until the lock is free. */
+int versions_lock_image(struct versions *v, const char *name, int *ret_fd);
 /* The store v was opened with (borrowed). */
 struct store *versions_store(struct versions *v);
 /* "DIR/commits" (borrowed). */
