@@ -373,24 +373,18 @@ static MDB_val cache_blkno_val(uint64_t *be, uint64_t blkno)
 	return (MDB_val){.mv_size = sizeof(*be), .mv_data = be};
 }
 
-int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
-	      size_t len)
+/* Get and open block blkno within txn. */
+static int cache_get_txn(struct cache *c, MDB_txn *txn, uint64_t blkno,
+			 const uint8_t *hash, void *buf, size_t len)
 {
-	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
 	uint8_t aad[CRYPTO_BLOCK_AAD_LEN];
 	uint64_t be;
 	MDB_val k = cache_blkno_val(&be, blkno), v;
 	int r;
 
-	r = cache_check(c);
-	if (r < 0)
-		return r;
 	if (len > VMF_BLOCK_SIZE_MAX)
 		return -EINVAL;
 	crypto_block_aad(c->id, blkno, hash, aad);
-	r = cache_txn_begin(c, MDB_RDONLY, &txn);
-	if (r < 0)
-		return r;
 	r = mdb_get(txn, c->blocks, &k, &v);
 	if (r)
 		return cache_err(r, "get");
@@ -403,6 +397,21 @@ int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
 	}
 	/* v points into the map, valid until the transaction ends. */
 	return crypto_open(c->key, aad, sizeof(aad), v.mv_data, v.mv_size, buf);
+}
+
+int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
+	      size_t len)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	r = cache_txn_begin(c, MDB_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	return cache_get_txn(c, txn, blkno, hash, buf, len);
 }
 
 /* A dirty record: generation (big-endian) and hash, sealed like a meta
@@ -427,20 +436,14 @@ static int cache_dirty_seal(struct cache *c, const struct cache_put *it,
 	return cache_meta_seal(c, key, rec, sizeof(rec), ret);
 }
 
-int64_t cache_dirty_walk(struct cache *c, cache_dirty_fn *fn, void *opaque)
+static int64_t cache_dirty_walk_txn(struct cache *c, MDB_txn *txn,
+				    cache_dirty_fn *fn, void *opaque)
 {
-	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
 	_cleanup_(cache_cursor_closep) MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	int64_t count = 0;
 	int r;
 
-	r = cache_check(c);
-	if (r < 0)
-		return r;
-	r = cache_txn_begin(c, MDB_RDONLY, &txn);
-	if (r < 0)
-		return r;
 	r = mdb_cursor_open(txn, c->dirty, &cur);
 	if (r) {
 		cur = NULL;
@@ -474,6 +477,122 @@ int64_t cache_dirty_walk(struct cache *c, cache_dirty_fn *fn, void *opaque)
 	if (r != MDB_NOTFOUND)
 		return cache_err(r, "walk dirty");
 	return count;
+}
+
+int64_t cache_dirty_walk(struct cache *c, cache_dirty_fn *fn, void *opaque)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	r = cache_txn_begin(c, MDB_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	return cache_dirty_walk_txn(c, txn, fn, opaque);
+}
+
+struct cache_snap {
+	struct cache *c;
+	MDB_txn *txn;
+};
+
+int cache_snap_begin(struct cache *c, struct cache_snap **ret)
+{
+	struct cache_snap *s;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->c = c;
+	r = cache_txn_begin(c, MDB_RDONLY, &s->txn);
+	if (r < 0) {
+		free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+void cache_snap_end(struct cache_snap *s)
+{
+	if (!s)
+		return;
+	mdb_txn_abort(s->txn);
+	free(s);
+}
+
+int64_t cache_snap_dirty_walk(struct cache_snap *s, cache_dirty_fn *fn,
+			      void *opaque)
+{
+	return cache_dirty_walk_txn(s->c, s->txn, fn, opaque);
+}
+
+int cache_snap_get(struct cache_snap *s, uint64_t blkno, const uint8_t *hash,
+		   void *buf, size_t len)
+{
+	return cache_get_txn(s->c, s->txn, blkno, hash, buf, len);
+}
+
+int cache_clean_dirty(struct cache *c, const struct cache_clean *items,
+		      size_t n, bool *ret_cleaned, const char *meta_key,
+		      const void *val, size_t val_len)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	_cleanup_free_ void *sealed = NULL;
+	MDB_val mk, mv;
+	int r;
+
+	r = cache_meta_check(c, meta_key);
+	if (r < 0)
+		return r;
+	r = cache_meta_seal(c, meta_key, val, val_len, &mv);
+	if (r < 0)
+		return r;
+	sealed = mv.mv_data;
+	mk = cache_str_val(meta_key);
+	r = cache_txn_begin(c, 0, &txn);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t be, gen = 0;
+		MDB_val k = cache_blkno_val(&be, items[i].blkno), v;
+		_cleanup_free_ void *rec = NULL;
+		size_t len;
+		char key[40];
+
+		ret_cleaned[i] = false;
+		r = mdb_get(txn, c->dirty, &k, &v);
+		if (r == MDB_NOTFOUND)
+			continue;
+		if (r)
+			return cache_err(r, "get dirty");
+		cache_dirty_key(items[i].blkno, key, sizeof(key));
+		r = cache_meta_unseal(c, key, &v, &rec, &len);
+		if (r < 0)
+			return r;
+		if (len != CACHE_DIRTY_LEN)
+			return -EBADMSG;
+		memcpy(&be, rec, 8);
+		gen = be64toh(be);
+		/* Rewritten since the snapshot: stays dirty. */
+		if (gen != items[i].gen)
+			continue;
+		k = cache_blkno_val(&be, items[i].blkno);
+		r = mdb_del(txn, c->dirty, &k, NULL);
+		if (r)
+			return cache_err(r, "clean dirty");
+		ret_cleaned[i] = true;
+	}
+	r = mdb_put(txn, c->meta, &mk, &mv, 0);
+	if (r)
+		return cache_err(r, "put meta");
+	return cache_commit(c, steal_ptr(&txn), "clean");
 }
 
 int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)

@@ -95,6 +95,33 @@ typedef int cache_dirty_fn(void *opaque, uint64_t blkno, uint64_t gen,
  * record does not authenticate, or -errno. */
 int64_t cache_dirty_walk(struct cache *c, cache_dirty_fn *fn, void *opaque);
 
+/* A read snapshot for write-back: one LMDB read transaction, so all it
+ * reads is one point in time.  Used by one thread at a time (the
+ * environment is MDB_NOTLS); long-lived by design, which keeps LMDB from
+ * reusing pages freed meanwhile. */
+struct cache_snap;
+int cache_snap_begin(struct cache *c, struct cache_snap **ret);
+void cache_snap_end(struct cache_snap *s);
+/* As cache_dirty_walk() and cache_get(), within the snapshot. */
+int64_t cache_snap_dirty_walk(struct cache_snap *s, cache_dirty_fn *fn,
+			      void *opaque);
+int cache_snap_get(struct cache_snap *s, uint64_t blkno, const uint8_t *hash,
+		   void *buf, size_t len);
+
+struct cache_clean {
+	uint64_t blkno;
+	uint64_t gen; /* the generation that was uploaded */
+};
+
+/* After a commit: in one write transaction, delete each dirty record
+ * whose generation is still items[i].gen (ret_cleaned[i] says which;
+ * blocks rewritten since stay dirty) and put the meta value
+ * (meta_key, val) (the version the copy is now on).  Returns 0, -ENOSPC
+ * or -EIO (cache failed). */
+int cache_clean_dirty(struct cache *c, const struct cache_clean *items,
+		      size_t n, bool *ret_cleaned, const char *meta_key,
+		      const void *val, size_t val_len);
+
 /* Delete block blkno (no error if absent). */
 int cache_del(struct cache *c, uint64_t blkno);
 

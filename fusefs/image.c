@@ -94,7 +94,9 @@ struct image {
 	uint8_t *page_state;	/* enum page_state per page */
 	uint8_t *present;	/* bitmap: block is in the cache */
 	uint8_t *busy;		/* bitmap: a demand reader is fetching it */
-	uint8_t *dirty;		/* bitmap: written through the mount */
+	uint8_t *dirty;		/* bitmap: written and not yet synced */
+	uint8_t *written;	/* bitmap: written this session or unsynced: its
+			  * hash is in dirty_hashes, and it is never fetched */
 	uint8_t *wlock;		/* bitmap: a write is updating it */
 	uint8_t **dirty_hashes; /* per manifest page, NULL until a write */
 	uint64_t next_gen;	/* last write generation handed out */
@@ -183,7 +185,7 @@ static int start_writer(struct image *im)
 /* Under im->lock: the block's current hash (the written one if dirty). */
 static const uint8_t *cur_hash(struct image *im, uint64_t b)
 {
-	if (bit_get(im->dirty, b))
+	if (bit_get(im->written, b))
 		return im->dirty_hashes[b / MANIFEST_PAGE_ENTRIES] +
 		       (b % MANIFEST_PAGE_ENTRIES) * VMF_HASH_LEN;
 	return base_hash(im, b);
@@ -205,6 +207,7 @@ static int set_dirty(struct image *im, uint64_t b, const uint8_t *h)
 		bit_set(im->dirty, b);
 		im->stats.blocks_dirty++;
 	}
+	bit_set(im->written, b);
 	return 0;
 }
 
@@ -238,11 +241,12 @@ int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
 	im->present = calloc(mapsz, 1);
 	im->busy = calloc(mapsz, 1);
 	im->dirty = calloc(mapsz, 1);
+	im->written = calloc(mapsz, 1);
 	im->wlock = calloc(mapsz, 1);
 	im->dirty_hashes = calloc(im->npages + 1, sizeof(*im->dirty_hashes));
 	if (!im->name || !im->data_path || !im->manifest_path || !im->pages ||
 	    !im->page_state || !im->present || !im->busy || !im->dirty ||
-	    !im->wlock || !im->dirty_hashes) {
+	    !im->written || !im->wlock || !im->dirty_hashes) {
 		image_free(im);
 		return -ENOMEM;
 	}
@@ -298,6 +302,7 @@ void image_free(struct image *im)
 	free(im->present);
 	free(im->busy);
 	free(im->dirty);
+	free(im->written);
 	free(im->wlock);
 	if (im->dirty_hashes)
 		for (uint64_t i = 0; i < im->npages; i++)
@@ -571,7 +576,7 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 		for (uint32_t i = 0; i < j->count; i++) {
 			uint64_t b = j->first + i;
 
-			if (!j->ok[i] || bit_get(im->dirty, b))
+			if (!j->ok[i] || bit_get(im->written, b))
 				continue;
 			puts[n].blkno = b;
 			puts[n].hash = base_hash(im, b);
@@ -954,7 +959,7 @@ static bool copy_queued(struct image *im, uint64_t b, uint8_t *buf, size_t len,
 static bool is_fetchable(struct image *im, uint64_t b)
 {
 	return !bit_get(im->present, b) && !bit_get(im->busy, b) &&
-	       !bit_get(im->dirty, b) && !hash_is_zero(base_hash(im, b));
+	       !bit_get(im->written, b) && !hash_is_zero(base_hash(im, b));
 }
 
 /* Serve block b if the guest wrote it: from the writer's queue, or the
@@ -969,7 +974,7 @@ static int read_dirty(struct image *im, uint64_t b, uint8_t *buf, size_t len,
 	int r;
 
 	lock(im);
-	if (!bit_get(im->dirty, b)) {
+	if (!bit_get(im->written, b)) {
 		unlock(im);
 		return 0;
 	}
@@ -1105,7 +1110,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		}
 
 		lock(im);
-		if (bit_get(im->dirty, b)) {
+		if (bit_get(im->written, b)) {
 			/* Written meanwhile: take the dirty path. */
 			unlock(im);
 			b--;
@@ -1326,6 +1331,30 @@ static int load_one_dirty(void *opaque, uint64_t blkno, uint64_t gen,
 	return r;
 }
 
+void image_mark_clean(struct image *im, uint64_t blkno, const uint8_t *h)
+{
+	lock(im);
+	/* Rewritten since the snapshot (another hash): still dirty. */
+	if (bit_get(im->dirty, blkno) &&
+	    memcmp(cur_hash(im, blkno), h, VMF_HASH_LEN) == 0) {
+		bit_clear(im->dirty, blkno);
+		im->stats.blocks_dirty--;
+	}
+	unlock(im);
+}
+
+int image_copy_manifest(struct image *im, uint8_t *out)
+{
+	int r = image_load_manifest(im, 0, im->hdr.nblocks);
+
+	if (r < 0)
+		return r;
+	for (uint64_t p = 0; p < im->npages; p++)
+		memcpy(out + p * MANIFEST_PAGE_ENTRIES * VMF_HASH_LEN,
+		       im->pages[p], page_entries(im, p) * VMF_HASH_LEN);
+	return 0;
+}
+
 int64_t image_load_dirty(struct image *im)
 {
 	return cache_dirty_walk(im->cache, load_one_dirty, im);
@@ -1382,7 +1411,7 @@ bool image_complete(struct image *im)
 	/* Complete when every block is cached, zero or written.  A scan:
 	 * called at the end of a hydration pass and by status only. */
 	for (uint64_t b = 0; done && b < im->hdr.nblocks; b++)
-		done = bit_get(im->present, b) || bit_get(im->dirty, b) ||
+		done = bit_get(im->present, b) || bit_get(im->written, b) ||
 		       hash_is_zero(base_hash(im, b));
 	unlock(im);
 	return done;

@@ -75,6 +75,16 @@ int image_flush(struct image *im);
  * -EBADMSG/-errno. */
 int64_t image_load_dirty(struct image *im);
 
+/* After a commit: block blkno, uploaded with hash h, is part of the
+ * server's new version; it stops counting as dirty unless rewritten since
+ * (its hash is no longer h). */
+void image_mark_clean(struct image *im, uint64_t blkno, const uint8_t *h);
+
+/* Copy the mounted version's manifest hashes (nblocks * VMF_HASH_LEN
+ * bytes) into out, loading every page first.  Returns 0 or a fetch
+ * error. */
+int image_copy_manifest(struct image *im, uint8_t *out);
+
 /* For the hydrate thread: find up to max blocks starting at or after
  * *cursor that are neither cached, zero nor being fetched on demand, and
  * are adjacent.  Sets *ret_first and *ret_count and advances *cursor past

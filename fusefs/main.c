@@ -38,6 +38,7 @@
 #include "keys.h"
 #include "main.h"
 #include "remote.h"
+#include "writeback.h"
 
 struct mount_opts {
 	const char *url;
@@ -52,6 +53,8 @@ struct mount_opts {
 	bool insecure;
 	bool no_hydrate;
 	bool read_only;
+	bool no_sync;
+	uint64_t sync_interval_s;
 	uint64_t max_rate;
 	uint64_t io_timeout_s;
 	uint64_t connect_timeout_s;
@@ -70,6 +73,7 @@ struct mount {
 	struct cache *cache;
 	struct image *im;
 	struct hydrate *hydrate;
+	struct writeback *wb;
 	struct ctl *ctl;
 	struct fuse *fuse;
 	struct fuse_ops_ctx fctx;
@@ -102,6 +106,9 @@ static void usage(FILE *out)
 	    "                          $XDG_CONFIG_HOME/vmferry/user.key)\n"
 	    "      --read-only         refuse writes (default: writable; changes\n"
 	    "                          stay in the local copy until synced)\n"
+	    "      --sync-interval SECS  upload changes this often (default 30;\n"
+	    "                          0: only on vmferry sync and unmount)\n"
+	    "      --no-sync           do not sync at unmount\n"
 	    "      --no-hydrate        fetch only what is read\n"
 	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
 	    "      --io-timeout SECS   fail a read with EIO after this long without\n"
@@ -131,6 +138,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_READAHEAD,
 		OPT_LOG,
 		OPT_READ_ONLY,
+		OPT_NO_SYNC,
+		OPT_SYNC_INTERVAL,
 	};
 	static const struct option longopts[] = {
 	    {"foreground", no_argument, NULL, 'f'},
@@ -147,6 +156,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"readahead", required_argument, NULL, OPT_READAHEAD},
 	    {"log", required_argument, NULL, OPT_LOG},
 	    {"read-only", no_argument, NULL, OPT_READ_ONLY},
+	    {"no-sync", no_argument, NULL, OPT_NO_SYNC},
+	    {"sync-interval", required_argument, NULL, OPT_SYNC_INTERVAL},
 	    {"debug", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -154,6 +165,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	int c;
 
 	o->io_timeout_s = 60;
+	o->sync_interval_s = 30;
 	o->connect_timeout_s = 10;
 	o->readahead = 256 * 1024;
 	optind = 1;
@@ -207,6 +219,13 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			break;
 		case OPT_READ_ONLY:
 			o->read_only = true;
+			break;
+		case OPT_NO_SYNC:
+			o->no_sync = true;
+			break;
+		case OPT_SYNC_INTERVAL:
+			what = "--sync-interval";
+			r = parse_duration(optarg, &o->sync_interval_s);
 			break;
 		case 'D':
 			what = "--debug";
@@ -450,6 +469,35 @@ static int bind_version(struct mount *m, uint64_t version)
 	return 0;
 }
 
+/* "sync": run a sync now and answer {"version", "blocks", "message"} or
+ * {"error", "conflict"}. */
+static int ctl_sync(struct mount *m, char **ret_reply)
+{
+	uint64_t version = 0, blocks = 0;
+	char why[256];
+	json_t *o;
+	int r;
+
+	if (!m->wb) {
+		o = json_pack("{s:s}", "error", "mounted read-only");
+	} else {
+		r = writeback_sync(m->wb, &version, &blocks, why);
+		if (r < 0)
+			o = json_pack("{s:s, s:b, s:s}", "error", why,
+				      "conflict", r == -ESTALE, "errno",
+				      strerror(-r));
+		else
+			o = json_pack("{s:I, s:I, s:s}", "version",
+				      (json_int_t)version, "blocks",
+				      (json_int_t)blocks, "message", why);
+	}
+	if (!o)
+		return -ENOMEM;
+	*ret_reply = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return *ret_reply ? 0 : -ENOMEM;
+}
+
 static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 {
 	struct mount *m = opaque;
@@ -460,6 +508,8 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	json_t *o;
 	char *s;
 
+	if (strcmp(cmd, "sync") == 0)
+		return ctl_sync(m, ret_reply);
 	if (strcmp(cmd, "status") != 0)
 		return -EINVAL;
 	image_get_stats(m->im, &is);
@@ -478,7 +528,7 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 	    "s:f, s:b, s:b, s:i, s:s, s:I, s:f, s:I, s:I}",
 	    "image", m->url.name, "server", m->url.base, "version",
-	    (json_int_t)m->version, "size",
+	    (json_int_t)(m->wb ? writeback_version(m->wb) : m->version), "size",
 	    (json_int_t)image_header(m->im)->image_size, "block_size",
 	    (json_int_t)image_header(m->im)->block_size, "blocks_total",
 	    (json_int_t)is.blocks_total, "blocks_data",
@@ -627,6 +677,17 @@ static int setup(struct mount *m)
 		if (r < 0)
 			return log_error_errno(r, "starting hydration: %m");
 	}
+	if (!m->o.read_only) {
+		struct writeback_config wcfg = {
+		    .name = m->url.name,
+		    .version = hdr.version,
+		    .interval_s = m->o.sync_interval_s,
+		};
+
+		r = writeback_start(&wcfg, m->im, m->cache, m->fetch, &m->wb);
+		if (r < 0)
+			return log_error_errno(r, "starting write-back: %m");
+	}
 	/* Last: the control thread reads what the lines above set. */
 	r = ctl_start(m->ctl_path, ctl_handler, m, &m->ctl);
 	if (r < 0)
@@ -635,6 +696,19 @@ static int setup(struct mount *m)
 		 m->url.name, m->version, hdr.image_size, m->o.mountpoint,
 		 m->fctx.file_name);
 	return 0;
+}
+
+/* Unmount syncs first; a failure keeps the changes in the cache. */
+static void final_sync(struct mount *m)
+{
+	uint64_t version, blocks;
+	char why[256];
+	int r = writeback_sync(m->wb, &version, &blocks, why);
+
+	if (r < 0)
+		log_error("%s: the final sync failed: %s (%s); the changes are "
+			  "kept in %s: mount again to retry",
+			  m->url.name, why, strerror(-r), m->cache_path);
 }
 
 static void teardown(struct mount *m)
@@ -646,6 +720,9 @@ static void teardown(struct mount *m)
 		fuse_unmount(m->fuse);
 		fuse_destroy(m->fuse);
 	}
+	if (m->wb && !m->o.no_sync)
+		final_sync(m);
+	writeback_stop(m->wb);
 	image_free(m->im);
 	cache_free(m->cache);
 	fetch_free(m->fetch);

@@ -17,7 +17,9 @@ static const struct {
     {"mount", fusefs_mount_main,
      "mount a remote image: URL MOUNTPOINT (boots at once, fetches lazily)"},
     {"status", cmd_status, "show a mount's progress: MOUNTPOINT [--watch]"},
-    {"umount", cmd_umount, "unmount cleanly: MOUNTPOINT"},
+    {"sync", cmd_sync,
+     "upload a mount's changes as the next version: MOUNTPOINT"},
+    {"umount", cmd_umount, "unmount cleanly (syncs first): MOUNTPOINT"},
     {"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
 };
 

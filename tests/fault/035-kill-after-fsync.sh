@@ -14,7 +14,7 @@ import_image disk "$T/data/img.raw"
 cp "$T/data/img.raw" "$T/data/model.raw"
 
 for round in 1 2 3; do
-	mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate
+	mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --no-sync
 	python3 - "$T/mnt/disk.img" "$T/data/model.raw" "$round" <<'PY' || fail "write round $round"
 import os, random, sys
 rng = random.Random(int(sys.argv[3]))
@@ -32,7 +32,7 @@ PY
 	wait "$MOUNT_PID" 2>/dev/null || true
 	MOUNT_PID=
 	fusermount3 -uz "$T/mnt"
-	mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate
+	mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --no-sync
 	cmp "$T/mnt/disk.img" "$T/data/model.raw" || fail "round $round: acknowledged writes lost"
 	unmount "$T/mnt"
 done

@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: MIT */
+/* Write-back.  See writeback.h.
+ *
+ * Threading: the write-back thread runs every sync, so syncs never
+ * overlap; writeback_sync() posts a request under w->lock and waits for
+ * its answer.  The snapshot (an LMDB read transaction) lives on the
+ * write-back thread for the length of one sync.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "hash.h"
+#include "log.h"
+#include "manifest.h"
+#include "mutex.h"
+#include "util.h"
+
+#include "cache.h"
+#include "image.h"
+#include "upload.h"
+#include "writeback.h"
+
+/* Blocks read from the snapshot and uploaded at a time. */
+#define WB_CHUNK 256
+
+struct wb_item {
+	uint64_t blkno, gen;
+	uint8_t hash[VMF_HASH_LEN];
+};
+
+struct writeback {
+	char *name;
+	char *lease_id;
+	uint64_t interval_ns;
+	struct image *im;    /* borrowed */
+	struct cache *cache; /* borrowed */
+	struct fetch *fetch; /* borrowed */
+	pthread_t thread;
+	uint8_t *committed;  /* manifest hashes of `version`; thread only */
+	bool have_committed; /* committed is filled; thread only */
+
+	pthread_mutex_t lock; /* protects everything below */
+	pthread_cond_t cond;  /* a request, an answer, or stop */
+	bool stop;
+	uint64_t version;  /* what the server holds */
+	unsigned requests; /* syncs asked for */
+	unsigned answered; /* syncs done */
+	int last_r;
+	uint64_t last_blocks;
+	char last_why[256];
+};
+
+struct collect {
+	struct wb_item *items;
+	size_t n, cap;
+};
+
+static int collect_one(void *opaque, uint64_t blkno, uint64_t gen,
+		       const uint8_t hash[VMF_HASH_LEN])
+{
+	struct collect *c = opaque;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		struct wb_item *n = realloc(c->items, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		c->items = n;
+		c->cap = cap;
+	}
+	c->items[c->n].blkno = blkno;
+	c->items[c->n].gen = gen;
+	memcpy(c->items[c->n].hash, hash, VMF_HASH_LEN);
+	c->n++;
+	return 0;
+}
+
+/* Upload the snapshot's dirty blocks, WB_CHUNK at a time. */
+static int upload_dirty(struct writeback *w, struct cache_snap *snap,
+			const struct collect *d, struct upload_stats *st,
+			char *why)
+{
+	const struct manifest_header *h = image_header(w->im);
+	_cleanup_free_ uint8_t *bufs = malloc((size_t)WB_CHUNK * h->block_size);
+	struct upload_block blocks[WB_CHUNK];
+	int r;
+
+	if (!bufs)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n; i += WB_CHUNK) {
+		size_t n = 0;
+
+		for (size_t k = i; k < d->n && k < i + WB_CHUNK; k++) {
+			const struct wb_item *it = &d->items[k];
+			uint32_t len = manifest_block_len(h, it->blkno);
+			uint8_t *b = bufs + n * (size_t)h->block_size;
+
+			if (hash_is_zero(it->hash))
+				continue;
+			r = cache_snap_get(snap, it->blkno, it->hash, b, len);
+			if (r < 0) {
+				snprintf(why, 256,
+					 "written block %" PRIu64
+					 " unreadable from the cache",
+					 it->blkno);
+				return r;
+			}
+			blocks[n].hash = it->hash;
+			blocks[n].buf = b;
+			blocks[n].len = len;
+			n++;
+		}
+		r = upload_blocks(w->fetch, blocks, n, st, why);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* One sync.  Returns 0 (or an error) with *ret_blocks committed. */
+static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
+{
+	const struct manifest_header *h = image_header(w->im);
+	struct manifest_header nh = *h;
+	struct cache_snap *snap = NULL;
+	struct collect d = {0};
+	struct upload_stats st = {0};
+	_cleanup_free_ uint8_t *man = NULL;
+	_cleanup_free_ struct cache_clean *clean = NULL;
+	_cleanup_free_ bool *cleaned = NULL;
+	uint64_t base, version = 0;
+	size_t man_len;
+	char ver[32];
+	int64_t n;
+	int r;
+
+	*ret_blocks = 0;
+	/* Everything acknowledged so far goes into the snapshot. */
+	r = image_flush(w->im);
+	if (r < 0) {
+		snprintf(why, 256, "the local copy failed");
+		return r;
+	}
+	r = cache_snap_begin(w->cache, &snap);
+	if (r < 0) {
+		snprintf(why, 256, "cache snapshot failed");
+		return r;
+	}
+	n = cache_snap_dirty_walk(snap, collect_one, &d);
+	if (n <= 0) {
+		r = (int)n;
+		if (r < 0)
+			snprintf(why, 256, "reading the dirty set failed");
+		else
+			snprintf(why, 256, "nothing to sync");
+		goto out;
+	}
+	/* The base of the first commit is the mounted version's manifest,
+	 * loaded now rather than at mount (a large one must not delay the
+	 * first read). */
+	if (!w->have_committed) {
+		r = image_copy_manifest(w->im, w->committed);
+		if (r < 0) {
+			snprintf(why, 256, "cannot load the manifest");
+			goto out;
+		}
+		w->have_committed = true;
+	}
+	r = upload_dirty(w, snap, &d, &st, why);
+	if (r < 0)
+		goto out;
+
+	/* The new manifest: the last committed one with the snapshot's
+	 * blocks in it. */
+	nh.version = 0;
+	man_len = (size_t)manifest_encoded_size(&nh);
+	man = malloc(man_len);
+	if (!man) {
+		r = -ENOMEM;
+		goto out;
+	}
+	manifest_header_encode(&nh, man);
+	memcpy(man + MANIFEST_HEADER_SIZE, w->committed,
+	       man_len - MANIFEST_HEADER_SIZE);
+	for (size_t i = 0; i < d.n; i++)
+		memcpy(man + manifest_entry_offset(d.items[i].blkno),
+		       d.items[i].hash, VMF_HASH_LEN);
+	mutex_lock(&w->lock);
+	base = w->version;
+	mutex_unlock(&w->lock);
+	r = upload_commit(w->fetch, w->name, base, man, man_len, w->lease_id,
+			  &version, why);
+	if (r < 0)
+		goto out;
+
+	/* Committed: clear what did not move since the snapshot, and bind
+	 * the copy to the new version, in one transaction. */
+	clean = calloc(d.n, sizeof(*clean));
+	cleaned = calloc(d.n, sizeof(*cleaned));
+	if (!clean || !cleaned) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < d.n; i++) {
+		clean[i].blkno = d.items[i].blkno;
+		clean[i].gen = d.items[i].gen;
+	}
+	snprintf(ver, sizeof(ver), "%" PRIu64, version);
+	r = cache_clean_dirty(w->cache, clean, d.n, cleaned, "version", ver,
+			      strlen(ver));
+	if (r < 0) {
+		/* The server has the version; the marks stay and the next
+		 * sync commits the same blocks again (nothing re-uploads:
+		 * the server has them). */
+		snprintf(why, 256,
+			 "committed version %" PRIu64
+			 ", but recording it in the cache failed",
+			 version);
+		goto out;
+	}
+	for (size_t i = 0; i < d.n; i++)
+		if (cleaned[i])
+			image_mark_clean(w->im, d.items[i].blkno,
+					 d.items[i].hash);
+	memcpy(w->committed, man + MANIFEST_HEADER_SIZE,
+	       man_len - MANIFEST_HEADER_SIZE);
+	mutex_lock(&w->lock);
+	w->version = version;
+	mutex_unlock(&w->lock);
+	*ret_blocks = d.n;
+	snprintf(why, 256,
+		 "version %" PRIu64 ": %zu blocks changed, %" PRIu64
+		 " uploaded (%" PRIu64 " bytes), %" PRIu64
+		 " already on the server",
+		 version, d.n, st.uploaded, st.bytes, st.present);
+	log_info("%s: synced as %s", w->name, why);
+out:
+	cache_snap_end(snap);
+	free(d.items);
+	return r;
+}
+
+static void *writeback_thread(void *arg)
+{
+	struct writeback *w = arg;
+	uint64_t next = now_ns() + w->interval_ns;
+
+	for (;;) {
+		bool asked, stop;
+		uint64_t blocks;
+		char why[256] = "";
+		int r;
+
+		mutex_lock(&w->lock);
+		for (;;) {
+			struct timespec ts;
+			uint64_t t;
+
+			asked = w->requests != w->answered;
+			stop = w->stop;
+			if (asked || stop ||
+			    (w->interval_ns && now_ns() >= next))
+				break;
+			t = w->interval_ns ? next - now_ns() : 3600e9;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			t += (uint64_t)ts.tv_nsec;
+			ts.tv_sec += (time_t)(t / 1000000000ull);
+			ts.tv_nsec = (long)(t % 1000000000ull);
+			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+		}
+		mutex_unlock(&w->lock);
+		if (stop && !asked)
+			break;
+		r = do_sync(w, &blocks, why);
+		if (r < 0 && !asked)
+			log_warn("%s: periodic sync: %s (%s)", w->name, why,
+				 strerror(-r));
+		next = now_ns() + w->interval_ns;
+		mutex_lock(&w->lock);
+		if (asked) {
+			w->answered = w->requests;
+			w->last_r = r;
+			w->last_blocks = blocks;
+			snprintf(w->last_why, sizeof(w->last_why), "%s", why);
+		}
+		cond_broadcast(&w->cond);
+		mutex_unlock(&w->lock);
+	}
+	return NULL;
+}
+
+int writeback_start(const struct writeback_config *cfg, struct image *im,
+		    struct cache *c, struct fetch *f, struct writeback **ret)
+{
+	struct writeback *w = calloc(1, sizeof(*w));
+	const struct manifest_header *h = image_header(im);
+	sigset_t all, old;
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	w->name = strdup(cfg->name);
+	w->lease_id = cfg->lease_id ? strdup(cfg->lease_id) : NULL;
+	w->committed = malloc(h->nblocks * VMF_HASH_LEN + 1);
+	w->interval_ns = cfg->interval_s * 1000000000ull;
+	w->version = cfg->version;
+	w->im = im;
+	w->cache = c;
+	w->fetch = f;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if (!w->name || !w->committed || (cfg->lease_id && !w->lease_id)) {
+		writeback_stop(w);
+		return -ENOMEM;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&w->thread, NULL, writeback_thread, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		writeback_stop(w);
+		return r;
+	}
+	(void)pthread_setname_np(w->thread, "vmf-writeback"); /* cosmetic */
+	*ret = w;
+	return 0;
+}
+
+void writeback_stop(struct writeback *w)
+{
+	if (!w)
+		return;
+	if (w->thread) {
+		mutex_lock(&w->lock);
+		w->stop = true;
+		cond_broadcast(&w->cond);
+		mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w->committed);
+	free(w->lease_id);
+	free(w->name);
+	free(w);
+}
+
+int writeback_sync(struct writeback *w, uint64_t *ret_version,
+		   uint64_t *ret_blocks, char *ret_why)
+{
+	unsigned ticket;
+	int r;
+
+	mutex_lock(&w->lock);
+	ticket = ++w->requests;
+	cond_broadcast(&w->cond);
+	while (w->answered < ticket && !w->stop)
+		cond_wait(&w->cond, &w->lock);
+	r = w->answered >= ticket ? w->last_r : -ECANCELED;
+	*ret_version = w->version;
+	*ret_blocks = w->last_blocks;
+	snprintf(ret_why, 256, "%s",
+		 w->answered >= ticket ? w->last_why : "stopping");
+	mutex_unlock(&w->lock);
+	return r;
+}
+
+uint64_t writeback_version(struct writeback *w)
+{
+	uint64_t v;
+
+	mutex_lock(&w->lock);
+	v = w->version;
+	mutex_unlock(&w->lock);
+	return v;
+}
