@@ -78,7 +78,7 @@ struct fetch_config {
 struct fetch_req {
 	/* Set by the caller, borrowed until completion. */
 	const char *path;   /* appended to base_url, e.g. "/v1/images" */
-	const char *method; /* NULL = GET; "PUT", "POST", "HEAD" */
+	const char *method; /* NULL = GET; PUT, POST, HEAD, DELETE */
 	const void *body;   /* request body for PUT/POST */
 	size_t body_len;
 	const char *content_type; /* for the body; NULL = octet-stream */

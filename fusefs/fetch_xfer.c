@@ -552,6 +552,8 @@ static CURLcode xfer_setopts(struct xfer *x, bool head, bool upload)
 		if (!strcmp(req->method, "PUT"))
 			setopt_chain(cc, e, CURLOPT_CUSTOMREQUEST, "PUT");
 	}
+	if (req->method && !strcmp(req->method, "DELETE"))
+		setopt_chain(cc, e, CURLOPT_CUSTOMREQUEST, "DELETE");
 	return cc;
 }
 
@@ -581,11 +583,11 @@ int xfer_start(struct xfer *x, struct fetch_req *req, CURLM *multi)
 		head = true;
 	else if (!strcmp(method, "PUT") || !strcmp(method, "POST"))
 		upload = true;
-	else if (strcmp(method, "GET") != 0)
+	else if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0)
 		return fetch_errmsg(req, -EINVAL, "unsupported method");
-	if (req->len > 0 && (head || upload))
+	if (req->len > 0 && strcmp(method, "GET") != 0)
 		return fetch_errmsg(req, -EINVAL, "a range needs GET");
-	if (upload && xc->is_ftp)
+	if ((upload || !strcmp(method, "DELETE")) && xc->is_ftp)
 		return fetch_errmsg(req, -EINVAL, "ftp is read-only");
 	if (req->len > 0 && req->off > UINT64_MAX - (req->len - 1))
 		return fetch_errmsg(req, -EINVAL, "range overflows");

@@ -1331,6 +1331,16 @@ static int load_one_dirty(void *opaque, uint64_t blkno, uint64_t gen,
 	return r;
 }
 
+bool image_clean(struct image *im)
+{
+	bool clean;
+
+	lock(im);
+	clean = im->stats.blocks_dirty == 0;
+	unlock(im);
+	return clean;
+}
+
 void image_mark_clean(struct image *im, uint64_t blkno, const uint8_t *h)
 {
 	lock(im);

@@ -75,6 +75,9 @@ int image_flush(struct image *im);
  * -EBADMSG/-errno. */
 int64_t image_load_dirty(struct image *im);
 
+/* True when nothing written is waiting to be synced.  Any thread. */
+bool image_clean(struct image *im);
+
 /* After a commit: block blkno, uploaded with hash h, is part of the
  * server's new version; it stops counting as dirty unless rewritten since
  * (its hash is no longer h). */

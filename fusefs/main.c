@@ -36,6 +36,7 @@
 #include "hydrate.h"
 #include "image.h"
 #include "keys.h"
+#include "lease.h"
 #include "main.h"
 #include "remote.h"
 #include "writeback.h"
@@ -74,6 +75,8 @@ struct mount {
 	struct image *im;
 	struct hydrate *hydrate;
 	struct writeback *wb;
+	struct lease lease; /* read-write mounts */
+	char holder[256];
 	struct ctl *ctl;
 	struct fuse *fuse;
 	struct fuse_ops_ctx fctx;
@@ -602,6 +605,59 @@ static int start_fuse(struct mount *m)
 	return 0;
 }
 
+/* Renew at a third of the lease's length, so two renewals can fail
+ * before it lapses. */
+static uint64_t lease_renew_interval(const struct lease *l)
+{
+	int64_t len = l->expires - l->since;
+
+	return len > 3 ? (uint64_t)(len / 3) : 1;
+}
+
+/* A read-write mount holds the image's lease (renewed by write-back).
+ * Someone else's lease refuses the mount; a token without the write
+ * grant mounts read-only. */
+static int take_lease(struct mount *m)
+{
+	_cleanup_free_ void *prev = NULL;
+	size_t len;
+	char why[256];
+	int r;
+
+	lease_holder_name(m->holder, sizeof(m->holder));
+	if (cache_meta_get(m->cache, "lease_id", &prev, &len) < 0)
+		prev = NULL;
+	r = lease_acquire(m->fetch, m->url.name, m->holder, prev, &m->lease,
+			  why);
+	if (r == -EACCES || r == -ENOENT || r == -EIO) {
+		/* No write grant, or a server without leases (a plain HTTP
+		 * server or cache in front of one). */
+		log_info("%s: no lease (%s): mounted read-only", m->url.name,
+			 r == -EACCES ? "the token has no write grant" : why);
+		m->o.read_only = true;
+		m->fctx.read_only = true;
+		return 0;
+	}
+	if (r == -EBUSY) {
+		log_error("%s: cannot mount read-write: %s; mount with "
+			  "--read-only to read it, or ask the administrator "
+			  "(vmferry-server lease break)",
+			  m->o.url, why);
+		return r;
+	}
+	if (r < 0) {
+		log_error("%s: taking the lease: %s (%s)", m->o.url,
+			  remote_strerror(r), why);
+		return r;
+	}
+	r = cache_meta_put(m->cache, "lease_id", m->lease.id,
+			   strlen(m->lease.id));
+	if (r < 0)
+		return log_error_errno(r, "writing the cache in %s: %m",
+				       m->cache_path);
+	return 0;
+}
+
 static int setup(struct mount *m)
 {
 	struct remote_image img;
@@ -678,10 +734,19 @@ static int setup(struct mount *m)
 			return log_error_errno(r, "starting hydration: %m");
 	}
 	if (!m->o.read_only) {
+		r = take_lease(m);
+		if (r < 0)
+			return r;
+	}
+	if (!m->o.read_only) {
 		struct writeback_config wcfg = {
 		    .name = m->url.name,
 		    .version = hdr.version,
 		    .interval_s = m->o.sync_interval_s,
+		    .lease_id = m->lease.id,
+		    .holder = m->holder,
+		    .renew_s = lease_renew_interval(&m->lease),
+		    .meta = m->cache,
 		};
 
 		r = writeback_start(&wcfg, m->im, m->cache, m->fetch, &m->wb);
@@ -711,6 +776,15 @@ static void final_sync(struct mount *m)
 			  m->url.name, why, strerror(-r), m->cache_path);
 }
 
+static void release_lease(struct mount *m)
+{
+	char id[VMF_LEASE_ID_HEX_LEN + 1], why[256];
+
+	writeback_lease_id(m->wb, id);
+	if (*id && lease_release(m->fetch, m->url.name, id, why) < 0)
+		log_warn("%s: releasing the lease: %s", m->url.name, why);
+}
+
 static void teardown(struct mount *m)
 {
 	ctl_stop(m->ctl); /* started last, stopped first */
@@ -722,6 +796,10 @@ static void teardown(struct mount *m)
 	}
 	if (m->wb && !m->o.no_sync)
 		final_sync(m);
+	/* With changes left unsynced the lease is kept: another writer
+	 * could otherwise commit on top and strand them. */
+	if (m->wb && image_clean(m->im))
+		release_lease(m);
 	writeback_stop(m->wb);
 	image_free(m->im);
 	cache_free(m->cache);

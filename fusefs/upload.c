@@ -171,7 +171,7 @@ int upload_commit(struct fetch *f, const char *name, uint64_t base,
 	snprintf(hdrs[0], sizeof(hdrs[0]), VMF_HDR_COMMIT_ID ": %s", idhex);
 	snprintf(hdrs[1], sizeof(hdrs[1]), VMF_HDR_BASE ": %" PRIu64, base);
 	if (lease_id)
-		snprintf(hdrs[2], sizeof(hdrs[2]), "Vmferry-Lease-Id: %s",
+		snprintf(hdrs[2], sizeof(hdrs[2]), VMF_HDR_LEASE ": %s",
 			 lease_id);
 	snprintf(path, sizeof(path), VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS,
 		 name);

@@ -24,6 +24,7 @@
 
 #include "cache.h"
 #include "image.h"
+#include "lease.h"
 #include "upload.h"
 #include "writeback.h"
 
@@ -37,11 +38,13 @@ struct wb_item {
 
 struct writeback {
 	char *name;
-	char *lease_id;
+	char *holder;
+	uint64_t renew_ns;
 	uint64_t interval_ns;
 	struct image *im;    /* borrowed */
 	struct cache *cache; /* borrowed */
 	struct fetch *fetch; /* borrowed */
+	struct cache *meta;  /* borrowed, may be NULL */
 	pthread_t thread;
 	uint8_t *committed;  /* manifest hashes of `version`; thread only */
 	bool have_committed; /* committed is filled; thread only */
@@ -49,9 +52,10 @@ struct writeback {
 	pthread_mutex_t lock; /* protects everything below */
 	pthread_cond_t cond;  /* a request, an answer, or stop */
 	bool stop;
-	uint64_t version;  /* what the server holds */
-	unsigned requests; /* syncs asked for */
-	unsigned answered; /* syncs done */
+	char lease_id[VMF_LEASE_ID_HEX_LEN + 1]; /* "" without a lease */
+	uint64_t version;			 /* what the server holds */
+	unsigned requests;			 /* syncs asked for */
+	unsigned answered;			 /* syncs done */
 	int last_r;
 	uint64_t last_blocks;
 	char last_why[256];
@@ -137,6 +141,7 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 	_cleanup_free_ struct cache_clean *clean = NULL;
 	_cleanup_free_ bool *cleaned = NULL;
 	uint64_t base, version = 0;
+	char lease[VMF_LEASE_ID_HEX_LEN + 1];
 	size_t man_len;
 	char ver[32];
 	int64_t n;
@@ -195,9 +200,10 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 		       d.items[i].hash, VMF_HASH_LEN);
 	mutex_lock(&w->lock);
 	base = w->version;
+	memcpy(lease, w->lease_id, sizeof(lease));
 	mutex_unlock(&w->lock);
-	r = upload_commit(w->fetch, w->name, base, man, man_len, w->lease_id,
-			  &version, why);
+	r = upload_commit(w->fetch, w->name, base, man, man_len,
+			  *lease ? lease : NULL, &version, why);
 	if (r < 0)
 		goto out;
 
@@ -248,10 +254,41 @@ out:
 	return r;
 }
 
+/* Renew the lease (write-back thread).  A lost lease is logged: commits
+ * will be refused as conflicts and the changes stay in the cache. */
+static void renew_lease(struct writeback *w)
+{
+	char old[VMF_LEASE_ID_HEX_LEN + 1], why[256];
+	struct lease l;
+	int r;
+
+	mutex_lock(&w->lock);
+	memcpy(old, w->lease_id, sizeof(old));
+	mutex_unlock(&w->lock);
+	if (!*old)
+		return;
+	r = lease_acquire(w->fetch, w->name, w->holder, old, &l, why);
+	if (r < 0) {
+		log_warn("%s: renewing the lease: %s", w->name, why);
+		return;
+	}
+	if (!l.renewed)
+		log_warn("%s: the lease had lapsed; a new one was granted",
+			 w->name);
+	mutex_lock(&w->lock);
+	memcpy(w->lease_id, l.id, sizeof(w->lease_id));
+	mutex_unlock(&w->lock);
+	if (w->meta &&
+	    cache_meta_put(w->meta, "lease_id", l.id, strlen(l.id)) < 0)
+		log_warn("%s: cannot record the lease id in the cache",
+			 w->name);
+}
+
 static void *writeback_thread(void *arg)
 {
 	struct writeback *w = arg;
 	uint64_t next = now_ns() + w->interval_ns;
+	uint64_t next_renew = now_ns() + w->renew_ns;
 
 	for (;;) {
 		bool asked, stop;
@@ -267,9 +304,12 @@ static void *writeback_thread(void *arg)
 			asked = w->requests != w->answered;
 			stop = w->stop;
 			if (asked || stop ||
-			    (w->interval_ns && now_ns() >= next))
+			    (w->interval_ns && now_ns() >= next) ||
+			    (w->renew_ns && now_ns() >= next_renew))
 				break;
 			t = w->interval_ns ? next - now_ns() : 3600e9;
+			if (w->renew_ns && next_renew - now_ns() < t)
+				t = next_renew - now_ns();
 			clock_gettime(CLOCK_REALTIME, &ts);
 			t += (uint64_t)ts.tv_nsec;
 			ts.tv_sec += (time_t)(t / 1000000000ull);
@@ -279,6 +319,12 @@ static void *writeback_thread(void *arg)
 		mutex_unlock(&w->lock);
 		if (stop && !asked)
 			break;
+		if (w->renew_ns && now_ns() >= next_renew) {
+			renew_lease(w);
+			next_renew = now_ns() + w->renew_ns;
+			if (!asked && (!w->interval_ns || now_ns() < next))
+				continue;
+		}
 		r = do_sync(w, &blocks, why);
 		if (r < 0 && !asked)
 			log_warn("%s: periodic sync: %s (%s)", w->name, why,
@@ -308,7 +354,11 @@ int writeback_start(const struct writeback_config *cfg, struct image *im,
 	if (!w)
 		return -ENOMEM;
 	w->name = strdup(cfg->name);
-	w->lease_id = cfg->lease_id ? strdup(cfg->lease_id) : NULL;
+	w->holder = strdup(cfg->holder ? cfg->holder : "");
+	w->renew_ns = cfg->renew_s * 1000000000ull;
+	w->meta = cfg->meta;
+	if (cfg->lease_id)
+		snprintf(w->lease_id, sizeof(w->lease_id), "%s", cfg->lease_id);
 	w->committed = malloc(h->nblocks * VMF_HASH_LEN + 1);
 	w->interval_ns = cfg->interval_s * 1000000000ull;
 	w->version = cfg->version;
@@ -317,7 +367,7 @@ int writeback_start(const struct writeback_config *cfg, struct image *im,
 	w->fetch = f;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	if (!w->name || !w->committed || (cfg->lease_id && !w->lease_id)) {
+	if (!w->name || !w->holder || !w->committed) {
 		writeback_stop(w);
 		return -ENOMEM;
 	}
@@ -348,7 +398,7 @@ void writeback_stop(struct writeback *w)
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->committed);
-	free(w->lease_id);
+	free(w->holder);
 	free(w->name);
 	free(w);
 }
@@ -371,6 +421,13 @@ int writeback_sync(struct writeback *w, uint64_t *ret_version,
 		 w->answered >= ticket ? w->last_why : "stopping");
 	mutex_unlock(&w->lock);
 	return r;
+}
+
+void writeback_lease_id(struct writeback *w, char *buf)
+{
+	mutex_lock(&w->lock);
+	memcpy(buf, w->lease_id, sizeof(w->lease_id));
+	mutex_unlock(&w->lock);
 }
 
 uint64_t writeback_version(struct writeback *w)

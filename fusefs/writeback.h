@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+#include "proto.h"
+
 struct cache;
 struct fetch;
 struct image;
@@ -24,6 +26,9 @@ struct writeback_config {
 	uint64_t version;     /* the version mounted (the first base) */
 	uint64_t interval_s;  /* periodic sync; 0 = only when asked */
 	const char *lease_id; /* sent with commits, copied; may be NULL */
+	const char *holder;   /* for lease renewals, copied */
+	uint64_t renew_s;     /* renew the lease this often (0: never) */
+	struct cache *meta;   /* where a renewed lease id is recorded */
 };
 
 /* Start the thread.  im, c and f are borrowed and must outlive it. */
@@ -40,6 +45,10 @@ void writeback_stop(struct writeback *w);
  * ret_why (256 bytes) says what happened. */
 int writeback_sync(struct writeback *w, uint64_t *ret_version,
 		   uint64_t *ret_blocks, char *ret_why);
+
+/* The current lease id into buf (room for VMF_LEASE_ID_HEX_LEN + 1);
+ * empty without a lease.  Any thread. */
+void writeback_lease_id(struct writeback *w, char *buf);
 
 /* The version the server holds for this copy (the base of the next
  * commit).  Any thread. */
