@@ -1199,6 +1199,15 @@ static int queue_dirty(struct image *im, uint64_t b, uint8_t *buf)
 	else
 		hash_sha256(buf, blen, j->hash);
 	lock(im);
+	/* The same contents as now (a rewrite of what was there): nothing
+	 * changes, nothing becomes dirty, no empty version later. */
+	if (memcmp(cur_hash(im, b), j->hash, VMF_HASH_LEN) == 0) {
+		unlock(im);
+		free(j->buf);
+		free(j->ok);
+		free(j);
+		return 0;
+	}
 	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
 		cond_wait(&im->cond, &im->lock);
 	r = set_dirty(im, b, j->hash);
