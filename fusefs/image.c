@@ -382,8 +382,10 @@ static void page_forget_changed(struct image *im, uint64_t page,
 		if (!bit_get(im->present, b0 + i))
 			continue;
 		if (olen && memcmp((uint8_t *)old + i * VMF_HASH_LEN,
-				   p + i * VMF_HASH_LEN, VMF_HASH_LEN) == 0)
+				   p + i * VMF_HASH_LEN, VMF_HASH_LEN) == 0) {
+			im->stats.blocks_reused++;
 			continue;
+		}
 		bit_clear(im->present, b0 + i);
 		im->stats.blocks_cached--;
 	}

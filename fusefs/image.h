@@ -130,6 +130,8 @@ struct image_stats {
 	uint64_t demand_fetched_blocks;
 	uint64_t verify_failures;
 	uint64_t blocks_dirty;	/* written and not yet synced */
+	uint64_t blocks_reused; /* cached under the previous version,
+				 * unchanged in this one */
 	uint64_t written_bytes; /* bytes written through image_write */
 };
 void image_get_stats(struct image *im, struct image_stats *ret);

@@ -529,7 +529,7 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	m->rate_ns = now;
 	o = json_pack(
 	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:f, s:b, s:b, s:i, s:s, s:I, s:f, s:I, s:I}",
+	    "s:f, s:b, s:b, s:i, s:s, s:I, s:f, s:I, s:I, s:I}",
 	    "image", m->url.name, "server", m->url.base, "version",
 	    (json_int_t)(m->wb ? writeback_version(m->wb) : m->version), "size",
 	    (json_int_t)image_header(m->im)->image_size, "block_size",
@@ -543,7 +543,8 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	    "pid", (int)getpid(), "cache", m->cache_path, "verify_failures",
 	    (json_int_t)is.verify_failures, "rate_bps", rate, "blocks_dirty",
 	    (json_int_t)is.blocks_dirty, "written_bytes",
-	    (json_int_t)is.written_bytes);
+	    (json_int_t)is.written_bytes, "blocks_reused",
+	    (json_int_t)is.blocks_reused);
 	if (!o)
 		return -ENOMEM;
 	s = json_dumps(o, JSON_COMPACT);

@@ -79,6 +79,12 @@ static void print_status(json_t *o)
 	printf("fetched:  %s in %" PRIu64 " requests, %.1f s since mount; "
 	       "now %s/s\n",
 	       fetched, u(o, "requests"), up, rate);
+	if (u(o, "blocks_reused"))
+		printf("reused:   %" PRIu64 " blocks cached under the previous "
+		       "version\n",
+		       u(o, "blocks_reused"));
+	printf("changes:  %" PRIu64 " blocks written and not yet synced\n",
+	       u(o, "blocks_dirty"));
 	printf("hydrate:  %s\n", json_is_true(json_object_get(o, "hydrating"))
 				     ? "running"
 				     : "idle");

@@ -25,6 +25,9 @@ wait_hydrated 60
 [ "$(mount_status version)" = 2 ] || fail "not on version 2"
 cmp "$T/mnt/disk.img" "$T/data/v2.raw" || fail "read a mixture of versions"
 fetched=$(mount_status bytes_fetched)
+reused=$(mount_status blocks_reused)
+[ "$reused" = 61 ] || fail "status says $reused blocks reused, want 64 - 3 changed = 61"
+"$VMFERRY" status "$T/mnt" | grep -q "reused:   61 blocks" || fail "status does not say what was reused"
 echo "remount on version 2 fetched $fetched bytes"
 # 3 blocks of data, the manifest (64 + 64 * 32 bytes) and the metadata
 # JSON (under 1 KiB).
