@@ -37,6 +37,7 @@
 #include "image.h"
 #include "keys.h"
 #include "lease.h"
+#include "local.h"
 #include "main.h"
 #include "remote.h"
 #include "writeback.h"
@@ -85,6 +86,7 @@ struct mount {
 	/* Last status sample, for the current rate; control thread only. */
 	uint64_t rate_bytes, rate_ns;
 	int notify_fd; /* pipe to the waiting parent, or -1 */
+	int lock_fd;   /* the copy's in-use lock (local.h), or -1 */
 };
 
 static void usage(FILE *out)
@@ -270,22 +272,6 @@ static int read_token(const struct mount_opts *o, char **ret)
 }
 
 /* $XDG_x or $HOME/fallback, then "/vmferry" + suffix. */
-static int xdg_path(const char *env, const char *fallback, const char *suffix,
-		    char *buf, size_t len)
-{
-	const char *base = getenv(env), *home = getenv("HOME");
-	int n;
-
-	if (base && *base)
-		n = snprintf(buf, len, "%s/vmferry%s", base, suffix);
-	else if (home && *home)
-		n = snprintf(buf, len, "%s/%s/vmferry%s", home, fallback,
-			     suffix);
-	else
-		return -ENOENT;
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
 static int load_user_key(struct mount *m)
 {
 	char path[4096];
@@ -294,8 +280,8 @@ static int load_user_key(struct mount *m)
 	int r;
 
 	if (!p) {
-		r = xdg_path("XDG_CONFIG_HOME", ".config", "/user.key", path,
-			     sizeof(path));
+		r = local_xdg_path("XDG_CONFIG_HOME", ".config", "/user.key",
+				   path, sizeof(path));
 		if (r < 0)
 			return log_error_errno(r, "no key file: use --key-file "
 						  "FILE");
@@ -411,29 +397,27 @@ static int open_cache(struct mount *m, uint64_t *ret_prev_version)
 {
 	uint8_t cache_id[CRYPTO_CACHE_ID_LEN], data_key[CRYPTO_KEY_LEN];
 	_cleanup_free_ void *val = NULL;
-	char base[4096];
 	uint64_t prev = 0;
 	size_t len;
-	int n, r;
+	int r;
 
-	if (m->o.cache_dir)
-		n = snprintf(base, sizeof(base), "%s", m->o.cache_dir);
-	else
-		n = xdg_path("XDG_CACHE_HOME", ".cache", "", base,
-			     sizeof(base)) < 0
-			? -1
-			: 0;
-	if (n < 0)
-		return log_error_errno(-ENOENT, "no cache directory: use "
-						"--cache DIR");
-	n = snprintf(m->cache_path, sizeof(m->cache_path), "%s/%s/%s", base,
-		     m->url.host_port, m->url.name);
-	if (n < 0 || (size_t)n >= sizeof(m->cache_path))
-		return log_error_errno(-ENAMETOOLONG, "cache path too long");
+	r = local_copy_dir(m->o.cache_dir, &m->url, m->cache_path,
+			   sizeof(m->cache_path));
+	if (r < 0)
+		return log_error_errno(r, "cache directory: %m (use --cache "
+					  "DIR)");
 	r = mkdir_p(m->cache_path, 0700);
 	if (r < 0)
 		return log_error_errno(r, "cache directory %s: %m",
 				       m->cache_path);
+	r = local_lock(m->cache_path, &m->lock_fd);
+	if (r == -EBUSY) {
+		log_error("the local copy in %s is in use by another mount",
+			  m->cache_path);
+		return r;
+	}
+	if (r < 0)
+		return log_error_errno(r, "locking %s: %m", m->cache_path);
 	r = keys_data_open(m->cache_path, m->user_key, cache_id, data_key);
 	if (r == -EBADMSG)
 		return log_error_errno(r,
@@ -805,6 +789,8 @@ static void teardown(struct mount *m)
 	image_free(m->im);
 	cache_free(m->cache);
 	fetch_free(m->fetch);
+	if (m->lock_fd >= 0)
+		close(m->lock_fd); /* last: the copy is closed now */
 	crypto_cleanse(m->user_key, sizeof(m->user_key));
 	if (m->token) {
 		crypto_cleanse(m->token, strlen(m->token));
@@ -821,6 +807,7 @@ int fusefs_mount_main(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	m.notify_fd = -1;
+	m.lock_fd = -1;
 	m.started_ns = now_ns();
 	r = parse_opts(argc, argv, &m.o);
 	if (r)

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* Where local copies live, and the lock that says one is in use.
+ *
+ * A copy of image NAME from HOST:PORT lives in CACHE/HOST_PORT/NAME,
+ * CACHE being --cache DIR or $XDG_CACHE_HOME/vmferry (~/.cache/vmferry).
+ * A mount holds an exclusive flock on DIR/in-use for as long as it runs,
+ * so a second mount of the same copy, or `vmferry discard` under a running
+ * mount, is refused.  Stateless; any thread.
+ */
+#ifndef VMFERRY_LOCAL_H
+#define VMFERRY_LOCAL_H
+
+#include <stddef.h>
+
+#include "remote.h"
+
+/* $XDG_<env> or $HOME/<fallback>, then "/vmferry" + suffix, into buf.
+ * Returns 0, -ENOENT (neither set) or -ENAMETOOLONG. */
+int local_xdg_path(const char *env, const char *fallback, const char *suffix,
+		   char *buf, size_t len);
+
+/* The copy's directory for url under cache_base (NULL: the XDG default). */
+int local_copy_dir(const char *cache_base, const struct remote_url *url,
+		   char *buf, size_t len);
+
+/* Take the in-use lock of copy directory dir (which must exist).  Returns
+ * 0 and an fd to keep open while in use, or -EBUSY if another process
+ * holds it. */
+int local_lock(const char *dir, int *ret_fd);
+
+#endif
