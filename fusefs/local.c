@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "log.h"
 
+#include "keys.h"
 #include "local.h"
 
 int local_xdg_path(const char *env, const char *fallback, const char *suffix,
@@ -59,5 +61,41 @@ int local_lock(const char *dir, int *ret_fd)
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	*ret_fd = steal_fd(&fd);
+	return 0;
+}
+
+int local_user_key(const char *key_file, bool create,
+		   uint8_t ret_key[CRYPTO_KEY_LEN])
+{
+	char path[4096];
+	const char *p = key_file;
+	bool created = false;
+	int r;
+
+	if (!p) {
+		r = local_xdg_path("XDG_CONFIG_HOME", ".config", "/user.key",
+				   path, sizeof(path));
+		if (r < 0)
+			return log_error_errno(r, "no key file: use --key-file "
+						  "FILE");
+		p = path;
+	}
+	r = keys_user_load(p, create, ret_key, &created);
+	if (r == -EPERM)
+		return log_error_errno(r,
+				       "key file %s is readable by others: "
+				       "chmod 600 it",
+				       p);
+	if (r == -EBADMSG)
+		return log_error_errno(r,
+				       "key file %s is not a vmferry key "
+				       "(64 hex digits)",
+				       p);
+	if (r < 0)
+		return log_error_errno(r, "key file %s: %m", p);
+	if (created)
+		log_info("created a new key in %s (mode 0600): keep it, the "
+			 "local copy cannot be read without it",
+			 p);
 	return 0;
 }

@@ -10,7 +10,11 @@
 #ifndef VMFERRY_LOCAL_H
 #define VMFERRY_LOCAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
 
 #include "remote.h"
 
@@ -27,5 +31,11 @@ int local_copy_dir(const char *cache_base, const struct remote_url *url,
  * 0 and an fd to keep open while in use, or -EBUSY if another process
  * holds it. */
 int local_lock(const char *dir, int *ret_fd);
+
+/* Load the user's key from key_file (NULL: $XDG_CONFIG_HOME/vmferry/
+ * user.key), creating it (0600, with a notice) if absent and create is
+ * set.  Logs what went wrong in the user's terms; returns 0 or -errno. */
+int local_user_key(const char *key_file, bool create,
+		   uint8_t ret_key[CRYPTO_KEY_LEN]);
 
 #endif

@@ -274,37 +274,7 @@ static int read_token(const struct mount_opts *o, char **ret)
 /* $XDG_x or $HOME/fallback, then "/vmferry" + suffix. */
 static int load_user_key(struct mount *m)
 {
-	char path[4096];
-	const char *p = m->o.key_file;
-	bool created = false;
-	int r;
-
-	if (!p) {
-		r = local_xdg_path("XDG_CONFIG_HOME", ".config", "/user.key",
-				   path, sizeof(path));
-		if (r < 0)
-			return log_error_errno(r, "no key file: use --key-file "
-						  "FILE");
-		p = path;
-	}
-	r = keys_user_load(p, true, m->user_key, &created);
-	if (r == -EPERM)
-		return log_error_errno(r,
-				       "key file %s is readable by others: "
-				       "chmod 600 it",
-				       p);
-	if (r == -EBADMSG)
-		return log_error_errno(r,
-				       "key file %s is not a vmferry key "
-				       "(64 hex digits)",
-				       p);
-	if (r < 0)
-		return log_error_errno(r, "key file %s: %m", p);
-	if (created)
-		log_info("created a new key in %s (mode 0600): keep it, the "
-			 "local copy cannot be read without it",
-			 p);
-	return 0;
+	return local_user_key(m->o.key_file, true, m->user_key);
 }
 
 /* Fork: the parent waits for the child to say the mount is up. */

@@ -20,6 +20,8 @@ static const struct {
     {"sync", cmd_sync,
      "upload a mount's changes as the next version: MOUNTPOINT"},
     {"umount", cmd_umount, "unmount cleanly (syncs first): MOUNTPOINT"},
+    {"push", cmd_push,
+     "publish a local copy with its changes as a new image: URL --as NEW"},
     {"discard", cmd_discard,
      "destroy a local copy and its unsynced changes: URL"},
     {"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
