@@ -19,7 +19,11 @@
  *
  * The flock() serialises commits to one image across threads (each
  * opens its own file description) and processes (import next to
- * serve).  No mutex is held while waiting for it.
+ * serve).  Before it, steps 1 to 5 hold DIR/gc.lock shared, so gc
+ * (exclusive) never sweeps a block between its check and the commit
+ * point.  After step 5 the image's old versions beyond its retention
+ * are dropped (retention.h), still under the image lock.  No mutex is
+ * held while waiting for either lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +44,7 @@
 #include "commit.h"
 #include "history.h"
 #include "leases.h"
+#include "retention.h"
 #include "store.h"
 #include "versions.h"
 
@@ -292,6 +297,13 @@ static int commit_locked(struct versions *v, const struct commit_request *req,
 	if (r < 0)
 		return r;
 	res->version = n;
+	if (req->keep_versions > 0) {
+		/* The commit is done; a failed clean-up only delays it. */
+		r = retention_apply(v, req->name, req->keep_versions, NULL);
+		if (r < 0)
+			log_warn_errno(r, "image %s: dropping old versions: %m",
+				       req->name);
+	}
 	return 0;
 }
 
@@ -301,7 +313,7 @@ int commit_manifest(struct versions *v, const struct commit_request *req,
 	struct commit_result res = {0};
 	struct manifest_header h;
 	uint8_t digest[VMF_HASH_LEN];
-	_cleanup_close_ int lock_fd = -1;
+	_cleanup_close_ int lock_fd = -1, gc_fd = -1;
 	bool installed = false;
 	int r;
 
@@ -310,6 +322,11 @@ int commit_manifest(struct versions *v, const struct commit_request *req,
 		r = -EINVAL;
 		goto out;
 	}
+	/* Shared with other commits, exclusive with gc: the blocks found
+	 * present here stay until the manifest naming them is committed. */
+	r = store_gc_lock(versions_store(v), false, &gc_fd);
+	if (r < 0)
+		goto out;
 	r = scan_upload(v, fd, &h, digest, &res);
 	if (r < 0)
 		goto out;

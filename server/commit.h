@@ -37,6 +37,9 @@ struct commit_request {
 	bool check_lease;
 	const char *lease_id;
 	const char *author; /* for the history (history.h); NULL: unknown */
+	/* Retention after the commit (retention.h): the number of versions
+	 * to keep unless policy.json says; 0: drop nothing (import). */
+	uint64_t keep_versions;
 };
 
 struct commit_result {

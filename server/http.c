@@ -516,6 +516,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 	h->ctx.auth = a;
 	h->ctx.verbose = cfg->verbose;
 	h->ctx.lease_seconds = cfg->lease_seconds;
+	h->ctx.keep_versions = cfg->keep_versions;
 	if (cfg->threads == 0)
 		flags |= MHD_USE_THREAD_PER_CONNECTION;
 	if (cfg->addr->sa_family == AF_INET6)

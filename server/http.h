@@ -34,9 +34,10 @@ struct http_config {
 	socklen_t addrlen;
 	const char *cert_pem; /* borrowed until http_stop() */
 	const char *key_pem;
-	unsigned threads;      /* 0: a thread per connection */
-	bool verbose;	       /* one log line per request */
-	int64_t lease_seconds; /* lease duration unless the policy says */
+	unsigned threads;	/* 0: a thread per connection */
+	bool verbose;		/* one log line per request */
+	int64_t lease_seconds;	/* lease duration unless the policy says */
+	uint64_t keep_versions; /* retention after a commit (retention.h) */
 };
 
 /* Counters since start; relaxed atomics, read only for /v1/stats. */
@@ -63,7 +64,8 @@ struct http_ctx {
 	struct auth_watch *auth;
 	struct http_stats stats;
 	bool verbose;
-	int64_t lease_seconds; /* default lease duration */
+	int64_t lease_seconds;	/* default lease duration */
+	uint64_t keep_versions; /* versions kept after a commit */
 	/* libmicrohttpd messages: errors before, debug after.  Set by the
 	 * main thread once MHD's threads run: atomic, relaxed (a log level
 	 * choice only). */

@@ -93,6 +93,7 @@ static int lease_seconds(struct http_request *req, int64_t *ret)
 enum MHD_Result http_lease_acquire(struct http_request *req)
 {
 	struct lease_request rq = {0};
+	json_int_t version = 0;
 	struct lease l;
 	json_t *body, *ans;
 	bool renewed;
@@ -100,22 +101,26 @@ enum MHD_Result http_lease_acquire(struct http_request *req)
 
 	body = json_loadb((const char *)req->body, req->body_len, 0, NULL);
 	if (!json_is_object(body) ||
-	    json_unpack(body, "{s:s, s:s, s?s}", "holder", &rq.holder, "where",
-			&rq.where, "lease_id", &rq.id) < 0) {
+	    json_unpack(body, "{s:s, s:s, s?s, s?I}", "holder", &rq.holder,
+			"where", &rq.where, "lease_id", &rq.id, "version",
+			&version) < 0) {
 		json_decref(body);
 		return http_reply_error(req, 400,
 					"want a JSON object {\"holder\": TEXT, "
 					"\"where\": \"local\"|\"remote\"} and "
-					"an optional \"lease_id\"");
+					"an optional \"lease_id\" and "
+					"\"version\"");
 	}
 	if (!lease_holder_valid(rq.holder) || !lease_where_valid(rq.where) ||
-	    (rq.id && !lease_id_valid(rq.id))) {
+	    (rq.id && !lease_id_valid(rq.id)) || version < 0) {
 		json_decref(body);
 		return http_reply_error(req, 400,
 					"invalid holder (1-%d bytes of text), "
-					"where (local or remote) or lease_id",
+					"where (local or remote), lease_id "
+					"or version",
 					VMF_LEASE_HOLDER_MAX);
 	}
+	rq.version = (uint64_t)version;
 	r = lease_seconds(req, &rq.seconds);
 	if (r == 0)
 		r = lease_acquire(req->ctx->versions, req->name, &rq, &l,

@@ -339,6 +339,7 @@ static enum MHD_Result finish_commit(struct http_request *req)
 	    .check_lease = true,
 	    .lease_id = req->lease_id[0] ? req->lease_id : NULL,
 	    .author = req->token->label,
+	    .keep_versions = req->ctx->keep_versions,
 	};
 	_cleanup_free_ char *path = steal_ptr(&req->up_path);
 	struct commit_result res = {0};

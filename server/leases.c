@@ -67,9 +67,17 @@ void lease_format_time(int64_t t, char *buf, size_t len)
 
 json_t *lease_to_json(const struct lease *l)
 {
-	return json_pack("{s:s, s:s, s:I, s:I}", "holder", l->holder, "where",
-			 l->where, "since", (json_int_t)l->since, "expires",
-			 (json_int_t)l->expires);
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I}", "holder", l->holder,
+			      "where", l->where, "since", (json_int_t)l->since,
+			      "expires", (json_int_t)l->expires);
+
+	if (j && l->version > 0 &&
+	    json_object_set_new(j, "version",
+				json_integer((json_int_t)l->version)) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 static int lease_path(struct versions *v, const char *name, char **ret)
@@ -82,7 +90,7 @@ int lease_read(struct versions *v, const char *name, struct lease *ret)
 	_cleanup_free_ char *path = NULL, *text = NULL;
 	_cleanup_(json_decrefp) json_t *j = NULL;
 	const char *id, *holder, *where;
-	json_int_t since, expires;
+	json_int_t since, expires, version = 0;
 	struct lease l;
 	size_t len;
 	int r;
@@ -94,9 +102,12 @@ int lease_read(struct versions *v, const char *name, struct lease *ret)
 	if (r < 0)
 		return r == -EFBIG ? -EBADMSG : r;
 	j = json_loadb(text, len, 0, NULL);
-	if (!j || json_unpack(j, "{s:s, s:s, s:s, s:I, s:I}", "lease_id", &id,
-			      "holder", &holder, "where", &where, "since",
-			      &since, "expires", &expires) < 0)
+	/* "version" is optional: files written before it existed lack it. */
+	if (!j ||
+	    json_unpack(j, "{s:s, s:s, s:s, s:I, s:I, s?I}", "lease_id", &id,
+			"holder", &holder, "where", &where, "since", &since,
+			"expires", &expires, "version", &version) < 0 ||
+	    version < 0)
 		return -EBADMSG;
 	if (!lease_id_valid(id) || !lease_holder_valid(holder) ||
 	    !lease_where_valid(where))
@@ -106,6 +117,7 @@ int lease_read(struct versions *v, const char *name, struct lease *ret)
 	snprintf(l.where, sizeof(l.where), "%s", where);
 	l.since = since;
 	l.expires = expires;
+	l.version = (uint64_t)version;
 	*ret = l;
 	return 0;
 }
@@ -211,7 +223,10 @@ int lease_acquire(struct versions *v, const char *name,
 		if (r < 0)
 			return r;
 		l.since = now;
+		l.version = 0;
 	}
+	if (rq->version > 0)
+		l.version = rq->version;
 	snprintf(l.holder, sizeof(l.holder), "%s", rq->holder);
 	snprintf(l.where, sizeof(l.where), "%s", rq->where);
 	l.expires = now + rq->seconds;

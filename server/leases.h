@@ -32,6 +32,11 @@ struct lease {
 	char where[8]; /* VMF_LEASE_WHERE_LOCAL or _REMOTE */
 	int64_t since; /* Unix time of the grant */
 	int64_t expires;
+	/* The version the holder is based on (its mount's base), kept by
+	 * retention while the lease is live; 0: not said (lease.json
+	 * written before this field existed, or a client that sends
+	 * none). */
+	uint64_t version;
 };
 
 /* True if the lease is in force at time now. */
@@ -54,8 +59,10 @@ int lease_read(struct versions *v, const char *name, struct lease *ret);
 struct lease_request {
 	const char *holder;
 	const char *where;
-	const char *id;	 /* the caller's lease, to renew; or NULL */
-	int64_t seconds; /* duration from now */
+	const char *id;	  /* the caller's lease, to renew; or NULL */
+	int64_t seconds;  /* duration from now */
+	uint64_t version; /* the holder's base version; 0: not said (a
+			   * renewal then keeps the one recorded) */
 };
 
 /* Grant a lease on an existing image, or renew the caller's live one
@@ -84,7 +91,8 @@ int lease_break(struct versions *v, const char *name, struct lease *ret);
 int lease_check_commit(struct versions *v, const char *name, const char *id,
 		       int64_t now, struct lease *ret_held, bool *ret_live);
 
-/* {holder, where, since, expires} of l (never its id): a new object. */
+/* {holder, where, since, expires[, version]} of l (never its id): a new
+ * object; version only when known. */
 json_t *lease_to_json(const struct lease *l);
 
 /* "2024-05-01T10:00:00Z" into buf (at least 21 bytes). */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* vmferry-server: init, serve, import, token, lease, versions.
+/* vmferry-server: init, serve, import, token, lease, versions, gc.
  *
  * Owns the process: options, signals, start-up and shutdown order.
  * `serve` blocks SIGINT and SIGTERM before any thread starts, so every
@@ -29,10 +29,12 @@
 
 #include "auth.h"
 #include "cli.h"
+#include "cmd_gc.h"
 #include "cmd_lease.h"
 #include "cmd_token.h"
 #include "http.h"
 #include "import.h"
+#include "retention.h"
 #include "store.h"
 #include "tls.h"
 #include "versions.h"
@@ -48,6 +50,7 @@ static const char usage_main[] =
     "  token add|list|revoke    manage access tokens\n"
     "  lease list|break         show or break images' write leases\n"
     "  versions DIR NAME        the version history of an image\n"
+    "  gc DIR [OPTIONS]         drop old versions, remove unused blocks\n"
     "\n"
     "'" CLI_PROG " COMMAND --help' describes each command.\n";
 
@@ -72,6 +75,10 @@ static const char usage_serve[] =
     "  --verbose            log every request\n"
     "  --lease-seconds N    lease duration unless an image's policy.json\n"
     "                       sets lease_seconds (default 14400: 4 hours)\n"
+    "  --keep-versions N    after each commit, drop the image's versions\n"
+    "                       beyond the last N unless its policy.json sets\n"
+    "                       keep_versions (default 10; blocks stay until\n"
+    "                       gc)\n"
     "\n"
     "Stops cleanly on SIGINT or SIGTERM.  DIR/tokens.json is reloaded\n"
     "when it changes.\n";
@@ -209,6 +216,7 @@ struct serve_opts {
 	unsigned threads;
 	bool verbose;
 	int64_t lease_seconds;
+	uint64_t keep_versions;
 };
 
 /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" into a socket address. */
@@ -250,6 +258,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	    {"debug", required_argument, NULL, 'D'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"lease-seconds", required_argument, NULL, 'L'},
+	    {"keep-versions", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -294,6 +303,14 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 						       "--lease-seconds: want "
 						       "1 to 31622400");
 			o->lease_seconds = (int64_t)n;
+			break;
+		case 'K':
+			if (parse_u64(optarg, &n) < 0 || n == 0 ||
+			    n > RETENTION_KEEP_MAX)
+				return cli_usage_error(
+				    "serve", "--keep-versions: want 1 to %d",
+				    RETENTION_KEEP_MAX);
+			o->keep_versions = n;
 			break;
 		case 'h':
 			fputs(usage_serve, stdout);
@@ -340,9 +357,9 @@ static int run_server(const char *dir, const struct serve_opts *o,
 		      const char *key_pem, const sigset_t *stop)
 {
 	_cleanup_free_ char *tokens = cli_dir_file(dir, CLI_TOKENS);
-	struct http_config cfg = {ai->ai_addr,	   ai->ai_addrlen, cert_pem,
-				  key_pem,	   o->threads,	   o->verbose,
-				  o->lease_seconds};
+	struct http_config cfg = {ai->ai_addr,	    ai->ai_addrlen,  cert_pem,
+				  key_pem,	    o->threads,	     o->verbose,
+				  o->lease_seconds, o->keep_versions};
 	struct store *s = NULL;
 	struct versions *v = NULL;
 	struct auth_watch *w = NULL;
@@ -391,7 +408,8 @@ out:
 static int cmd_serve(int argc, char **argv)
 {
 	struct serve_opts o = {.listen = "127.0.0.1:8443",
-			       .lease_seconds = VMF_LEASE_SECONDS_DEFAULT};
+			       .lease_seconds = VMF_LEASE_SECONDS_DEFAULT,
+			       .keep_versions = RETENTION_KEEP_DEFAULT};
 	_cleanup_free_ char *cert_path = NULL, *key_path = NULL;
 	_cleanup_free_ char *cert = NULL;
 	_cleanup_(free_secretp) char *key = NULL;
@@ -508,6 +526,7 @@ int main(int argc, char **argv)
 	    {"init", cmd_init},	    {"serve", cmd_serve},
 	    {"import", cmd_import}, {"token", cmd_token},
 	    {"lease", cmd_lease},   {"versions", cmd_versions},
+	    {"gc", cmd_gc},
 	};
 	int r;
 

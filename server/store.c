@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,6 +130,23 @@ static int fsync_dirat(int dirfd, const char *rel)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
+int store_gc_lock(struct store *s, bool exclusive, int *ret_fd)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+
+	if (asprintf(&path, "%s/gc.lock", s->dir) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0)
+		if (errno != EINTR)
+			return -errno;
+	*ret_fd = steal_fd(&fd);
+	return 0;
+}
+
 int store_sync_dir(struct store *s, uint8_t first_byte)
 {
 	char sub[3];
@@ -147,11 +165,16 @@ int store_put(struct store *s, const uint8_t hash[VMF_HASH_LEN],
 
 	if (hash_is_zero(hash))
 		return -EINVAL;
+	block_relpath(hash, rel);
 	if (store_has(s, hash)) {
+		/* Freshen it: an upload of a block nothing references yet
+		 * must survive gc's grace period until its commit.  Best
+		 * effort: a commit that finds it gone gets 409 and the
+		 * client uploads it again. */
+		(void)utimensat(s->blocks_fd, rel, NULL, 0);
 		*ret_created = false;
 		return 0;
 	}
-	block_relpath(hash, rel);
 	memcpy(sub, rel, 2);
 	sub[2] = '\0';
 	if (mkdirat(s->blocks_fd, sub, 0700) == 0) {

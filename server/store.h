@@ -4,8 +4,10 @@
  *
  * A block appears whole or not at all (written to DIR/tmp, fsynced,
  * renamed into place, directory fsynced), so readers, writers and other
- * processes (a concurrent `import`) need no lock.  Blocks are never
- * deleted.  Any thread; every call may block on disk I/O.
+ * processes (a concurrent `import`) need no lock.  Only garbage
+ * collection (gc.h) deletes blocks, under DIR/gc.lock held exclusively;
+ * a commit holds it shared from checking its blocks to its commit point
+ * (store_gc_lock()).  Any thread; every call may block on disk I/O.
  */
 #ifndef VMFERRY_STORE_H
 #define VMFERRY_STORE_H
@@ -32,10 +34,17 @@ bool store_has(struct store *s, const uint8_t hash[VMF_HASH_LEN]);
 #define STORE_PUT_NO_DIR_SYNC 1u
 
 /* Store (buf, len), whose SHA-256 the caller has checked is hash.  Sets
- * *ret_created to false if it was already there.  -EINVAL for a zero
+ * *ret_created to false if it was already there (its mtime is then
+ * refreshed, so that gc's grace period protects it until the commit
+ * that names it).  -EINVAL for a zero
  * hash. */
 int store_put(struct store *s, const uint8_t hash[VMF_HASH_LEN],
 	      const void *buf, size_t len, unsigned flags, bool *ret_created);
+
+/* flock(DIR/gc.lock), shared (a commit) or exclusive (gc); returns the
+ * locked fd in *ret_fd (closing it unlocks).  Blocks until granted.
+ * Lock order: this lock before any image lock. */
+int store_gc_lock(struct store *s, bool exclusive, int *ret_fd);
 
 /* fsync blocks/XX, XX being the hex of the hash's first byte. */
 int store_sync_dir(struct store *s, uint8_t first_byte);

@@ -8,6 +8,8 @@
  *   images/NAME/lock                 flock()ed by a commit (commit.h)
  * A version exists only once `current` says so: a manifest file numbered
  * above current is a leftover of a crashed commit and is never served.
+ * A version below current may be dropped by retention (retention.h):
+ * its manifest is unlinked and it is then -ENOENT like any unknown one.
  * Readers take no lock.  Any thread; every call may block on disk I/O.
  */
 #ifndef VMFERRY_VERSIONS_H
