@@ -49,7 +49,8 @@ static int lease_request(struct fetch *f, const char *name, const char *method,
 }
 
 int lease_acquire(struct fetch *f, const char *name, const char *holder,
-		  const char *prev_id, struct lease *ret, char *ret_why)
+		  const char *prev_id, uint64_t version, struct lease *ret,
+		  char *ret_why)
 {
 	_cleanup_free_ char *body = NULL;
 	char reply[4096], path[256];
@@ -58,11 +59,13 @@ int lease_acquire(struct fetch *f, const char *name, const char *holder,
 	const char *id;
 	int r;
 
-	req = prev_id && *prev_id
-		  ? json_pack("{s:s, s:s, s:s}", "holder", holder, "where",
-			      VMF_LEASE_WHERE_LOCAL, "lease_id", prev_id)
-		  : json_pack("{s:s, s:s}", "holder", holder, "where",
-			      VMF_LEASE_WHERE_LOCAL);
+	req = json_pack("{s:s, s:s, s:I}", "holder", holder, "where",
+			VMF_LEASE_WHERE_LOCAL, "version", (json_int_t)version);
+	if (req && prev_id && *prev_id &&
+	    json_object_set_new(req, "lease_id", json_string(prev_id)) < 0) {
+		json_decref(req);
+		req = NULL;
+	}
 	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!body)

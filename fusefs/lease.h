@@ -20,11 +20,13 @@ struct lease {
 };
 
 /* Take or renew the lease on image name for holder (e.g. "user@host"),
- * presenting prev_id (may be NULL or "") to renew.  Returns 0 and *ret;
+ * presenting prev_id (may be NULL or "") to renew, and telling the server
+ * which version this copy is based on (its retention keeps it).  Returns 0 and *ret;
  * -EBUSY when someone else holds it (ret_why says who and since when);
  * -EACCES without the write grant; or a fetch error.  ret_why: 256 bytes. */
 int lease_acquire(struct fetch *f, const char *name, const char *holder,
-		  const char *prev_id, struct lease *ret, char *ret_why);
+		  const char *prev_id, uint64_t version, struct lease *ret,
+		  char *ret_why);
 
 /* Release lease id on name.  Returns 0 (also when it had lapsed), -EBUSY
  * if another holder's lease is live, or a fetch error. */

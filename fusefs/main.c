@@ -582,8 +582,8 @@ static int take_lease(struct mount *m)
 	lease_holder_name(m->holder, sizeof(m->holder));
 	if (cache_meta_get(m->cache, "lease_id", &prev, &len) < 0)
 		prev = NULL;
-	r = lease_acquire(m->fetch, m->url.name, m->holder, prev, &m->lease,
-			  why);
+	r = lease_acquire(m->fetch, m->url.name, m->holder, prev, m->version,
+			  &m->lease, why);
 	if (r == -EACCES || r == -ENOENT || r == -EIO) {
 		/* No write grant, or a server without leases (a plain HTTP
 		 * server or cache in front of one). */

@@ -267,7 +267,8 @@ static void renew_lease(struct writeback *w)
 	mutex_unlock(&w->lock);
 	if (!*old)
 		return;
-	r = lease_acquire(w->fetch, w->name, w->holder, old, &l, why);
+	r = lease_acquire(w->fetch, w->name, w->holder, old,
+			  writeback_version(w), &l, why);
 	if (r < 0) {
 		log_warn("%s: renewing the lease: %s", w->name, why);
 		return;
