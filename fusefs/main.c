@@ -665,8 +665,11 @@ static int setup(struct mount *m)
 			  " changed blocks made on version %" PRIu64
 			  ", but the server is now at version %" PRIu64
 			  ": mounting would mix versions; the changes are "
-			  "kept in %s",
-			  m->o.url, ndirty, prev, hdr.version, m->cache_path);
+			  "kept in %s: keep them as a new image with "
+			  "`vmferry push --as NEW %s`, or drop them with "
+			  "`vmferry discard %s`",
+			  m->o.url, ndirty, prev, hdr.version, m->cache_path,
+			  m->o.url, m->o.url);
 		return -ESTALE;
 	}
 	r = bind_version(m, hdr.version);

@@ -9,7 +9,7 @@ pkgs=(
 	libfuse3-dev fuse3 liblmdb-dev lmdb-utils libcurl4-openssl-dev
 	libssl-dev libmicrohttpd-dev libjansson-dev
 	qemu-system-x86 qemu-utils syslinux syslinux-common mtools dosfstools
-	e2fsprogs busybox-static cpio kmod fdisk curl openssl xxd bc python3
+	e2fsprogs busybox-static cpio kmod fdisk curl openssl xxd bc python3 fio
 	clang-format cppcheck
 )
 

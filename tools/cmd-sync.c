@@ -48,7 +48,9 @@ int cmd_sync(int argc, char **argv)
 			  json_string_value(err),
 			  json_is_true(json_object_get(o, "conflict"))
 			      ? " (a conflict: the changes stay in the local "
-				"copy)"
+				"copy; after unmounting, keep them as a new "
+				"image with `vmferry push --as NEW URL`, or "
+				"drop them with `vmferry discard URL`)"
 			      : "");
 	} else if (json_is_integer(json_object_get(o, "version"))) {
 		printf("synced: %s\n",

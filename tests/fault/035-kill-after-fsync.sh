@@ -38,11 +38,35 @@ PY
 done
 mdb_stat -e "$(ls -d "$T"/cache/*/disk)" >/dev/null || fail "LMDB environment does not open"
 
+# After one more kill, the next sync uploads what was acknowledged.
+mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --no-sync
+printf 'after-the-kill' | dd of="$T/mnt/disk.img" bs=1 seek=4242 conv=notrunc,fsync status=none
+printf 'after-the-kill' | dd of="$T/data/model.raw" bs=1 seek=4242 conv=notrunc status=none
+kill -9 "$MOUNT_PID"
+wait "$MOUNT_PID" 2>/dev/null || true
+MOUNT_PID=
+fusermount3 -uz "$T/mnt"
+mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --sync-interval 0
+"$VMFERRY" sync "$T/mnt" | grep -q "version 2" || fail "the sync after the crash did not commit"
+unmount "$T/mnt"
+mkdir -p "$T/fresh/mnt"
+"$VMFERRY" mount "$SERVER_URL/disk" "$T/fresh/mnt" --cache "$T/fresh/cache" --key-file "$T/user.key" \
+	--cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE" --read-only || fail "fresh mount"
+cmp "$T/fresh/mnt/disk.img" "$T/data/model.raw" || fail "the server lacks acknowledged writes"
+"$VMFERRY" umount "$T/fresh/mnt"
+
+# Unsynced changes again, then a newer version appears on the server.
+mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --no-sync
+printf 'unsynced' | dd of="$T/mnt/disk.img" bs=1 seek=100 conv=notrunc,fsync status=none
+unmount "$T/mnt"
+"$VMFERRY_SERVER" lease break "$T/srv" disk >/dev/null
+
 # A newer version on the server while changes are unsynced: refused.
-import_image disk "$T/data/img.raw" # same bytes, but version 2
+import_image disk "$T/data/img.raw" # the original bytes, as version 3
 if "$VMFERRY" mount "$SERVER_URL/disk" "$T/mnt" --cache "$T/cache" --key-file "$T/user.key" \
 	--cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE" >"$T/logs/conflict.out" 2>&1; then
 	fail "mounted a newer version over unsynced changes"
 fi
 grep -q "would mix versions" "$T/logs/conflict.out" || fail "unclear: $(cat "$T/logs/conflict.out")"
+grep -q "vmferry push" "$T/logs/conflict.out" || fail "no way out suggested"
 cat "$T/logs/conflict.out"
