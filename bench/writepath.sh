@@ -53,3 +53,16 @@ s=$(date +%s.%N)
 out=$("$VMFERRY" sync "$T/mnt")
 echo "sync after rewriting the same bytes: $(echo "$(date +%s.%N) - $s" | bc) s; $out"
 unmount "$T/mnt"
+
+# The LMDB file's growth under sustained rewrites: the same 64 MiB
+# rewritten with new bytes ten times, synced each time.
+mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --sync-interval 0
+mdb=$(ls "$T"/cache/*/disk/data.mdb)
+for i in $(seq 10); do
+	head -c $((64 * 1024 * 1024)) /dev/urandom |
+		dd of="$T/mnt/disk.img" bs=1M seek=300 conv=notrunc,fsync status=none
+	"$VMFERRY" sync "$T/mnt" >/dev/null
+	printf 'rewrite %2d of 64 MiB: data.mdb %4d MiB on disk\n' "$i" \
+		$(( $(stat -c %b "$mdb") * 512 / 1048576 ))
+done
+unmount "$T/mnt"
