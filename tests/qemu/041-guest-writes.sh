@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # A guest writes, and the next client boots what it wrote.  Client A
 # mounts the test image (tests/qemu/mkimage.sh) writable and boots it with
-# a writable drive: the guest writes a random token to last-boot on its
-# ext4 partition, unmounts it cleanly and prints VMFERRY-WROTE <token>.
+# a writable drive, first with cache=writeback, then cache=none: each time
+# the guest writes a random token to last-boot on its ext4 partition,
+# unmounts it cleanly and prints VMFERRY-WROTE <token>; the second boot
+# reads the first token back.
 # `vmferry sync` makes that version 2.  Client B, with an empty cache,
 # boots version 2 read-only: the guest, after its sha256 check, prints
 # VMFERRY-LAST <token> with A's token, and writes nothing.
@@ -24,9 +26,10 @@ nblocks() { find "$T/srv/blocks" -type f | wc -l; }
 start_server "$T/srv"
 import_image testvm "$img"
 
-# boot NAME [readonly]: boot the mounted image, console in logs/console-NAME.log.
+# boot NAME [readonly [cache]]: boot the mounted image, console in
+# logs/console-NAME.log.
 boot() {
-	VMFERRY_QEMU_READONLY=${2:-0} VMFERRY_QEMU_CACHE=writeback \
+	VMFERRY_QEMU_READONLY=${2:-0} VMFERRY_QEMU_CACHE=${3:-writeback} \
 		VMFERRY_BOOT_LOG="$T/logs/console-$1.log" \
 		"$TOP/tests/qemu/boot.sh" "$T/mnt/testvm.img" >"$T/logs/boot-$1.out" 2>&1 ||
 		fail "boot $1: $(tail -n 5 "$T/logs/boot-$1.out")"
@@ -35,10 +38,17 @@ boot() {
 
 # Client A: writable mount, writable drive.  Only explicit syncs.
 mount_image "$SERVER_URL/testvm" "$T/mnt" --no-hydrate --sync-interval 0
-boot a
+boot a0 0 writeback
+first=$(sed -n 's/^VMFERRY-WROTE \([0-9a-f]\{32\}\)$/\1/p' "$T/logs/console-a0.log")
+[ -n "$first" ] || fail "guest A wrote no token (cache=writeback)"
+! grep -q VMFERRY-LAST "$T/logs/console-a0.log" || fail "a fresh image had a last-boot"
+# Again with cache=none (O_DIRECT writes): the guest reads its first
+# token back through the mount, then writes another.
+boot a 0 none
+grep -qx "VMFERRY-LAST $first" "$T/logs/console-a.log" ||
+	fail "guest A did not read back its own write"
 token=$(sed -n 's/^VMFERRY-WROTE \([0-9a-f]\{32\}\)$/\1/p' "$T/logs/console-a.log")
-[ -n "$token" ] || fail "guest A wrote no token"
-! grep -q VMFERRY-LAST "$T/logs/console-a.log" || fail "a fresh image had a last-boot"
+[ -n "$token" ] || fail "guest A wrote no token (cache=none)"
 [ "$(mount_status blocks_dirty)" -gt 0 ] || fail "the guest's writes left no dirty blocks"
 before=$(nblocks)
 out=$("$VMFERRY" sync "$T/mnt") || fail "sync failed: $out"
