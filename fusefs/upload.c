@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "hash.h"
+#include "log.h"
 #include "mutex.h"
 
 #include "crypto.h"
@@ -34,6 +35,20 @@ struct puts {
 	int first_error;
 	char errmsg[256];
 };
+
+int upload_fetch_new(struct fetch_config *cfg, const char *base_url,
+		     const char *token, struct fetch **ret)
+{
+	if (cfg->insecure)
+		log_warn("--insecure: the server's identity is NOT verified");
+	cfg->base_url = base_url;
+	cfg->token = token;
+	cfg->connect_timeout_s = 10;
+	cfg->stall_timeout_s = 60; /* a commit may take a while to answer */
+	cfg->max_inflight = UPLOAD_INFLIGHT + 1;
+	cfg->max_background = 1;
+	return fetch_new(cfg, ret);
+}
 
 static void on_put_done(struct fetch_req *req)
 {

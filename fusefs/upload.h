@@ -15,6 +15,14 @@
 #include "proto.h"
 
 struct fetch;
+struct fetch_config;
+
+/* Start a fetch engine for an uploading command (publish, push): cfg
+ * carries cacert/insecure from the command line; base_url and token are
+ * set here, with upload-sized timeouts and enough slots for the PUTs in
+ * flight.  Warns loudly about --insecure.  Returns fetch_new()'s result. */
+int upload_fetch_new(struct fetch_config *cfg, const char *base_url,
+		     const char *token, struct fetch **ret);
 
 struct upload_block {
 	const uint8_t *hash; /* VMF_HASH_LEN, borrowed; zero hashes skipped */

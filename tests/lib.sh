@@ -256,3 +256,17 @@ wait_hydrated() {
 	done
 	fail "hydration not complete after $secs s"
 }
+
+# qemu_setup: for QEMU tests.  Skips without qemu; sets $img to the
+# bootable test image (built by tests/qemu/mkimage.sh if absent), picks
+# the accelerator by a probe boot (or $VMFERRY_ACCEL) and a boot timeout.
+qemu_setup() {
+	requires qemu-system-x86_64
+	img=${VMFERRY_TEST_IMAGE:-$TOP/build/test-image/test.img}
+	if [ ! -f "$img" ]; then
+		"$TOP/tests/qemu/mkimage.sh" "$img" 1024 >"$T/logs/mkimage.log" 2>&1 ||
+			fail "building the test image"
+	fi
+	export VMFERRY_ACCEL=${VMFERRY_ACCEL:-$("$TOP/tests/qemu/accel.sh" "$img")}
+	export VMFERRY_BOOT_TIMEOUT=${VMFERRY_BOOT_TIMEOUT:-240}
+}

@@ -34,7 +34,6 @@
 #include "commands.h"
 
 #define PUBLISH_BATCH_BLOCKS 256
-#define PUBLISH_INFLIGHT     8 /* upload.c keeps 8 PUTs in flight */
 
 struct publish {
 	struct fetch *fetch;
@@ -238,15 +237,7 @@ int cmd_publish(int argc, char **argv)
 		log_error_errno(-errno, "%s: %m", argv[optind + 1]);
 		return 1;
 	}
-	if (cfg.insecure)
-		log_warn("--insecure: the server's identity is NOT verified");
-	cfg.base_url = p.url.base;
-	cfg.token = token;
-	cfg.connect_timeout_s = 10;
-	cfg.stall_timeout_s = 60;
-	cfg.max_inflight = PUBLISH_INFLIGHT + 1;
-	cfg.max_background = 1;
-	r = fetch_new(&cfg, &p.fetch);
+	r = upload_fetch_new(&cfg, p.url.base, token, &p.fetch);
 	if (r < 0) {
 		log_error_errno(r, "starting the fetch engine: %m");
 		goto out;

@@ -263,15 +263,7 @@ int cmd_push(int argc, char **argv)
 				   "VMFERRY_TOKEN)");
 		return 1;
 	}
-	if (cfg.insecure)
-		log_warn("--insecure: the server's identity is NOT verified");
-	cfg.base_url = p.url.base;
-	cfg.token = token;
-	cfg.connect_timeout_s = 10;
-	cfg.stall_timeout_s = 60;
-	cfg.max_inflight = 9;
-	cfg.max_background = 1;
-	r = fetch_new(&cfg, &p.fetch);
+	r = upload_fetch_new(&cfg, p.url.base, token, &p.fetch);
 	if (r == 0)
 		r = run(&p, cache, key);
 	cache_free(p.cache);

@@ -11,15 +11,7 @@
 # VMFERRY-LAST <token> with A's token, and writes nothing.
 source "$(dirname "$0")/../lib.sh"
 requires_fuse
-requires qemu-system-x86_64
-
-img=${VMFERRY_TEST_IMAGE:-$TOP/build/test-image/test.img}
-if [ ! -f "$img" ]; then
-	"$TOP/tests/qemu/mkimage.sh" "$img" 1024 >"$T/logs/mkimage.log" 2>&1 ||
-		fail "building the test image"
-fi
-export VMFERRY_ACCEL=${VMFERRY_ACCEL:-$("$TOP/tests/qemu/accel.sh" "$img")}
-export VMFERRY_BOOT_TIMEOUT=${VMFERRY_BOOT_TIMEOUT:-240}
+qemu_setup
 size=$(stat -c %s "$img")
 nblocks() { find "$T/srv/blocks" -type f | wc -l; }
 
