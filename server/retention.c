@@ -77,7 +77,8 @@ int retention_plan(struct versions *v, const char *name, uint64_t keep_default,
 {
 	_cleanup_free_ uint64_t *nums = NULL;
 	struct retention_plan p = {0};
-	uint64_t keep_n, leased;
+	uint64_t keep_n = 0,
+		 leased; /* keep_n: gcc -O1 cannot see keep_count sets it */
 	size_t n = 0;
 	int r;
 
