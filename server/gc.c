@@ -119,16 +119,17 @@ static bool marks_has(const struct marks *m, const uint8_t *h)
 static int mark_version(struct versions *v, const char *name, uint64_t n,
 			struct marks *m)
 {
-	_cleanup_free_ uint8_t *buf = malloc(MARK_CHUNK * VMF_HASH_LEN);
+	_cleanup_free_ uint8_t *buf = NULL;
 	struct version_info info;
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	if (!buf)
-		return -ENOMEM;
 	fd = versions_open_manifest(v, name, n, false, &info);
 	if (fd < 0)
 		return fd;
+	buf = malloc(MARK_CHUNK * VMF_HASH_LEN);
+	if (!buf)
+		return -ENOMEM;
 	for (uint64_t i = 0; i < info.hdr.nblocks; i += MARK_CHUNK) {
 		uint64_t k = info.hdr.nblocks - i < MARK_CHUNK
 				 ? info.hdr.nblocks - i
