@@ -13,7 +13,10 @@
 #include "io.h"
 #include "log.h"
 
+#include "../fusefs/cache.h"
+#include "../fusefs/fetch.h"
 #include "../fusefs/keys.h"
+#include "../fusefs/lease.h"
 #include "../fusefs/local.h"
 #include "../fusefs/remote.h"
 #include "commands.h"
@@ -30,14 +33,68 @@ static void usage(FILE *out)
 	    "the administrator breaks it: vmferry-server lease break).\n");
 }
 
+/* Best effort: release the lease the copy holds, if any.  Says what it
+ * did; never stops the discard. */
+static void release_copy_lease(const char *dir, const struct remote_url *url,
+			       const char *key_file, const char *token_file,
+			       struct fetch_config *cfg)
+{
+	uint8_t ukey[CRYPTO_KEY_LEN], id[CRYPTO_CACHE_ID_LEN],
+	    dkey[CRYPTO_KEY_LEN];
+	_cleanup_free_ void *lease = NULL;
+	_cleanup_free_ char *token = NULL;
+	struct cache *c = NULL;
+	struct fetch *f = NULL;
+	char why[256];
+	size_t len;
+	int r;
+
+	if (remote_read_token(token_file, &token) < 0)
+		return; /* no token: the lease expires by itself */
+	r = local_user_key(key_file, false, ukey);
+	if (r == 0)
+		r = keys_data_open(dir, ukey, id, dkey);
+	crypto_cleanse(ukey, sizeof(ukey));
+	if (r == 0)
+		r = cache_open(dir, dkey, id, 0, &c);
+	crypto_cleanse(dkey, sizeof(dkey));
+	if (r == 0)
+		r = cache_meta_get(c, "lease_id", &lease, &len);
+	cache_free(c);
+	if (r < 0)
+		goto out;
+	cfg->base_url = url->base;
+	cfg->token = token;
+	cfg->connect_timeout_s = 10;
+	cfg->stall_timeout_s = 30;
+	if (cfg->insecure)
+		log_warn("--insecure: the server's identity is NOT verified");
+	r = fetch_new(cfg, &f);
+	if (r == 0)
+		r = lease_release(f, url->name, lease, why);
+	fetch_free(f);
+	if (r < 0)
+		log_warn("could not release the copy's lease (%s): it expires "
+			 "by itself, or the administrator breaks it",
+			 r == -EBUSY ? "someone else holds it" : why);
+out:
+	crypto_cleanse(token, strlen(token));
+}
+
 int cmd_discard(int argc, char **argv)
 {
+	enum { OPT_KEY = 256, OPT_TOKEN, OPT_CACERT, OPT_INS };
 	static const struct option longopts[] = {
 	    {"cache", required_argument, NULL, 'c'},
+	    {"key-file", required_argument, NULL, OPT_KEY},
+	    {"token-file", required_argument, NULL, OPT_TOKEN},
+	    {"cacert", required_argument, NULL, OPT_CACERT},
+	    {"insecure", no_argument, NULL, OPT_INS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *cache = NULL, *why;
+	struct fetch_config cfg = {0};
+	const char *cache = NULL, *why, *key = NULL, *token = NULL;
 	struct remote_url url;
 	_cleanup_close_ int lock = -1;
 	char dir[4096];
@@ -49,6 +106,18 @@ int cmd_discard(int argc, char **argv)
 		switch (c) {
 		case 'c':
 			cache = optarg;
+			break;
+		case OPT_KEY:
+			key = optarg;
+			break;
+		case OPT_TOKEN:
+			token = optarg;
+			break;
+		case OPT_CACERT:
+			cfg.cacert = optarg;
+			break;
+		case OPT_INS:
+			cfg.insecure = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -84,6 +153,7 @@ int cmd_discard(int argc, char **argv)
 		log_error_errno(r, "%s: cannot lock it: %m", dir);
 		return 1;
 	}
+	release_copy_lease(dir, &url, key, token, &cfg);
 	r = keys_destroy(dir);
 	if (r < 0) {
 		log_error_errno(r, "destroying the key in %s: %m", dir);
