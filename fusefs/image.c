@@ -1376,6 +1376,79 @@ int image_copy_manifest(struct image *im, uint8_t *out)
 	return 0;
 }
 
+struct adopt {
+	struct image *im;
+	struct cache_clean *items;
+	uint8_t (*hashes)[VMF_HASH_LEN];
+	size_t n, cap;
+	bool match;
+};
+
+static int adopt_one(void *opaque, uint64_t blkno, uint64_t gen,
+		     const uint8_t hash[VMF_HASH_LEN])
+{
+	struct adopt *a = opaque;
+	int r;
+
+	if (blkno >= a->im->hdr.nblocks)
+		return -EBADMSG;
+	r = image_load_manifest(a->im, blkno, 1);
+	if (r < 0)
+		return r;
+	if (memcmp(base_hash(a->im, blkno), hash, VMF_HASH_LEN) != 0)
+		a->match = false;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		struct cache_clean *ni = realloc(a->items, cap * sizeof(*ni));
+		uint8_t(*nh)[VMF_HASH_LEN];
+
+		if (!ni)
+			return -ENOMEM;
+		a->items = ni;
+		nh = realloc(a->hashes, cap * sizeof(*nh));
+		if (!nh)
+			return -ENOMEM;
+		a->hashes = nh;
+		a->cap = cap;
+	}
+	a->items[a->n].blkno = blkno;
+	a->items[a->n].gen = gen;
+	memcpy(a->hashes[a->n], hash, VMF_HASH_LEN);
+	a->n++;
+	return 0;
+}
+
+int image_adopt(struct image *im)
+{
+	struct adopt a = {.im = im, .match = true};
+	_cleanup_free_ bool *cleaned = NULL;
+	char ver[32];
+	int64_t n;
+	int r;
+
+	n = cache_dirty_walk(im->cache, adopt_one, &a);
+	if (n < 0 || !a.match || a.n == 0) {
+		r = n < 0 ? (int)n : 0;
+		goto out;
+	}
+	cleaned = calloc(a.n, sizeof(bool));
+	if (!cleaned) {
+		r = -ENOMEM;
+		goto out;
+	}
+	snprintf(ver, sizeof(ver), "%" PRIu64, im->hdr.version);
+	r = cache_clean_dirty(im->cache, a.items, a.n, cleaned, "version", ver,
+			      strlen(ver));
+	for (size_t i = 0; r == 0 && i < a.n; i++)
+		if (cleaned[i])
+			image_mark_clean(im, a.items[i].blkno, a.hashes[i]);
+	r = r < 0 ? r : 1;
+out:
+	free(a.items);
+	free(a.hashes);
+	return r;
+}
+
 int64_t image_load_dirty(struct image *im)
 {
 	return cache_dirty_walk(im->cache, load_one_dirty, im);

@@ -75,6 +75,13 @@ int image_flush(struct image *im);
  * -EBADMSG/-errno. */
 int64_t image_load_dirty(struct image *im);
 
+/* For a copy whose unsynced changes were made on an older version: if
+ * the mounted version already holds every one of them (a sync whose
+ * commit landed but whose clean-up did not, before a crash), clear them
+ * and bind the copy to this version.  Returns 1 if adopted, 0 if the
+ * versions differ (a real conflict), or -errno. */
+int image_adopt(struct image *im);
+
 /* True when nothing written is waiting to be synced.  Any thread. */
 bool image_clean(struct image *im);
 

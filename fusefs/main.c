@@ -661,6 +661,23 @@ static int setup(struct mount *m)
 				       "reading the unsynced changes in %s: %m",
 				       m->cache_path);
 	if (ndirty > 0 && prev && prev != hdr.version) {
+		r = image_adopt(m->im);
+		if (r < 0)
+			return log_error_errno(r,
+					       "%s: comparing the unsynced "
+					       "changes with version %" PRIu64
+					       ": %m",
+					       m->o.url, hdr.version);
+		if (r == 1) {
+			log_info("%s: version %" PRIu64 " already holds the "
+				 "%" PRId64 " unsynced blocks of this copy "
+				 "(a sync finished on the server before a "
+				 "crash): adopted",
+				 m->o.url, hdr.version, ndirty);
+			ndirty = 0;
+		}
+	}
+	if (ndirty > 0 && prev && prev != hdr.version) {
 		log_error("%s: the local copy holds %" PRId64
 			  " changed blocks made on version %" PRIu64
 			  ", but the server is now at version %" PRIu64
