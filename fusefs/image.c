@@ -43,147 +43,10 @@
 #include "fetch.h"
 #include "image.h"
 
-/* Manifest entries per page: 8192 * 32 B = 256 KiB, which covers 512 MiB
- * of image at 64 KiB blocks.  The first read needs one page, not the whole
- * manifest. */
-#define MANIFEST_PAGE_ENTRIES 8192u
-/* Longest single range request, in bytes. */
-#define IMAGE_MAX_RUN_BYTES (4u << 20)
-/* Verified bytes waiting for the writer before producers wait. */
-#define IMAGE_MAX_QUEUED (64u << 20)
-
-/* Verified blocks waiting to be stored. */
-struct store_job {
-	struct store_job *next;
-	uint64_t first;
-	uint32_t count;
-	uint8_t *buf; /* count blocks back to back, owned */
-	bool *ok;     /* which verified, owned */
-	size_t bytes;
-	/* A block the guest wrote (count 1): stored with its dirty record.
-	 * buf holds the whole block (zeros for a zero block). */
-	bool dirty;
-	uint64_t gen;		    /* write generation */
-	uint64_t seq;		    /* position among dirty jobs, for fsync */
-	uint8_t hash[VMF_HASH_LEN]; /* of the new contents; zero if zero */
-};
-
-enum page_state {
-	PAGE_ABSENT,
-	PAGE_LOADING,
-	PAGE_LOADED,
-};
-
-struct image {
-	/* Set before threads start, read-only after. */
-	char *name;
-	char *data_path;
-	char *manifest_path;
-	struct manifest_header hdr;
-	uint64_t npages;
-	uint64_t io_timeout_ns;
-	uint32_t readahead_blocks;
-	uint64_t prev_version;
-	atomic_bool cache_warned; /* warned once that puts fail */
-	struct fetch *fetch;	  /* borrowed */
-	struct cache *cache;	  /* borrowed */
-
-	pthread_mutex_t lock;	/* protects everything below */
-	pthread_cond_t cond;	/* a page loaded or a busy block finished */
-	uint8_t **pages;	/* npages; NULL until loaded */
-	uint8_t *page_state;	/* enum page_state per page */
-	uint8_t *present;	/* bitmap: block is in the cache */
-	uint8_t *busy;		/* bitmap: a demand reader is fetching it */
-	uint8_t *dirty;		/* bitmap: written and not yet synced */
-	uint8_t *written;	/* bitmap: written this session or unsynced: its
-			  * hash is in dirty_hashes, and it is never fetched */
-	uint8_t *wlock;		/* bitmap: a write is updating it */
-	uint8_t **dirty_hashes; /* per manifest page, NULL until a write */
-	uint64_t next_gen;	/* last write generation handed out */
-	uint64_t dirty_queued;	/* dirty jobs queued so far (seq) */
-	uint64_t dirty_stored;	/* highest seq durably stored */
-	bool write_failed;	/* a dirty store failed: EIO from now on */
-	struct image_stats stats;
-	uint64_t seq_next;	      /* block after the latest read */
-	uint32_t ra_window;	      /* read-ahead now, in blocks */
-	uint64_t demand_next;	      /* block after the latest demand miss */
-	uint64_t demand_gen;	      /* moves with every demand miss */
-	struct store_job *jobs;	      /* queue for the writer, oldest first */
-	struct store_job *storing;    /* batch the writer is storing */
-	struct store_job *unverified; /* prefetched, for the writer to hash */
-	unsigned prefetch_inflight;   /* prefetch requests not completed */
-	struct store_job **jobs_tail;
-	size_t jobs_bytes;
-	bool writer_stop;
-	pthread_cond_t writer_cond; /* jobs queued or stop */
-	pthread_t writer;
-	bool writer_started; /* set before threads start */
-};
-
-static void lock(struct image *im)
-{
-	mutex_lock(&im->lock);
-}
-
-static void unlock(struct image *im)
-{
-	mutex_unlock(&im->lock);
-}
-
-static bool bit_get(const uint8_t *map, uint64_t i)
-{
-	return map[i / 8] & (1u << (i % 8));
-}
-
-static void bit_set(uint8_t *map, uint64_t i)
-{
-	map[i / 8] |= (uint8_t)(1u << (i % 8));
-}
-
-static void bit_clear(uint8_t *map, uint64_t i)
-{
-	map[i / 8] &= (uint8_t) ~(1u << (i % 8));
-}
-
-static uint64_t page_entries(const struct image *im, uint64_t page)
-{
-	uint64_t first = page * MANIFEST_PAGE_ENTRIES;
-	uint64_t left = im->hdr.nblocks - first;
-
-	return left < MANIFEST_PAGE_ENTRIES ? left : MANIFEST_PAGE_ENTRIES;
-}
-
-/* The mounted version's hash of block blkno; its page must be loaded
- * (pages never unload). */
-static const uint8_t *base_hash(struct image *im, uint64_t blkno)
-{
-	const uint8_t *page = im->pages[blkno / MANIFEST_PAGE_ENTRIES];
-
-	assert(page);
-	return page + (blkno % MANIFEST_PAGE_ENTRIES) * VMF_HASH_LEN;
-}
-
-static void *writer_thread(void *arg);
-
-static int start_writer(struct image *im)
-{
-	sigset_t all, old;
-	int r;
-
-	/* Signals are handled by the main thread only. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&im->writer, NULL, writer_thread, im);
-	if (r == 0) /* a name for top -H and gdb; cosmetic */
-		(void)pthread_setname_np(im->writer, "vmf-writer");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r == 0)
-		im->writer_started = true;
-	return r;
-}
+#include "image_int.h"
 
 /* Under im->lock: the block's current hash (the written one if dirty). */
-static const uint8_t *cur_hash(struct image *im, uint64_t b)
+const uint8_t *image_cur_hash(struct image *im, uint64_t b)
 {
 	if (bit_get(im->written, b))
 		return im->dirty_hashes[b / MANIFEST_PAGE_ENTRIES] +
@@ -192,7 +55,7 @@ static const uint8_t *cur_hash(struct image *im, uint64_t b)
 }
 
 /* Under im->lock: record b as written with hash h. */
-static int set_dirty(struct image *im, uint64_t b, const uint8_t *h)
+int image_set_dirty(struct image *im, uint64_t b, const uint8_t *h)
 {
 	uint8_t **page = &im->dirty_hashes[b / MANIFEST_PAGE_ENTRIES];
 
@@ -265,7 +128,7 @@ int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
 	 * manifest pages load (a block cached under an older version whose
 	 * hash changed fails to open and is fetched again). */
 	im->stats.blocks_cached = (uint64_t)n;
-	r = start_writer(im);
+	r = image_start_writer(im);
 	if (r < 0) {
 		image_free(im);
 		return r;
@@ -474,8 +337,8 @@ void image_block_range(const struct image *im, uint64_t first, uint32_t count,
 
 /* Hash each block of a fetched run and compare with the manifest; set
  * ok[i].  Returns the number that failed. */
-static uint32_t verify_run(struct image *im, uint64_t first, uint32_t count,
-			   const uint8_t *buf, bool *ok)
+uint32_t image_verify_run(struct image *im, uint64_t first, uint32_t count,
+			  const uint8_t *buf, bool *ok)
 {
 	uint32_t bs = im->hdr.block_size, bad = 0;
 
@@ -501,203 +364,10 @@ static uint32_t verify_run(struct image *im, uint64_t first, uint32_t count,
 	return bad;
 }
 
-/* Give up blocks claimed busy without storing them; wakes waiters. */
-static void release_busy(struct image *im, uint64_t first, uint64_t count)
-{
-	lock(im);
-	for (uint64_t i = 0; i < count; i++)
-		bit_clear(im->busy, first + i);
-	cond_broadcast(&im->cond);
-	unlock(im);
-}
-
-/* Queue a verified run for the writer; takes ownership of buf and ok.
- * Marks the run's blocks busy (a demand run already is) until stored.
- * Waits while too much is queued. */
-static int queue_store(struct image *im, uint64_t first, uint32_t count,
-		       uint8_t *buf, bool *ok)
-{
-	struct store_job *j = calloc(1, sizeof(*j));
-
-	if (!j) {
-		free(buf);
-		free(ok);
-		release_busy(im, first, count);
-		return -ENOMEM;
-	}
-	j->first = first;
-	j->count = count;
-	j->buf = buf;
-	j->ok = ok;
-	j->bytes = (size_t)count * im->hdr.block_size;
-	lock(im);
-	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
-		cond_wait(&im->cond, &im->lock);
-	for (uint32_t i = 0; i < count; i++)
-		bit_set(im->busy, first + i);
-	*im->jobs_tail = j;
-	im->jobs_tail = &j->next;
-	im->jobs_bytes += j->bytes;
-	cond_signal(&im->writer_cond);
-	unlock(im);
-	return 0;
-}
-
-/* Store a batch of jobs in one transaction; then publish and free them. */
-static void store_jobs(struct image *im, struct store_job *jobs)
-{
-	_cleanup_free_ struct cache_put *puts = NULL;
-	size_t n = 0, cap = 0, bytes = 0;
-	uint64_t seq = 0;
-	bool any_dirty = false;
-	int r;
-
-	for (struct store_job *j = jobs; j; j = j->next)
-		cap += j->count;
-	puts = calloc(cap ? cap : 1, sizeof(*puts));
-	/* Under the lock: a fetched block the guest has written since is
-	 * not stored (its fetched contents are stale); dirty hashes are
-	 * read here too.  Pointers into the manifest stay valid. */
-	lock(im);
-	for (struct store_job *j = jobs; puts && j; j = j->next) {
-		if (j->dirty) {
-			puts[n].blkno = j->first;
-			puts[n].hash = j->hash;
-			puts[n].buf = j->buf;
-			puts[n].len =
-			    hash_is_zero(j->hash)
-				? 0
-				: manifest_block_len(&im->hdr, j->first);
-			puts[n].dirty = true;
-			puts[n].gen = j->gen;
-			n++;
-			any_dirty = true;
-			seq = j->seq > seq ? j->seq : seq;
-			continue;
-		}
-		for (uint32_t i = 0; i < j->count; i++) {
-			uint64_t b = j->first + i;
-
-			if (!j->ok[i] || bit_get(im->written, b))
-				continue;
-			puts[n].blkno = b;
-			puts[n].hash = base_hash(im, b);
-			puts[n].buf = j->buf + (size_t)i * im->hdr.block_size;
-			puts[n].len = manifest_block_len(&im->hdr, b);
-			n++;
-		}
-	}
-	unlock(im);
-	r = !puts ? -ENOMEM : n ? cache_put_batch(im->cache, puts, n) : 0;
-	if (r < 0 && any_dirty)
-		log_error_errno(r,
-				"%s: storing written blocks failed (%m): the "
-				"local copy is failed, writes and fsync now "
-				"return EIO",
-				im->name);
-	else if (r < 0 && !atomic_exchange(&im->cache_warned, true))
-		log_warn_errno(r,
-			       "%s: cannot cache fetched blocks (%m); "
-			       "reads go on from the server",
-			       im->name);
-	lock(im);
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		bool was = bit_get(im->present, puts[i].blkno);
-
-		if (puts[i].len && !was) {
-			bit_set(im->present, puts[i].blkno);
-			im->stats.blocks_cached++;
-		} else if (!puts[i].len && was) {
-			bit_clear(im->present, puts[i].blkno);
-			im->stats.blocks_cached--;
-		}
-	}
-	if (any_dirty && r < 0)
-		im->write_failed = true;
-	else if (any_dirty)
-		im->dirty_stored = seq;
-	for (struct store_job *j = jobs; j; j = j->next) {
-		for (uint32_t i = 0; !j->dirty && i < j->count; i++)
-			bit_clear(im->busy, j->first + i);
-		bytes += j->bytes;
-	}
-	im->jobs_bytes -= bytes;
-	im->storing = NULL;
-	cond_broadcast(&im->cond);
-	unlock(im);
-	while (jobs) {
-		struct store_job *next = jobs->next;
-
-		free(jobs->buf);
-		free(jobs->ok);
-		free(jobs);
-		jobs = next;
-	}
-}
-
-static void *writer_thread(void *arg)
-{
-	struct image *im = arg;
-
-	for (;;) {
-		struct store_job *jobs, *unv, **tail;
-		bool stop;
-
-		lock(im);
-		while (!im->jobs && !im->unverified && !im->writer_stop)
-			cond_wait(&im->writer_cond, &im->lock);
-		jobs = im->jobs;
-		unv = im->unverified;
-		im->storing = jobs;
-		stop = im->writer_stop;
-		im->jobs = NULL;
-		im->jobs_tail = &im->jobs;
-		im->unverified = NULL;
-		unlock(im);
-		/* Prefetched runs are hashed here, off the fetch thread;
-		 * only then may readers copy them from the batch. */
-		for (struct store_job *j = unv; j; j = j->next)
-			verify_run(im, j->first, j->count, j->buf, j->ok);
-		if (unv) {
-			lock(im);
-			for (tail = &jobs; *tail; tail = &(*tail)->next)
-				;
-			*tail = unv;
-			im->storing = jobs;
-			unlock(im);
-		}
-		if (jobs)
-			store_jobs(im, jobs);
-		else if (stop)
-			break;
-	}
-	return NULL;
-}
-
-int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
-			const uint8_t *buf)
-{
-	size_t len = (size_t)count * im->hdr.block_size;
-	bool *ok = calloc(count, sizeof(bool));
-	uint8_t *copy = malloc(len);
-	uint32_t bad;
-	int r;
-
-	if (!ok || !copy) {
-		free(ok);
-		free(copy);
-		return -ENOMEM;
-	}
-	bad = verify_run(im, first, count, buf, ok);
-	memcpy(copy, buf, len);
-	r = queue_store(im, first, count, copy, ok);
-	return r < 0 ? r : (int)bad;
-}
-
 /* Copy the part of block b that overlaps the read [off, off+len) from
  * src (the whole block) into the read buffer. */
-static void copy_overlap(struct image *im, uint64_t b, const uint8_t *src,
-			 uint8_t *buf, size_t len, uint64_t off)
+void image_copy_overlap(struct image *im, uint64_t b, const uint8_t *src,
+			uint8_t *buf, size_t len, uint64_t off)
 {
 	uint64_t bo = b * im->hdr.block_size;
 	uint64_t be = bo + manifest_block_len(&im->hdr, b);
@@ -750,7 +420,7 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 	if (!run || !ok) {
 		free(run);
 		free(ok);
-		release_busy(im, first, count);
+		image_release_busy(im, first, count);
 		return -ENOMEM;
 	}
 	for (;;) {
@@ -765,8 +435,9 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 		req.buf_len = rlen;
 		req.prio = FETCH_PRIO_DEMAND;
 		if (fetch_run(im->fetch, &req) == 0) {
-			verify_run(im, lo, (uint32_t)(hi - lo),
-				   run + (lo - first) * bs, ok + (lo - first));
+			image_verify_run(im, lo, (uint32_t)(hi - lo),
+					 run + (lo - first) * bs,
+					 ok + (lo - first));
 			lock(im);
 			im->stats.demand_fetched_blocks += hi - lo;
 			unlock(im);
@@ -795,10 +466,10 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 	}
 	for (uint32_t i = 0; r == 0 && i < count; i++)
 		if (ok[i])
-			copy_overlap(im, first + i, run + (size_t)i * bs, buf,
-				     len, off);
+			image_copy_overlap(im, first + i, run + (size_t)i * bs,
+					   buf, len, off);
 	/* Even after a failure the good blocks are worth keeping. */
-	q = queue_store(im, first, count, run, ok);
+	q = image_queue_store(im, first, count, run, ok);
 	return r < 0 ? r : q;
 }
 
@@ -816,149 +487,12 @@ static int read_cached(struct image *im, uint64_t b, uint8_t *tmp, uint8_t *buf,
 		return cache_get(im->cache, b, h, buf + (bo - off), blen);
 	r = cache_get(im->cache, b, h, tmp, blen);
 	if (r == 0)
-		copy_overlap(im, b, tmp, buf, len, off);
+		image_copy_overlap(im, b, tmp, buf, len, off);
 	return r;
 }
 
-/* An asynchronous read-ahead request; req is the first member so the
- * completion can find the rest. */
-struct prefetch {
-	struct fetch_req req;
-	struct image *im;
-	uint64_t first;
-	uint32_t count;
-	uint8_t *buf;
-};
-
-/* Fetch thread: hand the bytes to the writer (which verifies them) or,
- * on failure, release the blocks.  Never blocks. */
-static void prefetch_done(struct fetch_req *req)
-{
-	struct prefetch *p = (struct prefetch *)req;
-	struct image *im = p->im;
-	struct store_job *j = NULL;
-	bool *ok = NULL;
-
-	if (req->result == 0) {
-		j = calloc(1, sizeof(*j));
-		ok = calloc(p->count, sizeof(bool));
-	}
-	lock(im);
-	if (j && ok) {
-		j->first = p->first;
-		j->count = p->count;
-		j->buf = p->buf;
-		j->ok = ok;
-		j->bytes = (size_t)p->count * im->hdr.block_size;
-		j->next = im->unverified;
-		im->unverified = j;
-		im->jobs_bytes += j->bytes;
-		im->stats.demand_fetched_blocks += p->count;
-		cond_signal(&im->writer_cond);
-	} else {
-		for (uint32_t i = 0; i < p->count; i++)
-			bit_clear(im->busy, p->first + i);
-		free(p->buf);
-		free(j);
-		free(ok);
-	}
-	im->prefetch_inflight--;
-	cond_broadcast(&im->cond);
-	unlock(im);
-	free(p);
-}
-
-static bool is_fetchable(struct image *im, uint64_t b);
-
-/* Start fetching up to want blocks from `from` on without waiting, for a
- * reader.  Best effort: skipped when the writer is behind. */
-static void prefetch(struct image *im, uint64_t from, uint32_t want)
-{
-	uint64_t end, stop = from + want, off, len;
-	struct prefetch *p;
-
-	if (stop > im->hdr.nblocks)
-		stop = im->hdr.nblocks;
-	lock(im);
-	if (im->jobs_bytes > IMAGE_MAX_QUEUED / 2 || im->writer_stop) {
-		unlock(im);
-		return;
-	}
-	/* Skip what is cached, zero or taken, then claim a contiguous run. */
-	while (from < stop &&
-	       im->page_state[from / MANIFEST_PAGE_ENTRIES] == PAGE_LOADED &&
-	       !is_fetchable(im, from))
-		from++;
-	for (end = from; end < stop; end++) {
-		if (im->page_state[end / MANIFEST_PAGE_ENTRIES] !=
-			PAGE_LOADED ||
-		    !is_fetchable(im, end))
-			break;
-		bit_set(im->busy, end);
-	}
-	if (end > from)
-		im->prefetch_inflight++;
-	unlock(im);
-	if (end == from)
-		return;
-	p = calloc(1, sizeof(*p));
-	if (p)
-		p->buf = malloc((size_t)(end - from) * im->hdr.block_size);
-	if (!p || !p->buf) {
-		release_busy(im, from, end - from);
-		lock(im);
-		im->prefetch_inflight--;
-		cond_broadcast(&im->cond);
-		unlock(im);
-		if (p)
-			free(p->buf);
-		free(p);
-		return;
-	}
-	p->im = im;
-	p->first = from;
-	p->count = (uint32_t)(end - from);
-	image_block_range(im, from, p->count, &off, &len);
-	p->req.path = im->data_path;
-	p->req.off = off;
-	p->req.len = len;
-	p->req.buf = p->buf;
-	p->req.buf_len = len;
-	p->req.prio = FETCH_PRIO_DEMAND;
-	p->req.done = prefetch_done;
-	fetch_submit(im->fetch, &p->req);
-}
-
-/* Under im->lock: if block b is verified and waiting for the writer,
- * copy it from the queue (a memcpy; job buffers are freed only after
- * they leave the lists under the lock).  Returns true if copied. */
-static bool copy_queued(struct image *im, uint64_t b, uint8_t *buf, size_t len,
-			uint64_t off)
-{
-	/* The newest copy wins: the queue is oldest first, and everything
-	 * queued is newer than the batch being stored. */
-	struct store_job *lists[2] = {im->jobs, im->storing};
-
-	for (int l = 0; l < 2; l++) {
-		struct store_job *last = NULL;
-
-		for (struct store_job *j = lists[l]; j; j = j->next)
-			if (b >= j->first && b < j->first + j->count &&
-			    j->ok[b - j->first])
-				last = j;
-		if (last) {
-			copy_overlap(im, b,
-				     last->buf + (size_t)(b - last->first) *
-						     im->hdr.block_size,
-				     buf, len, off);
-			return true;
-		}
-	}
-	return false;
-}
-
 /* Under im->lock: is block b one we must fetch, and not someone else's? */
-static bool is_fetchable(struct image *im, uint64_t b)
+bool image_is_fetchable(struct image *im, uint64_t b)
 {
 	return !bit_get(im->present, b) && !bit_get(im->busy, b) &&
 	       !bit_get(im->written, b) && !hash_is_zero(base_hash(im, b));
@@ -980,17 +514,17 @@ static int read_dirty(struct image *im, uint64_t b, uint8_t *buf, size_t len,
 		unlock(im);
 		return 0;
 	}
-	if (copy_queued(im, b, buf, len, off)) {
+	if (image_copy_queued(im, b, buf, len, off)) {
 		unlock(im);
 		return 1;
 	}
-	memcpy(h, cur_hash(im, b), VMF_HASH_LEN);
+	memcpy(h, image_cur_hash(im, b), VMF_HASH_LEN);
 	unlock(im);
 	if (hash_is_zero(h)) {
 		tmp = calloc(1, im->hdr.block_size);
 		if (!tmp)
 			return -ENOMEM;
-		copy_overlap(im, b, tmp, buf, len, off);
+		image_copy_overlap(im, b, tmp, buf, len, off);
 		return 1;
 	}
 	tmp = malloc(im->hdr.block_size);
@@ -1004,7 +538,7 @@ static int read_dirty(struct image *im, uint64_t b, uint8_t *buf, size_t len,
 				im->name, b);
 		return -EIO;
 	}
-	copy_overlap(im, b, tmp, buf, len, off);
+	image_copy_overlap(im, b, tmp, buf, len, off);
 	return 1;
 }
 
@@ -1119,7 +653,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			continue;
 		}
 		busy = bit_get(im->busy, b);
-		if (busy && copy_queued(im, b, buf, len, off)) {
+		if (busy && image_copy_queued(im, b, buf, len, off)) {
 			unlock(im);
 			continue;
 		}
@@ -1149,7 +683,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			    im->page_state[end / MANIFEST_PAGE_ENTRIES] !=
 				PAGE_LOADED)
 				break;
-			if (!is_fetchable(im, end))
+			if (!image_is_fetchable(im, end))
 				break;
 			bit_set(im->busy, end);
 		}
@@ -1167,291 +701,11 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		b = (end < last + 1 ? end : last + 1) - 1;
 	}
 	if (ra)
-		prefetch(im, last + 1, ra);
+		image_prefetch(im, last + 1, ra);
 	lock(im);
 	im->stats.read_bytes += len;
 	unlock(im);
 	return (ssize_t)len;
-}
-
-/* Queue the new contents of block b (owned buf, the whole block) for the
- * writer as a dirty job.  The caller holds b's write lock. */
-static int queue_dirty(struct image *im, uint64_t b, uint8_t *buf)
-{
-	struct store_job *j = calloc(1, sizeof(*j));
-	bool *ok = calloc(1, sizeof(bool));
-	uint32_t blen = manifest_block_len(&im->hdr, b);
-	int r;
-
-	if (!j || !ok) {
-		free(j);
-		free(ok);
-		free(buf);
-		return -ENOMEM;
-	}
-	ok[0] = true;
-	j->first = b;
-	j->count = 1;
-	j->buf = buf;
-	j->ok = ok;
-	j->bytes = im->hdr.block_size;
-	j->dirty = true;
-	if (hash_is_zero_buf(buf, blen))
-		memset(j->hash, 0, VMF_HASH_LEN);
-	else
-		hash_sha256(buf, blen, j->hash);
-	lock(im);
-	/* The same contents as now (a rewrite of what was there): nothing
-	 * changes, nothing becomes dirty, no empty version later. */
-	if (memcmp(cur_hash(im, b), j->hash, VMF_HASH_LEN) == 0) {
-		unlock(im);
-		free(j->buf);
-		free(j->ok);
-		free(j);
-		return 0;
-	}
-	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
-		cond_wait(&im->cond, &im->lock);
-	r = set_dirty(im, b, j->hash);
-	if (r < 0) {
-		unlock(im);
-		free(j->buf);
-		free(j->ok);
-		free(j);
-		return r;
-	}
-	j->gen = ++im->next_gen;
-	j->seq = ++im->dirty_queued;
-	*im->jobs_tail = j;
-	im->jobs_tail = &j->next;
-	im->jobs_bytes += j->bytes;
-	cond_signal(&im->writer_cond);
-	unlock(im);
-	return 0;
-}
-
-/* Write into one block: the bytes [s, e) of the image, from src. */
-static int write_block(struct image *im, uint64_t b, const uint8_t *src,
-		       uint64_t s, uint64_t e)
-{
-	uint32_t bs = im->hdr.block_size;
-	uint32_t blen = manifest_block_len(&im->hdr, b);
-	uint64_t bo = b * bs;
-	uint8_t *content = malloc(bs);
-	ssize_t n;
-	int r;
-
-	if (!content)
-		return -ENOMEM;
-	memset(content + blen, 0, bs - blen);
-	/* One writer per block at a time, and never while a fetch of it
-	 * is in flight: its stale contents must be stored first. */
-	lock(im);
-	while (bit_get(im->wlock, b) || bit_get(im->busy, b))
-		cond_wait(&im->cond, &im->lock);
-	bit_set(im->wlock, b);
-	unlock(im);
-	if (s > bo || e < bo + blen) {
-		/* A partial write: the rest of the block must survive, so
-		 * read it first (from the queue, the cache or the server). */
-		n = image_read(im, content, blen, bo);
-		r = n == (ssize_t)blen ? 0 : n < 0 ? (int)n : -EIO;
-		if (r < 0) {
-			free(content);
-			goto out;
-		}
-	}
-	memcpy(content + (s - bo), src, e - s);
-	r = queue_dirty(im, b, content);
-out:
-	lock(im);
-	bit_clear(im->wlock, b);
-	cond_broadcast(&im->cond);
-	unlock(im);
-	return r;
-}
-
-ssize_t image_write(struct image *im, const void *vbuf, size_t len,
-		    uint64_t off)
-{
-	const uint8_t *buf = vbuf;
-	uint32_t bs = im->hdr.block_size;
-	uint64_t first, last;
-	bool failed;
-	int r;
-
-	lock(im);
-	failed = im->write_failed;
-	unlock(im);
-	if (failed)
-		return -EIO;
-	if (off >= im->hdr.image_size)
-		return len ? -ENOSPC : 0;
-	if (len > im->hdr.image_size - off)
-		len = (size_t)(im->hdr.image_size - off);
-	if (len == 0)
-		return 0;
-	first = off / bs;
-	last = (off + len - 1) / bs;
-	r = image_load_manifest(im, first, last - first + 1);
-	if (r < 0)
-		return -EIO;
-	for (uint64_t b = first; b <= last; b++) {
-		uint64_t bo = b * bs, s = off > bo ? off : bo;
-		uint64_t e = bo + manifest_block_len(&im->hdr, b);
-
-		if (e > off + len)
-			e = off + len;
-		r = write_block(im, b, buf + (s - off), s, e);
-		if (r < 0)
-			return r;
-	}
-	lock(im);
-	im->stats.written_bytes += len;
-	unlock(im);
-	return (ssize_t)len;
-}
-
-int image_flush(struct image *im)
-{
-	int r = 0;
-
-	lock(im);
-	for (uint64_t target = im->dirty_queued;
-	     im->dirty_stored < target && !im->write_failed;)
-		cond_wait(&im->cond, &im->lock);
-	if (im->write_failed)
-		r = -EIO;
-	unlock(im);
-	return r;
-}
-
-static int load_one_dirty(void *opaque, uint64_t blkno, uint64_t gen,
-			  const uint8_t hash[VMF_HASH_LEN])
-{
-	struct image *im = opaque;
-	int r;
-
-	if (blkno >= im->hdr.nblocks)
-		return -EBADMSG;
-	lock(im);
-	r = set_dirty(im, blkno, hash);
-	if (gen > im->next_gen)
-		im->next_gen = gen;
-	unlock(im);
-	return r;
-}
-
-bool image_clean(struct image *im)
-{
-	bool clean;
-
-	lock(im);
-	clean = im->stats.blocks_dirty == 0;
-	unlock(im);
-	return clean;
-}
-
-void image_mark_clean(struct image *im, uint64_t blkno, const uint8_t *h)
-{
-	lock(im);
-	/* Rewritten since the snapshot (another hash): still dirty. */
-	if (bit_get(im->dirty, blkno) &&
-	    memcmp(cur_hash(im, blkno), h, VMF_HASH_LEN) == 0) {
-		bit_clear(im->dirty, blkno);
-		im->stats.blocks_dirty--;
-	}
-	unlock(im);
-}
-
-int image_copy_manifest(struct image *im, uint8_t *out)
-{
-	int r = image_load_manifest(im, 0, im->hdr.nblocks);
-
-	if (r < 0)
-		return r;
-	for (uint64_t p = 0; p < im->npages; p++)
-		memcpy(out + p * MANIFEST_PAGE_ENTRIES * VMF_HASH_LEN,
-		       im->pages[p], page_entries(im, p) * VMF_HASH_LEN);
-	return 0;
-}
-
-struct adopt {
-	struct image *im;
-	struct cache_clean *items;
-	uint8_t (*hashes)[VMF_HASH_LEN];
-	size_t n, cap;
-	bool match;
-};
-
-static int adopt_one(void *opaque, uint64_t blkno, uint64_t gen,
-		     const uint8_t hash[VMF_HASH_LEN])
-{
-	struct adopt *a = opaque;
-	int r;
-
-	if (blkno >= a->im->hdr.nblocks)
-		return -EBADMSG;
-	r = image_load_manifest(a->im, blkno, 1);
-	if (r < 0)
-		return r;
-	if (memcmp(base_hash(a->im, blkno), hash, VMF_HASH_LEN) != 0)
-		a->match = false;
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 64;
-		struct cache_clean *ni = realloc(a->items, cap * sizeof(*ni));
-		uint8_t(*nh)[VMF_HASH_LEN];
-
-		if (!ni)
-			return -ENOMEM;
-		a->items = ni;
-		nh = realloc(a->hashes, cap * sizeof(*nh));
-		if (!nh)
-			return -ENOMEM;
-		a->hashes = nh;
-		a->cap = cap;
-	}
-	a->items[a->n].blkno = blkno;
-	a->items[a->n].gen = gen;
-	memcpy(a->hashes[a->n], hash, VMF_HASH_LEN);
-	a->n++;
-	return 0;
-}
-
-int image_adopt(struct image *im)
-{
-	struct adopt a = {.im = im, .match = true};
-	_cleanup_free_ bool *cleaned = NULL;
-	char ver[32];
-	int64_t n;
-	int r;
-
-	n = cache_dirty_walk(im->cache, adopt_one, &a);
-	if (n < 0 || !a.match || a.n == 0) {
-		r = n < 0 ? (int)n : 0;
-		goto out;
-	}
-	cleaned = calloc(a.n, sizeof(bool));
-	if (!cleaned) {
-		r = -ENOMEM;
-		goto out;
-	}
-	snprintf(ver, sizeof(ver), "%" PRIu64, im->hdr.version);
-	r = cache_clean_dirty(im->cache, a.items, a.n, cleaned, "version", ver,
-			      strlen(ver));
-	for (size_t i = 0; r == 0 && i < a.n; i++)
-		if (cleaned[i])
-			image_mark_clean(im, a.items[i].blkno, a.hashes[i]);
-	r = r < 0 ? r : 1;
-out:
-	free(a.items);
-	free(a.hashes);
-	return r;
-}
-
-int64_t image_load_dirty(struct image *im)
-{
-	return cache_dirty_walk(im->cache, load_one_dirty, im);
 }
 
 int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
@@ -1471,9 +725,10 @@ int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 		if (page_end > nb)
 			page_end = nb;
 		lock(im);
-		while (b < page_end && !is_fetchable(im, b))
+		while (b < page_end && !image_is_fetchable(im, b))
 			b++;
-		while (b + n < page_end && n < max && is_fetchable(im, b + n))
+		while (b + n < page_end && n < max &&
+		       image_is_fetchable(im, b + n))
 			n++;
 		unlock(im);
 		if (n > 0) {

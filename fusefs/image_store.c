@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/* The image's writer thread and its queue, and asynchronous read-ahead.
+ *
+ * Verified blocks (fetched on demand, by hydration or read-ahead) and the
+ * guest's writes are queued as jobs; the writer stores everything queued
+ * in one LMDB transaction, so readers never wait for a commit's fsync.
+ * Readers copy the newest queued copy of a block meanwhile.  Threading
+ * and lock order: see image.c.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "hash.h"
+#include "log.h"
+
+#include "cache.h"
+#include "fetch.h"
+#include "image_int.h"
+
+/* Give up blocks claimed busy without storing them; wakes waiters. */
+void image_release_busy(struct image *im, uint64_t first, uint64_t count)
+{
+	lock(im);
+	for (uint64_t i = 0; i < count; i++)
+		bit_clear(im->busy, first + i);
+	cond_broadcast(&im->cond);
+	unlock(im);
+}
+
+/* Queue a verified run for the writer; takes ownership of buf and ok.
+ * Marks the run's blocks busy (a demand run already is) until stored.
+ * Waits while too much is queued. */
+int image_queue_store(struct image *im, uint64_t first, uint32_t count,
+		      uint8_t *buf, bool *ok)
+{
+	struct store_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		free(buf);
+		free(ok);
+		image_release_busy(im, first, count);
+		return -ENOMEM;
+	}
+	j->first = first;
+	j->count = count;
+	j->buf = buf;
+	j->ok = ok;
+	j->bytes = (size_t)count * im->hdr.block_size;
+	lock(im);
+	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
+		cond_wait(&im->cond, &im->lock);
+	for (uint32_t i = 0; i < count; i++)
+		bit_set(im->busy, first + i);
+	*im->jobs_tail = j;
+	im->jobs_tail = &j->next;
+	im->jobs_bytes += j->bytes;
+	cond_signal(&im->writer_cond);
+	unlock(im);
+	return 0;
+}
+
+/* Store a batch of jobs in one transaction; then publish and free them. */
+static void store_jobs(struct image *im, struct store_job *jobs)
+{
+	_cleanup_free_ struct cache_put *puts = NULL;
+	size_t n = 0, cap = 0, bytes = 0;
+	uint64_t seq = 0;
+	bool any_dirty = false;
+	int r;
+
+	for (struct store_job *j = jobs; j; j = j->next)
+		cap += j->count;
+	puts = calloc(cap ? cap : 1, sizeof(*puts));
+	/* Under the lock: a fetched block the guest has written since is
+	 * not stored (its fetched contents are stale); dirty hashes are
+	 * read here too.  Pointers into the manifest stay valid. */
+	lock(im);
+	for (struct store_job *j = jobs; puts && j; j = j->next) {
+		if (j->dirty) {
+			puts[n].blkno = j->first;
+			puts[n].hash = j->hash;
+			puts[n].buf = j->buf;
+			puts[n].len =
+			    hash_is_zero(j->hash)
+				? 0
+				: manifest_block_len(&im->hdr, j->first);
+			puts[n].dirty = true;
+			puts[n].gen = j->gen;
+			n++;
+			any_dirty = true;
+			seq = j->seq > seq ? j->seq : seq;
+			continue;
+		}
+		for (uint32_t i = 0; i < j->count; i++) {
+			uint64_t b = j->first + i;
+
+			if (!j->ok[i] || bit_get(im->written, b))
+				continue;
+			puts[n].blkno = b;
+			puts[n].hash = base_hash(im, b);
+			puts[n].buf = j->buf + (size_t)i * im->hdr.block_size;
+			puts[n].len = manifest_block_len(&im->hdr, b);
+			n++;
+		}
+	}
+	unlock(im);
+	r = !puts ? -ENOMEM : n ? cache_put_batch(im->cache, puts, n) : 0;
+	if (r < 0 && any_dirty)
+		log_error_errno(r,
+				"%s: storing written blocks failed (%m): the "
+				"local copy is failed, writes and fsync now "
+				"return EIO",
+				im->name);
+	else if (r < 0 && !atomic_exchange(&im->cache_warned, true))
+		log_warn_errno(r,
+			       "%s: cannot cache fetched blocks (%m); "
+			       "reads go on from the server",
+			       im->name);
+	lock(im);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		bool was = bit_get(im->present, puts[i].blkno);
+
+		if (puts[i].len && !was) {
+			bit_set(im->present, puts[i].blkno);
+			im->stats.blocks_cached++;
+		} else if (!puts[i].len && was) {
+			bit_clear(im->present, puts[i].blkno);
+			im->stats.blocks_cached--;
+		}
+	}
+	if (any_dirty && r < 0)
+		im->write_failed = true;
+	else if (any_dirty)
+		im->dirty_stored = seq;
+	for (struct store_job *j = jobs; j; j = j->next) {
+		for (uint32_t i = 0; !j->dirty && i < j->count; i++)
+			bit_clear(im->busy, j->first + i);
+		bytes += j->bytes;
+	}
+	im->jobs_bytes -= bytes;
+	im->storing = NULL;
+	cond_broadcast(&im->cond);
+	unlock(im);
+	while (jobs) {
+		struct store_job *next = jobs->next;
+
+		free(jobs->buf);
+		free(jobs->ok);
+		free(jobs);
+		jobs = next;
+	}
+}
+
+static void *writer_thread(void *arg)
+{
+	struct image *im = arg;
+
+	for (;;) {
+		struct store_job *jobs, *unv, **tail;
+		bool stop;
+
+		lock(im);
+		while (!im->jobs && !im->unverified && !im->writer_stop)
+			cond_wait(&im->writer_cond, &im->lock);
+		jobs = im->jobs;
+		unv = im->unverified;
+		im->storing = jobs;
+		stop = im->writer_stop;
+		im->jobs = NULL;
+		im->jobs_tail = &im->jobs;
+		im->unverified = NULL;
+		unlock(im);
+		/* Prefetched runs are hashed here, off the fetch thread;
+		 * only then may readers copy them from the batch. */
+		for (struct store_job *j = unv; j; j = j->next)
+			image_verify_run(im, j->first, j->count, j->buf, j->ok);
+		if (unv) {
+			lock(im);
+			for (tail = &jobs; *tail; tail = &(*tail)->next)
+				;
+			*tail = unv;
+			im->storing = jobs;
+			unlock(im);
+		}
+		if (jobs)
+			store_jobs(im, jobs);
+		else if (stop)
+			break;
+	}
+	return NULL;
+}
+
+int image_start_writer(struct image *im)
+{
+	sigset_t all, old;
+	int r;
+
+	/* Signals are handled by the main thread only. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&im->writer, NULL, writer_thread, im);
+	if (r == 0) /* a name for top -H and gdb; cosmetic */
+		(void)pthread_setname_np(im->writer, "vmf-writer");
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0)
+		im->writer_started = true;
+	return r;
+}
+
+int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
+			const uint8_t *buf)
+{
+	size_t len = (size_t)count * im->hdr.block_size;
+	bool *ok = calloc(count, sizeof(bool));
+	uint8_t *copy = malloc(len);
+	uint32_t bad;
+	int r;
+
+	if (!ok || !copy) {
+		free(ok);
+		free(copy);
+		return -ENOMEM;
+	}
+	bad = image_verify_run(im, first, count, buf, ok);
+	memcpy(copy, buf, len);
+	r = image_queue_store(im, first, count, copy, ok);
+	return r < 0 ? r : (int)bad;
+}
+
+/* An asynchronous read-ahead request; req is the first member so the
+ * completion can find the rest. */
+struct prefetch {
+	struct fetch_req req;
+	struct image *im;
+	uint64_t first;
+	uint32_t count;
+	uint8_t *buf;
+};
+
+/* Fetch thread: hand the bytes to the writer (which verifies them) or,
+ * on failure, release the blocks.  Never blocks. */
+static void prefetch_done(struct fetch_req *req)
+{
+	struct prefetch *p = (struct prefetch *)req;
+	struct image *im = p->im;
+	struct store_job *j = NULL;
+	bool *ok = NULL;
+
+	if (req->result == 0) {
+		j = calloc(1, sizeof(*j));
+		ok = calloc(p->count, sizeof(bool));
+	}
+	lock(im);
+	if (j && ok) {
+		j->first = p->first;
+		j->count = p->count;
+		j->buf = p->buf;
+		j->ok = ok;
+		j->bytes = (size_t)p->count * im->hdr.block_size;
+		j->next = im->unverified;
+		im->unverified = j;
+		im->jobs_bytes += j->bytes;
+		im->stats.demand_fetched_blocks += p->count;
+		cond_signal(&im->writer_cond);
+	} else {
+		for (uint32_t i = 0; i < p->count; i++)
+			bit_clear(im->busy, p->first + i);
+		free(p->buf);
+		free(j);
+		free(ok);
+	}
+	im->prefetch_inflight--;
+	cond_broadcast(&im->cond);
+	unlock(im);
+	free(p);
+}
+
+/* Start fetching up to want blocks from `from` on without waiting, for a
+ * reader.  Best effort: skipped when the writer is behind. */
+void image_prefetch(struct image *im, uint64_t from, uint32_t want)
+{
+	uint64_t end, stop = from + want, off, len;
+	struct prefetch *p;
+
+	if (stop > im->hdr.nblocks)
+		stop = im->hdr.nblocks;
+	lock(im);
+	if (im->jobs_bytes > IMAGE_MAX_QUEUED / 2 || im->writer_stop) {
+		unlock(im);
+		return;
+	}
+	/* Skip what is cached, zero or taken, then claim a contiguous run. */
+	while (from < stop &&
+	       im->page_state[from / MANIFEST_PAGE_ENTRIES] == PAGE_LOADED &&
+	       !image_is_fetchable(im, from))
+		from++;
+	for (end = from; end < stop; end++) {
+		if (im->page_state[end / MANIFEST_PAGE_ENTRIES] !=
+			PAGE_LOADED ||
+		    !image_is_fetchable(im, end))
+			break;
+		bit_set(im->busy, end);
+	}
+	if (end > from)
+		im->prefetch_inflight++;
+	unlock(im);
+	if (end == from)
+		return;
+	p = calloc(1, sizeof(*p));
+	if (p)
+		p->buf = malloc((size_t)(end - from) * im->hdr.block_size);
+	if (!p || !p->buf) {
+		image_release_busy(im, from, end - from);
+		lock(im);
+		im->prefetch_inflight--;
+		cond_broadcast(&im->cond);
+		unlock(im);
+		if (p)
+			free(p->buf);
+		free(p);
+		return;
+	}
+	p->im = im;
+	p->first = from;
+	p->count = (uint32_t)(end - from);
+	image_block_range(im, from, p->count, &off, &len);
+	p->req.path = im->data_path;
+	p->req.off = off;
+	p->req.len = len;
+	p->req.buf = p->buf;
+	p->req.buf_len = len;
+	p->req.prio = FETCH_PRIO_DEMAND;
+	p->req.done = prefetch_done;
+	fetch_submit(im->fetch, &p->req);
+}
+
+/* Under im->lock: if block b is verified and waiting for the writer,
+ * copy it from the queue (a memcpy; job buffers are freed only after
+ * they leave the lists under the lock).  Returns true if copied. */
+bool image_copy_queued(struct image *im, uint64_t b, uint8_t *buf, size_t len,
+		       uint64_t off)
+{
+	/* The newest copy wins: the queue is oldest first, and everything
+	 * queued is newer than the batch being stored. */
+	struct store_job *lists[2] = {im->jobs, im->storing};
+
+	for (int l = 0; l < 2; l++) {
+		struct store_job *last = NULL;
+
+		for (struct store_job *j = lists[l]; j; j = j->next)
+			if (b >= j->first && b < j->first + j->count &&
+			    j->ok[b - j->first])
+				last = j;
+		if (last) {
+			image_copy_overlap(im, b,
+					   last->buf +
+					       (size_t)(b - last->first) *
+						   im->hdr.block_size,
+					   buf, len, off);
+			return true;
+		}
+	}
+	return false;
+}
