@@ -48,12 +48,9 @@ static int parse_gc(int argc, char **argv, struct gc_options *o)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
-			if (parse_u64(optarg, &n) < 0 || n == 0 ||
-			    n > RETENTION_KEEP_MAX)
-				return cli_usage_error(
-				    "gc", "--keep-versions: want 1 to %d",
-				    RETENTION_KEEP_MAX);
-			o->keep_versions = n;
+			if (retention_parse_keep("gc", optarg,
+						 &o->keep_versions))
+				return 2;
 			break;
 		case 'g':
 			if (parse_u64(optarg, &n) < 0 || n > INT32_MAX)

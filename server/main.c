@@ -305,12 +305,9 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			o->lease_seconds = (int64_t)n;
 			break;
 		case 'K':
-			if (parse_u64(optarg, &n) < 0 || n == 0 ||
-			    n > RETENTION_KEEP_MAX)
-				return cli_usage_error(
-				    "serve", "--keep-versions: want 1 to %d",
-				    RETENTION_KEEP_MAX);
-			o->keep_versions = n;
+			if (retention_parse_keep("serve", optarg,
+						 &o->keep_versions))
+				return 2;
 			break;
 		case 'h':
 			fputs(usage_serve, stdout);

@@ -21,6 +21,7 @@
 #include "util.h"
 
 #include "leases.h"
+#include "cli.h"
 #include "retention.h"
 #include "versions.h"
 
@@ -173,4 +174,15 @@ int retention_apply(struct versions *v, const char *name, uint64_t keep_default,
 		*ret_dropped = p.ndrop;
 	retention_plan_fini(&p);
 	return r;
+}
+
+int retention_parse_keep(const char *cmd, const char *arg, uint64_t *ret)
+{
+	uint64_t n;
+
+	if (parse_u64(arg, &n) < 0 || n == 0 || n > RETENTION_KEEP_MAX)
+		return cli_usage_error(cmd, "--keep-versions: want 1 to %d",
+				       RETENTION_KEEP_MAX);
+	*ret = n;
+	return 0;
 }

@@ -50,4 +50,8 @@ int retention_drop(struct versions *v, const char *name,
 int retention_apply(struct versions *v, const char *name, uint64_t keep_default,
 		    size_t *ret_dropped);
 
+/* Parse a --keep-versions value for command cmd: 0 and *ret, or the
+ * usage error's exit status (2), already reported. */
+int retention_parse_keep(const char *cmd, const char *arg, uint64_t *ret);
+
 #endif
