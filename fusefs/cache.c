@@ -105,10 +105,14 @@ static int cache_check(struct cache *c)
 	return atomic_load(&c->failed) ? -EIO : 0;
 }
 
+/* Begin a transaction; a failed cache refuses them all (-EIO). */
 static int cache_txn_begin(struct cache *c, unsigned flags, MDB_txn **ret)
 {
-	int r = mdb_txn_begin(c->env, NULL, flags, ret);
+	int r = cache_check(c);
 
+	if (r < 0)
+		return r;
+	r = mdb_txn_begin(c->env, NULL, flags, ret);
 	return r ? cache_err(r, "begin transaction") : 0;
 }
 
@@ -405,9 +409,6 @@ int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
 	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
 	int r;
 
-	r = cache_check(c);
-	if (r < 0)
-		return r;
 	r = cache_txn_begin(c, MDB_RDONLY, &txn);
 	if (r < 0)
 		return r;
@@ -484,9 +485,6 @@ int64_t cache_dirty_walk(struct cache *c, cache_dirty_fn *fn, void *opaque)
 	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
 	int r;
 
-	r = cache_check(c);
-	if (r < 0)
-		return r;
 	r = cache_txn_begin(c, MDB_RDONLY, &txn);
 	if (r < 0)
 		return r;

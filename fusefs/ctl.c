@@ -23,6 +23,7 @@
 #include "cleanup.h"
 #include "io.h"
 #include "log.h"
+#include "proto.h"
 
 #include "ctl.h"
 
@@ -198,7 +199,6 @@ int ctl_request(const char *path, const char *cmd, char **ret_reply)
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	struct sockaddr_un sa;
-	size_t cap = 4096, got = 0;
 	int r;
 
 	r = sock_addr(path, &sa);
@@ -210,40 +210,12 @@ int ctl_request(const char *path, const char *cmd, char **ret_reply)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	/* One line in one send: the server reads a single message. */
-	buf = malloc(strlen(cmd) + 2);
-	if (!buf)
+	if (asprintf(&buf, "%s\n", cmd) < 0)
 		return -ENOMEM;
-	memcpy(buf, cmd, strlen(cmd));
-	memcpy(buf + strlen(cmd), "\n", 2);
 	r = full_write(fd, buf, strlen(buf));
-	free(steal_ptr(&buf));
 	if (r < 0)
 		return r;
 	shutdown(fd, SHUT_WR);
-	buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n;
-
-		if (got + 1 >= cap) {
-			char *nb = realloc(buf, cap * 2);
-
-			if (!nb)
-				return -ENOMEM;
-			buf = nb;
-			cap *= 2;
-		}
-		n = read(fd, buf + got, cap - got - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	*ret_reply = steal_ptr(&buf);
-	return 0;
+	/* The reply: one JSON object, bounded like any JSON we accept. */
+	return read_fd(fd, VMF_JSON_MAX, ret_reply, NULL);
 }

@@ -135,20 +135,11 @@ int write_file_atomic(const char *path, const void *buf, size_t len,
 	return fsync_parent_dir(path);
 }
 
-int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	_cleanup_free_ char *buf = NULL;
-	struct stat st;
+	_cleanup_free_ char *buf = malloc(max + 1);
 	ssize_t n;
 
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
-		return -EFBIG;
-	buf = malloc(max + 1);
 	if (!buf)
 		return -ENOMEM;
 	n = read_up_to(fd, buf, max + 1);
@@ -161,6 +152,20 @@ int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
 	if (ret_len)
 		*ret_len = (size_t)n;
 	return 0;
+}
+
+int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
+		return -EFBIG;
+	return read_fd(fd, max, ret_buf, ret_len);
 }
 
 int mkdir_p(const char *path, mode_t mode)

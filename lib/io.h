@@ -25,6 +25,10 @@ ssize_t read_up_to(int fd, void *buf, size_t len);
 int write_file_atomic(const char *path, const void *buf, size_t len,
 		      mode_t mode);
 
+/* Read fd to end of file, at most max bytes, into a new NUL-terminated
+ * buffer (caller frees).  -EFBIG if there is more. */
+int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
+
 /* Read a whole file of at most max bytes into a new NUL-terminated
  * buffer (caller frees).  -EFBIG if larger. */
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
