@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The client side of leases: one writer per image (docs/protocol.md).
+/* The client side of leases (one writer per image) and pins (a reader's
+ * hold on its version), docs/protocol.md.
  *
  * Stateless; any thread.  Blocks on the network through fetch_run().
  */
@@ -32,6 +33,19 @@ int lease_acquire(struct fetch *f, const char *name, const char *holder,
  * if another holder's lease is live, or a fetch error. */
 int lease_release(struct fetch *f, const char *name, const char *id,
 		  char *ret_why);
+
+/* Pin version of image name for holder (docs/protocol.md, "Pins"), or
+ * renew pin prev_id (may be NULL or ""): the server's retention keeps
+ * the version while the pin lives.  ret->renewed as for a lease.
+ * Returns 0; -ENOENT when the server has no such route, image or
+ * version (ret_why says which); or a fetch error.  ret_why: 256 bytes. */
+int lease_pin(struct fetch *f, const char *name, const char *holder,
+	      const char *prev_id, uint64_t version, struct lease *ret,
+	      char *ret_why);
+
+/* Release pin id on name.  Returns 0 or a fetch error. */
+int lease_unpin(struct fetch *f, const char *name, const char *id,
+		char *ret_why);
 
 /* "user@host" for this process, into buf. */
 void lease_holder_name(char *buf, size_t len);

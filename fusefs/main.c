@@ -37,6 +37,7 @@
 #include "image.h"
 #include "keys.h"
 #include "lease.h"
+#include "pin.h"
 #include "local.h"
 #include "main.h"
 #include "remote.h"
@@ -76,7 +77,8 @@ struct mount {
 	struct image *im;
 	struct hydrate *hydrate;
 	struct writeback *wb;
-	struct lease lease; /* read-write mounts */
+	struct lease lease;	/* read-write mounts */
+	struct pin_keeper *pin; /* read-only mounts */
 	char holder[256];
 	struct ctl *ctl;
 	struct fuse *fuse;
@@ -613,6 +615,23 @@ static int take_lease(struct mount *m)
 	return 0;
 }
 
+/* A read-only mount pins its version so retention keeps it.  Without a
+ * pin (a plain HTTP server, or a server that refuses) the mount still
+ * works: the version may only be dropped after enough new commits. */
+static void take_pin(struct mount *m)
+{
+	char why[256];
+	int r;
+
+	lease_holder_name(m->holder, sizeof(m->holder));
+	r = pin_keeper_start(m->fetch, m->url.name, m->holder, m->version,
+			     &m->pin, why);
+	if (r < 0)
+		log_warn("%s: version %" PRIu64 " not pinned (%s): the server "
+			 "may drop it after enough new versions",
+			 m->url.name, m->version, why);
+}
+
 static int setup(struct mount *m)
 {
 	struct remote_image img;
@@ -713,6 +732,8 @@ static int setup(struct mount *m)
 		if (r < 0)
 			return r;
 	}
+	if (m->o.read_only)
+		take_pin(m); /* also when take_lease() fell back */
 	if (!m->o.read_only) {
 		struct writeback_config wcfg = {
 		    .name = m->url.name,
@@ -776,6 +797,7 @@ static void teardown(struct mount *m)
 	if (m->wb && image_clean(m->im))
 		release_lease(m);
 	writeback_stop(m->wb);
+	pin_keeper_stop(m->pin);
 	image_free(m->im);
 	cache_free(m->cache);
 	fetch_free(m->fetch);

@@ -35,11 +35,13 @@
 #define VMF_SEG_DATA	 "data"
 #define VMF_SEG_MISSING	 "missing"
 #define VMF_SEG_LEASE	 "lease"
+#define VMF_SEG_PINS	 "pins"
 
 /* Request headers. */
 #define VMF_HDR_COMMIT_ID "Vmferry-Commit-Id"	 /* idempotent commit key */
 #define VMF_HDR_BASE	  "Vmferry-Base-Version" /* commit on top of N */
 #define VMF_HDR_LEASE	  "Vmferry-Lease-Id"	 /* commit/release under it */
+#define VMF_HDR_PIN	  "Vmferry-Pin-Id"	 /* the pin to release */
 
 /* Leases: one writer per image. */
 #define VMF_LEASE_ID_HEX_LEN	  32	     /* 16 random bytes, hex */

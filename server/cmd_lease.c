@@ -7,9 +7,11 @@
  * Single-threaded.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h> /* optind */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -21,6 +23,7 @@
 #include "cmd_lease.h"
 #include "history.h"
 #include "leases.h"
+#include "pins.h"
 #include "store.h"
 #include "versions.h"
 
@@ -30,6 +33,8 @@ static const char usage_lease[] =
     "\n"
     "list shows each image's lease: holder, where the VM runs (local or\n"
     "remote), since and until when (UTC); an expired lease binds nobody.\n"
+    "Then the live pins: the versions read-only clients read, which\n"
+    "retention keeps.\n"
     "break removes NAME's lease: its holder's next commit is refused, and\n"
     "anyone may take a new lease.  A running server sees it at once.\n";
 
@@ -60,6 +65,36 @@ static int open_dir(const char *dir, struct store **ret_s,
 	return 0;
 }
 
+/* The live pins of the images names, if any. */
+static void pin_list_all(struct versions *v, char **names, size_t n,
+			 int64_t now)
+{
+	char since[32], until[32];
+	bool header = false;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pin *p = NULL;
+		size_t np = 0;
+		int r = pin_list(v, names[i], now, &p, &np);
+
+		if (r < 0)
+			log_warn_errno(r, "image %s: pins: %m", names[i]);
+		for (size_t j = 0; j < np; j++) {
+			if (!header)
+				printf("\n%-20s  %-24s  %-7s  %-20s  %s\n",
+				       "IMAGE", "PINNED BY", "VERSION", "SINCE",
+				       "EXPIRES");
+			header = true;
+			lease_format_time(p[j].since, since, sizeof(since));
+			lease_format_time(p[j].expires, until, sizeof(until));
+			printf("%-20s  %-24s  %-7llu  %-20s  %s\n", names[i],
+			       p[j].holder, (unsigned long long)p[j].version,
+			       since, until);
+		}
+		free(p);
+	}
+}
+
 static int lease_list(struct versions *v)
 {
 	char **names = NULL, since[32], until[32];
@@ -87,6 +122,7 @@ static int lease_list(struct versions *v)
 		       l.where, since, until,
 		       lease_live(&l, now) ? "" : " (expired)");
 	}
+	pin_list_all(v, names, n, now);
 	versions_names_free(names, n);
 	return 0;
 }

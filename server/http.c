@@ -203,6 +203,8 @@ static int match_route(char *seg[], int n, enum http_route *ret,
 		*ret = ROUTE_COMMIT; /* or ROUTE_HISTORY: by method */
 	else if (n == 4 && strcmp(seg[3], VMF_SEG_LEASE) == 0)
 		*ret = ROUTE_LEASE;
+	else if (n == 4 && strcmp(seg[3], VMF_SEG_PINS) == 0)
+		*ret = ROUTE_PINS;
 	else if (n == 6 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0 &&
 		 strcmp(seg[5], VMF_SEG_MANIFEST) == 0)
 		*ret = ROUTE_MANIFEST;
@@ -224,6 +226,7 @@ static const char *route_methods(enum http_route r)
 	case ROUTE_COMMIT:
 		return "GET, HEAD, POST";
 	case ROUTE_LEASE:
+	case ROUTE_PINS:
 		return "POST, DELETE";
 	case ROUTE_MISSING:
 		return "POST";
@@ -321,6 +324,7 @@ static int authorize(struct http_request *req)
 	case ROUTE_HISTORY:
 	case ROUTE_MANIFEST:
 	case ROUTE_DATA:
+	case ROUTE_PINS:
 		ok = auth_can_read(t, req->name);
 		break;
 	case ROUTE_COMMIT:
@@ -391,6 +395,10 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 	case ROUTE_LEASE:
 		if (strcmp(req->method, MHD_HTTP_METHOD_DELETE) == 0)
 			return http_lease_release(req);
+		return http_write_begin(req);
+	case ROUTE_PINS:
+		if (strcmp(req->method, MHD_HTTP_METHOD_DELETE) == 0)
+			return http_pin_release(req);
 		return http_write_begin(req);
 	default:
 		return http_write_begin(req);

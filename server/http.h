@@ -78,6 +78,7 @@ enum http_route {
 	ROUTE_COMMIT,	/* POST /v1/images/NAME/versions */
 	ROUTE_HISTORY,	/* GET /v1/images/NAME/versions */
 	ROUTE_LEASE,	/* POST, DELETE /v1/images/NAME/lease */
+	ROUTE_PINS,	/* POST, DELETE /v1/images/NAME/pins */
 	ROUTE_MANIFEST, /* GET /v1/images/NAME/versions/N/manifest */
 	ROUTE_DATA,	/* GET /v1/images/NAME/versions/N/data */
 	ROUTE_MISSING,	/* POST /v1/blocks/missing */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Lease routes.
+/* Lease and pin routes.
  *
  * A grant's duration is the image policy's "lease_seconds" if set,
  * else the server's (serve --lease-seconds, 4 hours by default).  The
@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "http_lease.h"
+#include "pins.h"
 #include "versions.h"
 
 /* At most a year: a longer lease is surely a typo. */
@@ -62,8 +63,15 @@ static enum MHD_Result reply_failed(struct http_request *req, int r,
 {
 	if (r == -ENOENT)
 		return http_reply_error(req, 404, "no image %s", req->name);
-	log_error_errno(r, "%s lease of %s: %m", what, req->name);
-	return http_reply_error(req, 500, "server error: %s lease of %s", what,
+	log_error_errno(r, "%s %s: %m", what, req->name);
+	return http_reply_error(req, 500, "server error: %s %s", what,
+				req->name);
+}
+
+static enum MHD_Result reply_bad_policy(struct http_request *req)
+{
+	log_error("image %s: bad policy.json or lease_seconds", req->name);
+	return http_reply_error(req, 500, "image %s has an unreadable policy",
 				req->name);
 }
 
@@ -128,14 +136,10 @@ enum MHD_Result http_lease_acquire(struct http_request *req)
 	json_decref(body); /* rq borrowed from it */
 	if (r == -EBUSY)
 		return reply_held(req, &l);
-	if (r == -EBADMSG) {
-		log_error("image %s: bad policy.json or lease_seconds",
-			  req->name);
-		return http_reply_error(
-		    req, 500, "image %s has an unreadable policy", req->name);
-	}
+	if (r == -EBADMSG)
+		return reply_bad_policy(req);
 	if (r < 0)
-		return reply_failed(req, r, "taking the");
+		return reply_failed(req, r, "taking the lease of");
 	if (!renewed)
 		log_info("image %s leased to %s (%s), token %s", req->name,
 			 l.holder, l.where, req->token->id);
@@ -161,10 +165,82 @@ enum MHD_Result http_lease_release(struct http_request *req)
 	if (r == -EBUSY)
 		return reply_held(req, &l);
 	if (r < 0)
-		return reply_failed(req, r, "releasing the");
+		return reply_failed(req, r, "releasing the lease of");
 	if (released)
 		log_info("image %s: lease released, token %s", req->name,
 			 req->token->id);
+	return http_reply_json(
+	    req, 200, json_pack("{s:b}", "released", released), "no-store");
+}
+
+enum MHD_Result http_pin_acquire(struct http_request *req)
+{
+	struct pin_request rq = {0};
+	json_int_t version = 0;
+	struct pin p;
+	json_t *body;
+	bool renewed;
+	int r;
+
+	body = json_loadb((const char *)req->body, req->body_len, 0, NULL);
+	if (!json_is_object(body) ||
+	    json_unpack(body, "{s:s, s:I, s?s}", "holder", &rq.holder,
+			"version", &version, "pin_id", &rq.id) < 0 ||
+	    !lease_holder_valid(rq.holder) || version < 1 ||
+	    (rq.id && !lease_id_valid(rq.id))) {
+		json_decref(body);
+		return http_reply_error(req, 400,
+					"want a JSON object {\"holder\": TEXT "
+					"(1-%d bytes), \"version\": N} and an "
+					"optional \"pin_id\"",
+					VMF_LEASE_HOLDER_MAX);
+	}
+	rq.version = (uint64_t)version;
+	r = lease_seconds(req, &rq.seconds);
+	if (r == 0)
+		r = pin_acquire(req->ctx->versions, req->name, &rq, &p,
+				&renewed);
+	json_decref(body); /* rq borrowed from it */
+	if (r == -ESRCH)
+		return http_reply_error(req, 404,
+					"image %s has no version %" PRIu64
+					" (dropped by retention?)",
+					req->name, rq.version);
+	if (r == -ENOSPC)
+		return http_reply_error(req, 503,
+					"image %s has %d pins already; try "
+					"again later",
+					req->name, PINS_MAX);
+	if (r == -EBADMSG)
+		return reply_bad_policy(req);
+	if (r < 0)
+		return reply_failed(req, r, "pinning a version of");
+	if (!renewed)
+		log_info("image %s: version %" PRIu64 " pinned by %s, token %s",
+			 req->name, p.version, p.holder, req->token->id);
+	return http_reply_json(
+	    req, 200,
+	    json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "pin_id", p.id,
+		      "holder", p.holder, "version", (json_int_t)p.version,
+		      "since", (json_int_t)p.since, "expires",
+		      (json_int_t)p.expires, "renewed", renewed),
+	    "no-store");
+}
+
+enum MHD_Result http_pin_release(struct http_request *req)
+{
+	const char *id = http_header(req, VMF_HDR_PIN);
+	bool released;
+	int r;
+
+	if (!id || !lease_id_valid(id))
+		return http_reply_error(req, 400,
+					"missing or invalid %s header (want "
+					"%d hex digits)",
+					VMF_HDR_PIN, VMF_LEASE_ID_HEX_LEN);
+	r = pin_release(req->ctx->versions, req->name, id, &released);
+	if (r < 0)
+		return reply_failed(req, r, "releasing a pin of");
 	return http_reply_json(
 	    req, 200, json_pack("{s:b}", "released", released), "no-store");
 }

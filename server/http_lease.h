@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Lease routes: POST and DELETE /v1/images/NAME/lease, and the lease
- * fields of other answers (image metadata, a commit's 409).
+/* Lease and pin routes: POST and DELETE /v1/images/NAME/lease and
+ * /v1/images/NAME/pins, and the lease fields of other answers (image
+ * metadata, a commit's 409).
  *
  * Called by http.c (and http_write.c, http_read.c) on the request's
  * libmicrohttpd thread, after authentication, routing and the grant
@@ -21,6 +22,11 @@
 enum MHD_Result http_lease_acquire(struct http_request *req);
 /* DELETE, with the Vmferry-Lease-Id header. */
 enum MHD_Result http_lease_release(struct http_request *req);
+
+/* POST .../pins (body in req->body, as for a lease) and DELETE with the
+ * Vmferry-Pin-Id header. */
+enum MHD_Result http_pin_acquire(struct http_request *req);
+enum MHD_Result http_pin_release(struct http_request *req);
 
 /* "image NAME is leased to HOLDER (WHERE) since TIME until TIME" into
  * buf. */

@@ -119,6 +119,7 @@ enum MHD_Result http_write_begin(struct http_request *req)
 		max = VMF_BLOCK_SIZE_MAX;
 		break;
 	case ROUTE_LEASE:
+	case ROUTE_PINS:
 		max = HTTP_LEASE_BODY_MAX;
 		break;
 	default:
@@ -403,6 +404,8 @@ enum MHD_Result http_write_finish(struct http_request *req)
 		return finish_commit(req);
 	case ROUTE_LEASE:
 		return http_lease_acquire(req);
+	case ROUTE_PINS:
+		return http_pin_acquire(req);
 	default:
 		return http_reply_error(req, 500, "no handler");
 	}

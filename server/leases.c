@@ -183,14 +183,8 @@ static int new_id(char out[VMF_LEASE_ID_HEX_LEN + 1])
 static int lock_and_read(struct versions *v, const char *name, int *ret_lock_fd,
 			 struct lease *ret, bool *ret_found)
 {
-	uint64_t n;
-	int r;
+	int r = versions_lock_existing(v, name, ret_lock_fd);
 
-	/* Only existing images: versions_lock_image() would create one. */
-	r = versions_current(v, name, &n);
-	if (r < 0)
-		return r;
-	r = versions_lock_image(v, name, ret_lock_fd);
 	if (r < 0)
 		return r;
 	return read_or_none(v, name, ret, ret_found);

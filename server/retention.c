@@ -20,8 +20,9 @@
 #include "log.h"
 #include "util.h"
 
-#include "leases.h"
 #include "cli.h"
+#include "leases.h"
+#include "pins.h"
 #include "retention.h"
 #include "versions.h"
 
@@ -73,10 +74,19 @@ static uint64_t leased_version(struct versions *v, const char *name)
 	return l.version;
 }
 
+static bool pinned(const uint64_t *pins, size_t npins, uint64_t n)
+{
+	for (size_t i = 0; i < npins; i++)
+		if (pins[i] == n)
+			return true;
+	return false;
+}
+
 int retention_plan(struct versions *v, const char *name, uint64_t keep_default,
 		   struct retention_plan *ret)
 {
-	_cleanup_free_ uint64_t *nums = NULL;
+	_cleanup_free_ uint64_t *nums = NULL, *pins = NULL;
+	size_t npins = 0;
 	struct retention_plan p = {0};
 	uint64_t keep_n = 0,
 		 leased; /* keep_n: gcc -O1 cannot see keep_count sets it */
@@ -95,6 +105,15 @@ int retention_plan(struct versions *v, const char *name, uint64_t keep_default,
 	if (r < 0)
 		return r;
 	leased = leased_version(v, name);
+	/* A corrupt pins.json drops nothing until a pin change replaces it:
+	 * a reader's version is worth more than the disk. */
+	r = pin_versions(v, name, now_wall(), &pins, &npins);
+	if (r == -EBADMSG)
+		log_warn(
+		    "image %s: pins.json is corrupt; keeping every version",
+		    name);
+	if (r < 0)
+		return r;
 	p.keep = calloc(n ? n : 1, sizeof(*p.keep));
 	p.drop = calloc(n ? n : 1, sizeof(*p.drop));
 	if (!p.keep || !p.drop) {
@@ -103,9 +122,10 @@ int retention_plan(struct versions *v, const char *name, uint64_t keep_default,
 	}
 	for (size_t i = 0; i < n; i++) {
 		/* The last keep_n numbers present, the current one (always
-		 * among them: it is the largest) and the leased one. */
+		 * among them: it is the largest), the leased and the pinned
+		 * ones. */
 		bool keep = n - i <= keep_n || nums[i] == p.current ||
-			    nums[i] == leased;
+			    nums[i] == leased || pinned(pins, npins, nums[i]);
 
 		if (keep)
 			p.keep[p.nkeep++] = nums[i];

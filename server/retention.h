@@ -3,8 +3,9 @@
  *
  * An image keeps its last N committed versions (policy.json
  * "keep_versions", else the caller's default, RETENTION_KEEP_DEFAULT
- * unless told), its current version always, and the version named by
- * its live lease (leases.h), if any.  A dropped version's manifest and
+ * unless told), its current version always, the version named by its
+ * live lease (leases.h), if any, and every version a live pin names
+ * (pins.h).  A dropped version's manifest and
  * history record are unlinked (manifest first: its absence is what
  * makes the version gone), after which a GET of it answers 404.
  * Blocks are left to gc (gc.h).
@@ -35,7 +36,7 @@ void retention_plan_fini(struct retention_plan *p);
 
 /* Under the image lock: which committed versions of name to keep and
  * drop, keeping keep_default (>= 1) unless policy.json says.  -EBADMSG
- * if policy.json or its keep_versions is bad (nothing is then
+ * if policy.json or its keep_versions, or pins.json, is bad (nothing is then
  * dropped), else errors as versions_numbers(). */
 int retention_plan(struct versions *v, const char *name, uint64_t keep_default,
 		   struct retention_plan *ret);

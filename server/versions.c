@@ -398,6 +398,14 @@ int versions_policy(struct versions *v, const char *name, json_t **ret)
 	return 0;
 }
 
+int versions_lock_existing(struct versions *v, const char *name, int *ret_fd)
+{
+	uint64_t n;
+	int r = versions_current(v, name, &n);
+
+	return r < 0 ? r : versions_lock_image(v, name, ret_fd);
+}
+
 int versions_lock_image(struct versions *v, const char *name, int *ret_fd)
 {
 	_cleanup_free_ char *img = NULL, *dir = NULL, *path = NULL;

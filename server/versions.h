@@ -84,6 +84,9 @@ int versions_digest(int fd, uint64_t size, bool zero_version,
  * unlocks).  Serialises commits and lease changes to one image across
  * threads and processes.  Blocks until the lock is free. */
 int versions_lock_image(struct versions *v, const char *name, int *ret_fd);
+/* The same for an image that exists already: -ENOENT (never created)
+ * if name has no current version. */
+int versions_lock_existing(struct versions *v, const char *name, int *ret_fd);
 /* The store v was opened with (borrowed). */
 struct store *versions_store(struct versions *v);
 /* "DIR/commits" (borrowed). */
