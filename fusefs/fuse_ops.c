@@ -147,6 +147,40 @@ static int op_write(const char *path, const char *buf, size_t len, off_t off,
 	return (int)n;
 }
 
+/* The guest's discard (QEMU's raw driver punches a hole) and write-zeroes
+ * become zero blocks.  The size is fixed: plain allocation inside the
+ * image succeeds (every block exists), anything growing it is refused. */
+static int op_fallocate(const char *path, int mode, off_t off, off_t len,
+			struct fuse_file_info *fi)
+{
+	struct fuse_ops_ctx *c = ctx();
+	int zero = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	int r;
+
+	(void)path;
+	(void)fi;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if (c->read_only)
+		return -EROFS;
+	if (mode & ~(zero | FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EINVAL; /* as fallocate(2) says */
+	if (!(mode & FALLOC_FL_KEEP_SIZE) &&
+	    (uint64_t)off + (uint64_t)len > c->size)
+		return -EFBIG;
+	if (!(mode & zero))
+		return 0;
+	log_debug(LOG_CAT_FUSE, "zero %lld at %lld", (long long)len,
+		  (long long)off);
+	r = image_zero(c->im, (uint64_t)off, (uint64_t)len);
+	if (r < 0)
+		log_error_errno(r, "zeroing %lld bytes at %lld: %m",
+				(long long)len, (long long)off);
+	return r;
+}
+
 /* flush (every close) and fsync return once everything written before
  * them is durable in LMDB. */
 static int op_flush(const char *path, struct fuse_file_info *fi)
@@ -214,6 +248,7 @@ static const struct fuse_operations ops = {
     .open = op_open,
     .read = op_read,
     .write = op_write,
+    .fallocate = op_fallocate,
     .truncate = op_truncate,
     .flush = op_flush,
     .fsync = op_fsync,

@@ -65,6 +65,13 @@ ssize_t image_read(struct image *im, void *buf, size_t len, uint64_t off);
 ssize_t image_write(struct image *im, const void *buf, size_t len,
 		    uint64_t off);
 
+/* Zero len bytes at off, as image_write() of zeros would (the guest's
+ * discard/TRIM, fallocate punch-hole): whole blocks become zero blocks,
+ * which are never uploaded and never fetched; the edges of a partial
+ * block are kept.  Clipped at the end of the image.  Returns 0 or an
+ * error as image_write(). */
+int image_zero(struct image *im, uint64_t off, uint64_t len);
+
 /* Wait until every write queued before this call is durable in LMDB.
  * Returns 0, or -EIO if storing written data failed (from then on every
  * write and flush fails: nothing is acknowledged that is not stored). */
@@ -140,6 +147,7 @@ struct image_stats {
 	uint64_t blocks_reused; /* cached under the previous version,
 				 * unchanged in this one */
 	uint64_t written_bytes; /* bytes written through image_write */
+	uint64_t zeroed_bytes;	/* bytes zeroed through image_zero */
 };
 void image_get_stats(struct image *im, struct image_stats *ret);
 

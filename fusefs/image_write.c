@@ -73,7 +73,8 @@ static int queue_dirty(struct image *im, uint64_t b, uint8_t *buf)
 	return 0;
 }
 
-/* Write into one block: the bytes [s, e) of the image, from src. */
+/* Write into one block: the bytes [s, e) of the image, from src (NULL:
+ * zeros). */
 static int write_block(struct image *im, uint64_t b, const uint8_t *src,
 		       uint64_t s, uint64_t e)
 {
@@ -104,7 +105,10 @@ static int write_block(struct image *im, uint64_t b, const uint8_t *src,
 			goto out;
 		}
 	}
-	memcpy(content + (s - bo), src, e - s);
+	if (src)
+		memcpy(content + (s - bo), src, e - s);
+	else
+		memset(content + (s - bo), 0, e - s);
 	r = queue_dirty(im, b, content);
 out:
 	lock(im);
@@ -114,10 +118,10 @@ out:
 	return r;
 }
 
-ssize_t image_write(struct image *im, const void *vbuf, size_t len,
-		    uint64_t off)
+/* image_write() and image_zero(): buf NULL writes zeros. */
+static ssize_t write_range(struct image *im, const uint8_t *buf, size_t len,
+			   uint64_t off)
 {
-	const uint8_t *buf = vbuf;
 	uint32_t bs = im->hdr.block_size;
 	uint64_t first, last;
 	bool failed;
@@ -145,14 +149,43 @@ ssize_t image_write(struct image *im, const void *vbuf, size_t len,
 
 		if (e > off + len)
 			e = off + len;
-		r = write_block(im, b, buf + (s - off), s, e);
+		r = write_block(im, b, buf ? buf + (s - off) : NULL, s, e);
 		if (r < 0)
 			return r;
 	}
 	lock(im);
-	im->stats.written_bytes += len;
+	if (buf)
+		im->stats.written_bytes += len;
+	else
+		im->stats.zeroed_bytes += len;
 	unlock(im);
 	return (ssize_t)len;
+}
+
+ssize_t image_write(struct image *im, const void *buf, size_t len, uint64_t off)
+{
+	return write_range(im, buf, len, off);
+}
+
+int image_zero(struct image *im, uint64_t off, uint64_t len)
+{
+	ssize_t n;
+
+	if (off >= im->hdr.image_size)
+		return 0;
+	if (len > im->hdr.image_size - off)
+		len = im->hdr.image_size - off;
+	/* In pieces that fit a ssize_t on any platform. */
+	while (len > 0) {
+		size_t piece = len > (1u << 30) ? (1u << 30) : (size_t)len;
+
+		n = write_range(im, NULL, piece, off);
+		if (n < 0)
+			return (int)n;
+		off += piece;
+		len -= piece;
+	}
+	return 0;
 }
 
 int image_flush(struct image *im)

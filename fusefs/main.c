@@ -501,6 +501,12 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	    (json_int_t)is.blocks_dirty, "written_bytes",
 	    (json_int_t)is.written_bytes, "blocks_reused",
 	    (json_int_t)is.blocks_reused);
+	if (o && json_object_set_new(
+		     o, "zeroed_bytes",
+		     json_integer((json_int_t)is.zeroed_bytes)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (!o)
 		return -ENOMEM;
 	s = json_dumps(o, JSON_COMPACT);
