@@ -151,6 +151,7 @@ check-asan: deps
 		EXTRA_LDFLAGS="-fsanitize=address,undefined" all
 	$(MAKE) test-image
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		VMFERRY_BUILD=build-asan tests/run
 
