@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "cleanup.h"
 #include "io.h"
 #include "log.h"
+#include "thread.h"
 #include "proto.h"
 
 #include "ctl.h"
@@ -127,7 +127,6 @@ int ctl_start(const char *path, ctl_handler_fn *fn, void *opaque,
 {
 	struct ctl *c = calloc(1, sizeof(*c));
 	struct sockaddr_un sa;
-	sigset_t all, old;
 	int r;
 
 	if (!c)
@@ -147,12 +146,7 @@ int ctl_start(const char *path, ctl_handler_fn *fn, void *opaque,
 		r = -errno;
 		goto fail;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&c->thread, NULL, ctl_thread, c);
-	if (r == 0) /* a name for top -H and gdb; cosmetic */
-		(void)pthread_setname_np(c->thread, "vmf-control");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(&c->thread, ctl_thread, c, "vmf-control");
 	if (r < 0)
 		goto fail;
 	*ret = c;

@@ -76,6 +76,7 @@ struct fetch {
 	atomic_uint_fast64_t st_bytes;
 	atomic_uint_fast64_t st_demand;
 	atomic_uint_fast64_t st_errors;
+	atomic_int_fast64_t st_last_ok; /* wall time of the last success */
 };
 
 static pthread_once_t fetch_global_once = PTHREAD_ONCE_INIT;
@@ -169,6 +170,9 @@ static void fetch_complete(struct fetch *f, struct fetch_req *req, int r)
 	if (r < 0)
 		atomic_fetch_add_explicit(&f->st_errors, 1,
 					  memory_order_relaxed);
+	else
+		atomic_store_explicit(&f->st_last_ok, now_wall(),
+				      memory_order_relaxed);
 	log_debug(LOG_CAT_FETCH,
 		  "fetch %.*s: result %d, HTTP %ld, %zu bytes%s%s",
 		  no_query_len(req->path), req->path, r, req->http_status,
@@ -543,4 +547,6 @@ void fetch_get_stats(struct fetch *f, struct fetch_stats *ret)
 	ret->demand_requests =
 	    atomic_load_explicit(&f->st_demand, memory_order_relaxed);
 	ret->errors = atomic_load_explicit(&f->st_errors, memory_order_relaxed);
+	ret->last_ok_wall =
+	    atomic_load_explicit(&f->st_last_ok, memory_order_relaxed);
 }

@@ -129,6 +129,7 @@ struct fetch_stats {
 	uint64_t bytes;		  /* body bytes received */
 	uint64_t demand_requests; /* of which demand */
 	uint64_t errors;
+	int64_t last_ok_wall; /* wall time of the last success; 0: none */
 };
 /* Snapshot of the counters.  Any thread. */
 void fetch_get_stats(struct fetch *f, struct fetch_stats *ret);

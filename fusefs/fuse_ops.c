@@ -119,6 +119,8 @@ static int op_read(const char *path, char *buf, size_t len, off_t off,
 			 (long long)off, (unsigned long long)c->size);
 		return 0;
 	}
+	if (atomic_load(&c->stopped))
+		return -EIO;
 	log_debug(LOG_CAT_FUSE, "read %zu at %lld", len, (long long)off);
 	n = image_read(c->im, buf, len, (uint64_t)off);
 	if (n < 0)
@@ -139,6 +141,8 @@ static int op_write(const char *path, const char *buf, size_t len, off_t off,
 		return -EROFS;
 	if (off < 0)
 		return -EINVAL;
+	if (atomic_load(&c->stopped))
+		return -EIO;
 	log_debug(LOG_CAT_FUSE, "write %zu at %lld", len, (long long)off);
 	n = image_write(c->im, buf, len, (uint64_t)off);
 	if (n < 0)
@@ -172,6 +176,8 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len,
 		return -EFBIG;
 	if (!(mode & zero))
 		return 0;
+	if (atomic_load(&c->stopped))
+		return -EIO;
 	log_debug(LOG_CAT_FUSE, "zero %lld at %lld", (long long)len,
 		  (long long)off);
 	r = image_zero(c->im, (uint64_t)off, (uint64_t)len);

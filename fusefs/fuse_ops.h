@@ -11,6 +11,7 @@
 #define FUSE_USE_VERSION 312 /* libfuse 3.12: fuse_loop_cfg_* */
 #include <fuse.h>
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -27,6 +28,9 @@ struct fuse_ops_ctx {
 	time_t mtime;
 	const char *ctl_path;
 	bool read_only; /* --read-only: opens for writing get EROFS */
+	/* Set (any thread) when the copy expired: every read, write and
+	 * discard gets EIO from then on. */
+	atomic_bool stopped;
 };
 
 const struct fuse_operations *fuse_ops_get(void);

@@ -8,13 +8,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "thread.h"
 #include "mutex.h"
 #include "util.h"
 
@@ -230,7 +230,6 @@ int hydrate_start(struct image *im, struct fetch *f, struct hydrate **ret)
 	struct hydrate *h = calloc(1, sizeof(*h));
 	uint32_t bs = image_header(im)->block_size;
 	size_t room = HYDRATE_RUN_BYTES > bs ? HYDRATE_RUN_BYTES : bs;
-	sigset_t all, old;
 	int r;
 
 	if (!h)
@@ -247,13 +246,7 @@ int hydrate_start(struct image *im, struct fetch *f, struct hydrate **ret)
 		}
 	}
 	atomic_store_explicit(&h->running, true, memory_order_relaxed);
-	/* Signals are handled by the main thread only. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&h->thread, NULL, hydrate_thread, h);
-	if (r == 0) /* a name for top -H and gdb; cosmetic */
-		(void)pthread_setname_np(h->thread, "vmf-hydrate");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(&h->thread, hydrate_thread, h, "vmf-hydrate");
 	if (r < 0) {
 		atomic_store_explicit(&h->running, false, memory_order_relaxed);
 		hydrate_stop(h);

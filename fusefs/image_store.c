@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "cleanup.h"
 #include "hash.h"
 #include "log.h"
+#include "thread.h"
 
 #include "cache.h"
 #include "fetch.h"
@@ -199,16 +199,9 @@ static void *writer_thread(void *arg)
 
 int image_start_writer(struct image *im)
 {
-	sigset_t all, old;
 	int r;
 
-	/* Signals are handled by the main thread only. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&im->writer, NULL, writer_thread, im);
-	if (r == 0) /* a name for top -H and gdb; cosmetic */
-		(void)pthread_setname_np(im->writer, "vmf-writer");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(&im->writer, writer_thread, im, "vmf-writer");
 	if (r == 0)
 		im->writer_started = true;
 	return r;

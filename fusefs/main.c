@@ -38,6 +38,8 @@
 #include "keys.h"
 #include "lease.h"
 #include "pin.h"
+#include "expiry.h"
+#include "lifecycle.h"
 #include "local.h"
 #include "main.h"
 #include "remote.h"
@@ -57,6 +59,8 @@ struct mount_opts {
 	bool no_hydrate;
 	bool read_only;
 	bool no_sync;
+	bool ephemeral, keep;
+	uint64_t check_interval_s;
 	uint64_t sync_interval_s;
 	uint64_t max_rate;
 	uint64_t io_timeout_s;
@@ -70,6 +74,14 @@ struct mount {
 	struct remote_url url;
 	char *token;
 	uint8_t user_key[CRYPTO_KEY_LEN];
+	/* The copy's data key and id, kept to seal its lifecycle record. */
+	uint8_t data_key[CRYPTO_KEY_LEN];
+	uint8_t cache_id[CRYPTO_CACHE_ID_LEN];
+	struct lifecycle lc; /* as mounted */
+	struct expiry *expiry;
+	bool offline; /* mounted without the server */
+	/* Set by the expiry thread (then SIGTERM ends the loop). */
+	_Atomic int expired; /* enum lifecycle_state, 0: not expired */
 	char cache_path[4096];
 	char ctl_path[256];
 	struct fetch *fetch;
@@ -116,6 +128,13 @@ static void usage(FILE *out)
 	    "      --sync-interval SECS  upload changes this often (default 30;\n"
 	    "                          0: only on vmferry sync and unmount)\n"
 	    "      --no-sync           do not sync at unmount\n"
+	    "      --ephemeral         destroy the local copy at unmount, after\n"
+	    "                          the final sync (default: the image's\n"
+	    "                          policy, else --keep)\n"
+	    "      --keep              keep the encrypted copy for a faster next\n"
+	    "                          start (unless the policy says ephemeral)\n"
+	    "      --check-interval SECS  check the copy's expiry and renew its\n"
+	    "                          offline clock this often (default 60)\n"
 	    "      --no-hydrate        fetch only what is read\n"
 	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
 	    "      --io-timeout SECS   fail a read with EIO after this long without\n"
@@ -147,6 +166,9 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_READ_ONLY,
 		OPT_NO_SYNC,
 		OPT_SYNC_INTERVAL,
+		OPT_EPHEMERAL,
+		OPT_KEEP,
+		OPT_CHECK_INTERVAL,
 	};
 	static const struct option longopts[] = {
 	    {"foreground", no_argument, NULL, 'f'},
@@ -165,6 +187,9 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"read-only", no_argument, NULL, OPT_READ_ONLY},
 	    {"no-sync", no_argument, NULL, OPT_NO_SYNC},
 	    {"sync-interval", required_argument, NULL, OPT_SYNC_INTERVAL},
+	    {"ephemeral", no_argument, NULL, OPT_EPHEMERAL},
+	    {"keep", no_argument, NULL, OPT_KEEP},
+	    {"check-interval", required_argument, NULL, OPT_CHECK_INTERVAL},
 	    {"debug", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -175,6 +200,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	o->sync_interval_s = 30;
 	o->connect_timeout_s = 10;
 	o->readahead = 256 * 1024;
+	o->check_interval_s = 60;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "fD:h", longopts, NULL)) != -1) {
 		const char *what = NULL;
@@ -234,6 +260,18 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			what = "--sync-interval";
 			r = parse_duration(optarg, &o->sync_interval_s);
 			break;
+		case OPT_EPHEMERAL:
+			o->ephemeral = true;
+			break;
+		case OPT_KEEP:
+			o->keep = true;
+			break;
+		case OPT_CHECK_INTERVAL:
+			what = "--check-interval";
+			r = parse_duration(optarg, &o->check_interval_s);
+			if (r == 0 && o->check_interval_s == 0)
+				r = -EINVAL;
+			break;
 		case 'D':
 			what = "--debug";
 			r = log_enable_debug(optarg);
@@ -252,6 +290,15 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	}
 	if (argc - optind != 2) {
 		usage(stderr);
+		return 2;
+	}
+	if (o->ephemeral && o->keep) {
+		log_error("--ephemeral and --keep: choose one");
+		return 2;
+	}
+	if (o->ephemeral && o->no_sync) {
+		log_error("--ephemeral with --no-sync would destroy unsynced "
+			  "changes: choose one");
 		return 2;
 	}
 	o->url = argv[optind];
@@ -400,6 +447,8 @@ static int open_cache(struct mount *m, uint64_t *ret_prev_version)
 		return log_error_errno(r, "cache keys in %s: %m",
 				       m->cache_path);
 	r = cache_open(m->cache_path, data_key, cache_id, 0, &m->cache);
+	memcpy(m->data_key, data_key, sizeof(data_key));
+	memcpy(m->cache_id, cache_id, sizeof(cache_id));
 	crypto_cleanse(data_key, sizeof(data_key));
 	if (r < 0)
 		return log_error_errno(r, "opening the cache in %s: %m",
@@ -412,20 +461,45 @@ static int open_cache(struct mount *m, uint64_t *ret_prev_version)
 }
 
 /* Bind the cache to the version being mounted (after the dirty check:
- * a cache with unsynced changes keeps the version they were made on). */
-static int bind_version(struct mount *m, uint64_t version)
+ * a cache with unsynced changes keeps the version they were made on),
+ * keeping its manifest header for an offline start. */
+static int bind_version(struct mount *m, const struct manifest_header *h)
 {
+	uint8_t enc[MANIFEST_HEADER_SIZE];
 	char ver[32];
 	int r;
 
-	snprintf(ver, sizeof(ver), "%" PRIu64, version);
+	snprintf(ver, sizeof(ver), "%" PRIu64, h->version);
+	manifest_header_encode(h, enc);
 	r = cache_meta_put(m->cache, "version", ver, strlen(ver));
 	if (r == 0)
 		r = cache_meta_put(m->cache, "url", m->o.url, strlen(m->o.url));
+	if (r == 0)
+		r = cache_meta_put(m->cache, "header", enc, sizeof(enc));
 	if (r < 0)
 		return log_error_errno(r, "writing the cache in %s: %m",
 				       m->cache_path);
 	return 0;
+}
+
+/* The copy's lifecycle for status: keep or ephemeral, expiry, offline
+ * clock, seconds left (null: no limit). */
+static int add_lifecycle(struct mount *m, json_t *o)
+{
+	struct lifecycle lc = m->lc;
+	int64_t left;
+
+	if (m->expiry)
+		expiry_get(m->expiry, &lc);
+	lifecycle_check(&lc, now_wall(), &left);
+	return json_object_update_new(
+	    o, json_pack("{s:b, s:b, s:I, s:I, s:I, s:o}", "ephemeral",
+			 lc.ephemeral, "offline", m->offline, "expires",
+			 (json_int_t)lc.expires, "max_offline",
+			 (json_int_t)lc.max_offline_s, "last_contact",
+			 (json_int_t)lc.last_contact, "time_left",
+			 left == INT64_MAX ? json_null()
+					   : json_integer((json_int_t)left)));
 }
 
 /* "sync": run a sync now and answer {"version", "blocks", "message"} or
@@ -501,6 +575,10 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	    (json_int_t)is.blocks_dirty, "written_bytes",
 	    (json_int_t)is.written_bytes, "blocks_reused",
 	    (json_int_t)is.blocks_reused);
+	if (o && add_lifecycle(m, o) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (o && json_object_set_new(
 		     o, "zeroed_bytes",
 		     json_integer((json_int_t)is.zeroed_bytes)) < 0) {
@@ -621,6 +699,217 @@ static int take_lease(struct mount *m)
 	return 0;
 }
 
+/* Close the copy (cache and lock) so that it can be destroyed. */
+static void close_copy(struct mount *m)
+{
+	cache_free(m->cache);
+	m->cache = NULL;
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	m->lock_fd = -1;
+	crypto_cleanse(m->data_key, sizeof(m->data_key));
+}
+
+/* Destroy the copy (closed first): key, then files. */
+static void destroy_copy(struct mount *m)
+{
+	int r;
+
+	close_copy(m);
+	r = lifecycle_destroy(m->cache_path);
+	if (r < 0)
+		log_error_errno(r, "destroying the local copy in %s: %m",
+				m->cache_path);
+	else
+		log_info("destroyed the local copy in %s", m->cache_path);
+}
+
+/* Open the copy and check its lifecycle record (into m->lc; all zero
+ * when it has none).  A copy that expired, was offline too long, or whose
+ * record was edited is destroyed, key first; online a fresh copy then
+ * takes its place, offline the mount is refused (-EKEYEXPIRED). */
+static int open_copy(struct mount *m, bool online, uint64_t *ret_prev)
+{
+	struct lifecycle old;
+	enum lifecycle_state s;
+	char why[256];
+	int r;
+
+	for (int pass = 0;; pass++) {
+		r = open_cache(m, ret_prev);
+		if (r < 0)
+			return r;
+		r = lifecycle_verify(m->cache_path, m->data_key, m->cache_id,
+				     &old);
+		if (r == -ENOENT) {
+			memset(&m->lc, 0, sizeof(m->lc));
+			return 0;
+		}
+		if (r == 0) {
+			s = lifecycle_check(&old, now_wall(), NULL);
+			if (s == LIFECYCLE_OK) {
+				m->lc = old;
+				return 0;
+			}
+			lifecycle_describe(&old, s, why, sizeof(why));
+		} else if (r == -EBADMSG) {
+			snprintf(why, sizeof(why),
+				 "its lifecycle record was edited or is "
+				 "damaged (treated as expired)");
+		} else {
+			return log_error_errno(r,
+					       "reading the lifecycle of "
+					       "%s: %m",
+					       m->cache_path);
+		}
+		log_error("the local copy in %s: %s", m->cache_path, why);
+		destroy_copy(m);
+		if (!online || pass > 0)
+			return -EKEYEXPIRED;
+	}
+}
+
+/* Errors that mean "the server cannot be reached", not "it said no". */
+static bool unreachable(int r)
+{
+	return r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ETIMEDOUT ||
+	       r == -ENETUNREACH || r == -ECONNRESET || r == -EIO;
+}
+
+/* The server is unreachable: start from the kept copy alone, if it has
+ * a valid lifecycle record and the header of its version. */
+static int open_offline(struct mount *m, const char *server_why,
+			struct manifest_header *ret_hdr)
+{
+	_cleanup_free_ void *enc = NULL;
+	uint64_t prev = 0;
+	size_t len;
+	int r;
+
+	r = open_copy(m, false, &prev);
+	if (r == -EKEYEXPIRED)
+		log_error("%s: the server cannot be reached and the local "
+			  "copy expired: not mounted",
+			  m->o.url);
+	if (r < 0)
+		return r;
+	if (!m->lc.url[0] || prev == 0 ||
+	    cache_meta_get(m->cache, "header", &enc, &len) < 0 ||
+	    manifest_header_parse(enc, len, ret_hdr) < 0 ||
+	    ret_hdr->version != prev) {
+		log_error("%s: the server cannot be reached (%s) and there is "
+			  "no local copy to start from in %s",
+			  m->o.url, server_why, m->cache_path);
+		return -EHOSTUNREACH;
+	}
+	m->version = prev;
+	m->offline = true;
+	log_warn("%s: the server cannot be reached (%s): mounting the local "
+		 "copy offline (version %" PRIu64 "); reads of blocks not "
+		 "cached fail, changes go up when the server is back",
+		 m->o.url, server_why, prev);
+	return 0;
+}
+
+/* The record for this mount, from the server's policy (online) or as
+ * kept (offline); refuses (and destroys the copy) when the policy says
+ * the image's copies have expired. */
+static int start_lifecycle(struct mount *m, const struct remote_image *img,
+			   const struct manifest_header *hdr)
+{
+	int64_t now = now_wall();
+	struct lifecycle lc = m->lc;
+	enum lifecycle_state s;
+	char why[256];
+	int r;
+
+	snprintf(lc.url, sizeof(lc.url), "%s", m->o.url);
+	lc.version = hdr->version;
+	lc.image_size = hdr->image_size;
+	if (lc.last_seen < now)
+		lc.last_seen = now;
+	if (img) {
+		lc.expires = img->expires;
+		lc.max_offline_s = (int64_t)img->max_offline_s;
+		lc.last_contact = now;
+		lc.ephemeral = img->ephemeral || m->o.ephemeral;
+		if (img->ephemeral && m->o.keep)
+			log_warn("%s: the image's policy makes local copies "
+				 "ephemeral: --keep is ignored",
+				 m->o.url);
+	} else if (m->o.ephemeral || m->o.keep) {
+		lc.ephemeral = m->o.ephemeral;
+	}
+	s = lifecycle_check(&lc, now, NULL);
+	if (s != LIFECYCLE_OK) {
+		lifecycle_describe(&lc, s, why, sizeof(why));
+		log_error("%s: the image's policy: local copies %s: not "
+			  "mounted",
+			  m->o.url, why);
+		destroy_copy(m);
+		return -EKEYEXPIRED;
+	}
+	r = lifecycle_write(m->cache_path, &lc, m->data_key, m->cache_id);
+	if (r < 0)
+		return log_error_errno(r, "writing the lifecycle of %s: %m",
+				       m->cache_path);
+	m->lc = lc;
+	return 0;
+}
+
+/* Offline, a read-write mount goes on under the lease id it had: the
+ * write-back thread renews it (or takes a new one) once the server is
+ * back (it tries every 5 s), and the commit waits for that. */
+static void offline_lease(struct mount *m)
+{
+	_cleanup_free_ void *prev = NULL;
+	size_t len = 0;
+
+	lease_holder_name(m->holder, sizeof(m->holder));
+	memset(&m->lease, 0, sizeof(m->lease));
+	if (cache_meta_get(m->cache, "lease_id", &prev, &len) == 0 &&
+	    len == VMF_LEASE_ID_HEX_LEN)
+		memcpy(m->lease.id, prev, len);
+	m->lease.expires = 15; /* renewal attempts every 5 s until back */
+}
+
+static void on_expired(void *opaque, enum lifecycle_state s, const char *why);
+
+static int start_expiry(struct mount *m)
+{
+	struct expiry_config cfg = {
+	    .dir = m->cache_path,
+	    .name = m->url.name,
+	    .lc = m->lc,
+	    .interval_s = m->o.check_interval_s,
+	    .expired = on_expired,
+	    .opaque = m,
+	};
+	int r;
+
+	memcpy(cfg.data_key, m->data_key, sizeof(cfg.data_key));
+	memcpy(cfg.cache_id, m->cache_id, sizeof(cfg.cache_id));
+	r = expiry_start(&cfg, m->fetch, &m->expiry);
+	crypto_cleanse(cfg.data_key, sizeof(cfg.data_key));
+	if (r < 0)
+		return log_error_errno(r, "starting the expiry check: %m");
+	return 0;
+}
+
+/* Called by the expiry thread: stop serving, then end the loop as a
+ * signal would (teardown() destroys the copy). */
+static void on_expired(void *opaque, enum lifecycle_state s, const char *why)
+{
+	struct mount *m = opaque;
+
+	log_error("%s: the local copy %s: reads fail from now on; unmounting "
+		  "and destroying it",
+		  m->o.url, why);
+	atomic_store(&m->fctx.stopped, true);
+	atomic_store(&m->expired, (int)s);
+	kill(getpid(), SIGTERM);
+}
+
 /* A read-only mount pins its version so retention keeps it.  Without a
  * pin (a plain HTTP server, or a server that refuses) the mount still
  * works: the version may only be dropped after enough new commits. */
@@ -652,20 +941,29 @@ static int setup(struct mount *m)
 	if (r < 0)
 		return r;
 	r = remote_get_image(m->fetch, m->url.name, &img, why);
-	if (r < 0) {
+	if (r < 0 && unreachable(r)) {
+		r = open_offline(m, remote_strerror(r), &hdr);
+		if (r < 0)
+			return r;
+		prev = hdr.version;
+		img.version = hdr.version;
+	} else if (r < 0) {
 		log_error("%s: %s (%s)", m->o.url, remote_strerror(r), why);
 		return r;
+	} else {
+		r = remote_get_manifest_header(m->fetch, m->url.name, &img,
+					       &hdr, why);
+		if (r < 0) {
+			log_error(
+			    "%s: manifest of version %" PRIu64 ": %s (%s)",
+			    m->o.url, img.version, remote_strerror(r), why);
+			return r;
+		}
+		m->version = img.version;
+		r = open_copy(m, true, &prev);
+		if (r < 0)
+			return r;
 	}
-	r = remote_get_manifest_header(m->fetch, m->url.name, &img, &hdr, why);
-	if (r < 0) {
-		log_error("%s: manifest of version %" PRIu64 ": %s (%s)",
-			  m->o.url, img.version, remote_strerror(r), why);
-		return r;
-	}
-	m->version = img.version;
-	r = open_cache(m, &prev);
-	if (r < 0)
-		return r;
 	remote_data_path(m->url.name, img.version, data_path,
 			 sizeof(data_path));
 	remote_manifest_path(m->url.name, img.version, manifest_path,
@@ -714,7 +1012,9 @@ static int setup(struct mount *m)
 			  m->o.url, m->o.url);
 		return -ESTALE;
 	}
-	r = bind_version(m, hdr.version);
+	r = bind_version(m, &hdr);
+	if (r == 0)
+		r = start_lifecycle(m, m->offline ? NULL : &img, &hdr);
 	if (r < 0)
 		return r;
 	r = image_load_manifest(m->im, 0, 1);
@@ -733,12 +1033,14 @@ static int setup(struct mount *m)
 		if (r < 0)
 			return log_error_errno(r, "starting hydration: %m");
 	}
-	if (!m->o.read_only) {
+	if (!m->o.read_only && m->offline) {
+		offline_lease(m);
+	} else if (!m->o.read_only) {
 		r = take_lease(m);
 		if (r < 0)
 			return r;
 	}
-	if (m->o.read_only)
+	if (m->o.read_only && !m->offline)
 		take_pin(m); /* also when take_lease() fell back */
 	if (!m->o.read_only) {
 		struct writeback_config wcfg = {
@@ -755,6 +1057,9 @@ static int setup(struct mount *m)
 		if (r < 0)
 			return log_error_errno(r, "starting write-back: %m");
 	}
+	r = start_expiry(m);
+	if (r < 0)
+		return r;
 	/* Last: the control thread reads what the lines above set. */
 	r = ctl_start(m->ctl_path, ctl_handler, m, &m->ctl);
 	if (r < 0)
@@ -787,16 +1092,40 @@ static void release_lease(struct mount *m)
 		log_warn("%s: releasing the lease: %s", m->url.name, why);
 }
 
+/* Whether the copy goes at the end: expired, or ephemeral with nothing
+ * left unsynced (an ephemeral copy whose final sync failed is kept, and
+ * the user told). */
+static bool copy_goes(struct mount *m)
+{
+	if (atomic_load(&m->expired))
+		return true;
+	if (!m->lc.ephemeral || !m->im)
+		return false;
+	if (!m->wb || image_clean(m->im))
+		return true;
+	log_error("%s: the ephemeral local copy in %s keeps its unsynced "
+		  "changes, since they did not reach the server: mount again "
+		  "to sync them, or drop them with `vmferry discard %s`",
+		  m->o.url, m->cache_path, m->o.url);
+	return false;
+}
+
 static void teardown(struct mount *m)
 {
+	int expired = atomic_load(&m->expired);
+	bool goes;
+
 	ctl_stop(m->ctl); /* started last, stopped first */
+	expiry_stop(m->expiry);
 	hydrate_stop(m->hydrate);
 	if (m->fuse) {
 		fuse_remove_signal_handlers(fuse_get_session(m->fuse));
 		fuse_unmount(m->fuse);
 		fuse_destroy(m->fuse);
 	}
-	if (m->wb && !m->o.no_sync)
+	/* Past its date the copy's changes still go up if they can; offline
+	 * too long, the server cannot be reached anyway. */
+	if (m->wb && !m->o.no_sync && expired != LIFECYCLE_OFFLINE_TOO_LONG)
 		final_sync(m);
 	/* With changes left unsynced the lease is kept: another writer
 	 * could otherwise commit on top and strand them. */
@@ -804,12 +1133,17 @@ static void teardown(struct mount *m)
 		release_lease(m);
 	writeback_stop(m->wb);
 	pin_keeper_stop(m->pin);
+	goes = copy_goes(m);
 	image_free(m->im);
 	cache_free(m->cache);
+	m->cache = NULL;
 	fetch_free(m->fetch);
+	if (goes)
+		destroy_copy(m);
 	if (m->lock_fd >= 0)
 		close(m->lock_fd); /* last: the copy is closed now */
 	crypto_cleanse(m->user_key, sizeof(m->user_key));
+	crypto_cleanse(m->data_key, sizeof(m->data_key));
 	if (m->token) {
 		crypto_cleanse(m->token, strlen(m->token));
 		free(m->token);

@@ -3,7 +3,6 @@
  * renewal or until told to stop. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "thread.h"
 #include "mutex.h"
 #include "util.h"
 
@@ -76,7 +76,6 @@ int pin_keeper_start(struct fetch *f, const char *name, const char *holder,
 		     uint64_t version, struct pin_keeper **ret, char *ret_why)
 {
 	struct pin_keeper *k = calloc(1, sizeof(*k));
-	sigset_t all, old;
 	int r;
 
 	if (!k)
@@ -97,17 +96,13 @@ int pin_keeper_start(struct fetch *f, const char *name, const char *holder,
 		pin_keeper_stop(k);
 		return r;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&k->thread, NULL, keeper_thread, k);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(&k->thread, keeper_thread, k, "vmf-pin");
 	if (r < 0) {
 		snprintf(ret_why, 256, "cannot start a thread");
 		pin_keeper_stop(k);
 		return r;
 	}
 	k->started = true;
-	(void)pthread_setname_np(k->thread, "vmf-pin"); /* cosmetic */
 	*ret = k;
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -83,6 +84,73 @@ static int json_u64(json_t *o, const char *key, uint64_t *ret)
 	return 0;
 }
 
+/* "expires": "2027-01-31T00:00:00Z" or Unix seconds. */
+static int policy_time(json_t *j, int64_t *ret)
+{
+	const char *s = json_string_value(j), *end;
+	struct tm tm;
+
+	if (json_is_integer(j) && json_integer_value(j) > 0) {
+		*ret = json_integer_value(j);
+		return 0;
+	}
+	if (!s)
+		return -EINVAL;
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return -EINVAL;
+	*ret = (int64_t)timegm(&tm);
+	return *ret > 0 ? 0 : -EINVAL;
+}
+
+/* "max_offline": "7d" (parse_duration) or seconds, at least 1. */
+static int policy_duration(json_t *j, uint64_t *ret)
+{
+	if (json_is_integer(j) && json_integer_value(j) > 0) {
+		*ret = (uint64_t)json_integer_value(j);
+		return 0;
+	}
+	if (!json_is_string(j) ||
+	    parse_duration(json_string_value(j), ret) < 0 || *ret == 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_policy(json_t *policy, struct remote_image *img, char *ret_why)
+{
+	json_t *j;
+	const char *mode;
+
+	if (!json_is_object(policy))
+		return 0;
+	j = json_object_get(policy, "expires");
+	if (j && policy_time(j, &img->expires) < 0) {
+		snprintf(ret_why, 256,
+			 "the image's policy has an invalid \"expires\" (want "
+			 "\"YYYY-MM-DDTHH:MM:SSZ\" or Unix seconds)");
+		return -EBADMSG;
+	}
+	j = json_object_get(policy, "max_offline");
+	if (j && policy_duration(j, &img->max_offline_s) < 0) {
+		snprintf(ret_why, 256,
+			 "the image's policy has an invalid \"max_offline\" "
+			 "(want a duration such as \"7d\", or seconds)");
+		return -EBADMSG;
+	}
+	j = json_object_get(policy, "local_copy");
+	mode = json_string_value(j);
+	if (j && (!mode || (strcmp(mode, "keep") != 0 &&
+			    strcmp(mode, "ephemeral") != 0))) {
+		snprintf(ret_why, 256,
+			 "the image's policy has an invalid \"local_copy\" "
+			 "(want \"keep\" or \"ephemeral\")");
+		return -EBADMSG;
+	}
+	img->ephemeral = mode && strcmp(mode, "ephemeral") == 0;
+	return 0;
+}
+
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why)
 {
@@ -123,6 +191,9 @@ int remote_get_image(struct fetch *f, const char *name,
 	}
 	if (json_u64(root, "manifest_size", &img.manifest_size) < 0)
 		img.manifest_size = 0;
+	if (r == 0)
+		r = parse_policy(json_object_get(root, "policy"), &img,
+				 ret_why);
 	json_decref(root);
 	if (r < 0)
 		return r;

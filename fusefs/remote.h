@@ -8,6 +8,7 @@
 #ifndef VMFERRY_REMOTE_H
 #define VMFERRY_REMOTE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "manifest.h"
@@ -32,11 +33,19 @@ struct remote_image {
 	uint64_t size;
 	uint32_t block_size;
 	uint64_t manifest_size;
+	/* The image policy's lifecycle of local copies (docs/server.md,
+	 * policy.json): "expires" (RFC 3339 UTC or Unix time), "max_offline"
+	 * (a duration: "7d", or seconds) and "local_copy" ("keep" or
+	 * "ephemeral"); 0/false when not set. */
+	int64_t expires;
+	uint64_t max_offline_s;
+	bool ephemeral;
 };
 
 /* GET /v1/images/NAME.  Returns 0, a fetch error (errmsg in *ret_why,
- * which has room for 256 bytes), or -EBADMSG if the JSON does not parse
- * or lacks a field. */
+ * which has room for 256 bytes), or -EBADMSG if the JSON does not parse,
+ * lacks a field, or its policy's lifecycle fields are invalid (the
+ * client then refuses the image: failing closed). */
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why);
 

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "cleanup.h"
 #include "hash.h"
 #include "log.h"
+#include "thread.h"
 #include "manifest.h"
 #include "mutex.h"
 #include "util.h"
@@ -254,6 +254,19 @@ out:
 	return r;
 }
 
+/* A third of what is left of the lease, so that two renewals can fail
+ * before it lapses; at least 5 s, at most an hour. */
+static uint64_t renew_interval_ns(int64_t left_s)
+{
+	int64_t s = left_s / 3;
+
+	if (s < 5)
+		s = 5;
+	if (s > 3600)
+		s = 3600;
+	return (uint64_t)s * 1000000000ull;
+}
+
 /* Renew the lease (write-back thread).  A lost lease is logged: commits
  * will be refused as conflicts and the changes stay in the cache. */
 static void renew_lease(struct writeback *w)
@@ -265,20 +278,21 @@ static void renew_lease(struct writeback *w)
 	mutex_lock(&w->lock);
 	memcpy(old, w->lease_id, sizeof(old));
 	mutex_unlock(&w->lock);
-	if (!*old)
-		return;
-	r = lease_acquire(w->fetch, w->name, w->holder, old,
+	/* Without an id (a copy started offline without one) a new lease is
+	 * taken: the commit needs one once the server is back. */
+	r = lease_acquire(w->fetch, w->name, w->holder, *old ? old : NULL,
 			  writeback_version(w), &l, why);
 	if (r < 0) {
 		log_warn("%s: renewing the lease: %s", w->name, why);
 		return;
 	}
-	if (!l.renewed)
+	if (!l.renewed && *old)
 		log_warn("%s: the lease had lapsed; a new one was granted",
 			 w->name);
 	mutex_lock(&w->lock);
 	memcpy(w->lease_id, l.id, sizeof(w->lease_id));
 	mutex_unlock(&w->lock);
+	w->renew_ns = renew_interval_ns(l.expires - now_wall());
 	if (w->meta &&
 	    cache_meta_put(w->meta, "lease_id", l.id, strlen(l.id)) < 0)
 		log_warn("%s: cannot record the lease id in the cache",
@@ -349,7 +363,6 @@ int writeback_start(const struct writeback_config *cfg, struct image *im,
 {
 	struct writeback *w = calloc(1, sizeof(*w));
 	const struct manifest_header *h = image_header(im);
-	sigset_t all, old;
 	int r;
 
 	if (!w)
@@ -372,15 +385,11 @@ int writeback_start(const struct writeback_config *cfg, struct image *im,
 		writeback_stop(w);
 		return -ENOMEM;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&w->thread, NULL, writeback_thread, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(&w->thread, writeback_thread, w, "vmf-writeback");
 	if (r < 0) {
 		writeback_stop(w);
 		return r;
 	}
-	(void)pthread_setname_np(w->thread, "vmf-writeback"); /* cosmetic */
 	*ret = w;
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "util.h"
 
 #include "../fusefs/ctl.h"
+#include "../fusefs/lifecycle.h"
 #include "commands.h"
 
 static void usage(FILE *out)
@@ -55,6 +56,41 @@ static uint64_t u(json_t *o, const char *k)
 	return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
 }
 
+static void print_lifecycle(json_t *o)
+{
+	json_t *left = json_object_get(o, "time_left");
+	int64_t expires = json_integer_value(json_object_get(o, "expires"));
+	int64_t max_off = json_integer_value(json_object_get(o, "max_offline"));
+	char buf[32], when[32];
+
+	printf("copy:     %s%s\n",
+	       json_is_true(json_object_get(o, "ephemeral"))
+		   ? "ephemeral: destroyed at unmount"
+		   : "kept for the next start",
+	       json_is_true(json_object_get(o, "offline"))
+		   ? " (mounted offline)"
+		   : "");
+	if (expires > 0) {
+		time_t t = (time_t)expires;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("expires:  %s\n", when);
+	}
+	if (max_off > 0) {
+		lifecycle_format_left(max_off, buf, sizeof(buf));
+		printf("offline:  at most %s without the server\n", buf);
+	}
+	if (!json_is_integer(left))
+		return;
+	lifecycle_format_left(json_integer_value(left), buf, sizeof(buf));
+	printf("left:     %s\n", buf);
+	if (json_integer_value(left) < LIFECYCLE_WARN_S)
+		printf("WARNING:  the local copy will be destroyed in %s\n",
+		       buf);
+}
+
 static void print_status(json_t *o)
 {
 	char size[32], fetched[32], rate[32];
@@ -88,6 +124,7 @@ static void print_status(json_t *o)
 	printf("hydrate:  %s\n", json_is_true(json_object_get(o, "hydrating"))
 				     ? "running"
 				     : "idle");
+	print_lifecycle(o);
 }
 
 static int watch(const char *sock)
