@@ -188,11 +188,19 @@ lint:
 		$(FUSE_SRCS) $(TOOL_SRCS)
 
 PREFIX ?= /usr/local
+# systemd user units: `vmferry purge` hourly (contrib/systemd/).
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 install: all
 	install -D -m 0755 $(B)/vmferry $(DESTDIR)$(PREFIX)/bin/vmferry
 	install -D -m 0755 $(B)/vmferry-server $(DESTDIR)$(PREFIX)/bin/vmferry-server
+	install -d $(DESTDIR)$(USERUNITDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/systemd/vmferry-purge.service \
+		>$(DESTDIR)$(USERUNITDIR)/vmferry-purge.service
+	install -m 0644 contrib/systemd/vmferry-purge.timer $(DESTDIR)$(USERUNITDIR)/
+	@echo "installed; enable hourly purging per user with:" \
+		"systemctl --user enable --now vmferry-purge.timer"
 
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -path '$(B)/test-image' -prune -o -type f -name '*.d' -print 2>/dev/null)

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <lmdb.h>
@@ -783,4 +784,44 @@ int cache_disk_usage(struct cache *c, uint64_t *ret)
 		return -errno;
 	*ret = (uint64_t)st.st_blocks * 512;
 	return 0;
+}
+
+int cache_peek_dirty(const char *dir, uint64_t *ret_dirty)
+{
+	char path[4096];
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_stat st;
+	int r;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	if (access(path, F_OK) < 0)
+		return -errno;
+	r = mdb_env_create(&env);
+	if (r == 0)
+		r = mdb_env_set_maxdbs(env, CACHE_MAX_DBS);
+	if (r == 0)
+		r = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600);
+	if (r == 0)
+		r = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (r == 0) {
+		r = mdb_dbi_open(txn, "dirty", 0, &dbi);
+		if (r == 0)
+			r = mdb_stat(txn, dbi, &st);
+		if (r == 0)
+			*ret_dirty = st.ms_entries;
+		else if (r == MDB_NOTFOUND) {
+			*ret_dirty = 0;
+			r = 0;
+		}
+		mdb_txn_abort(txn);
+	}
+	if (r)
+		log_debug(LOG_CAT_CACHE, "peeking at %s: %s", dir,
+			  mdb_strerror(r));
+	mdb_env_close(env);
+	return r ? -EIO : 0;
 }

@@ -144,4 +144,10 @@ int cache_meta_put(struct cache *c, const char *key, const void *buf,
 /* Bytes the environment occupies on disk (data.mdb's size). */
 int cache_disk_usage(struct cache *c, uint64_t *ret);
 
+/* Count the blocks written and not yet synced in the cache in dir,
+ * without its key (a read-only look at the "dirty" database; any process,
+ * also while the copy is mounted).  0 and *ret_dirty; -ENOENT if dir
+ * holds no cache; -EIO for an LMDB error. */
+int cache_peek_dirty(const char *dir, uint64_t *ret_dirty);
+
 #endif

@@ -58,6 +58,8 @@ static bool tick(struct expiry *e)
 		lc.last_contact = fs.last_ok_wall;
 	if (now > lc.last_seen)
 		lc.last_seen = now;
+	if (e->cfg.counts)
+		e->cfg.counts(e->cfg.opaque, &lc);
 	r = lifecycle_write(e->dir, &lc, e->cfg.data_key, e->cfg.cache_id);
 	if (r < 0)
 		log_warn_errno(r, "%s: recording the copy's lifecycle: %m",

@@ -29,6 +29,9 @@ struct expiry_config {
 	/* Called once when the copy expires, with the state and a phrase
 	 * saying why (lifecycle_describe()). */
 	void (*expired)(void *opaque, enum lifecycle_state s, const char *why);
+	/* Fills the record's display counts before each write (may be
+	 * NULL). */
+	void (*counts)(void *opaque, struct lifecycle *lc);
 	void *opaque;
 };
 

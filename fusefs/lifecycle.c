@@ -51,6 +51,13 @@ aad_of(const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
 	       CRYPTO_CACHE_ID_LEN);
 }
 
+static uint64_t u64_or_zero(json_t *o, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(o, key));
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
 /* The plain fields and the sealed hex (a new string, may be NULL). */
 static int read_both(const char *dir, struct lifecycle *ret, char **ret_sealed)
 {
@@ -87,6 +94,9 @@ static int read_both(const char *dir, struct lifecycle *ret, char **ret_sealed)
 	ret->max_offline_s = max_off;
 	ret->last_contact = contact;
 	ret->last_seen = seen;
+	ret->blocks_data = u64_or_zero(j, "blocks_data");
+	ret->blocks_cached = u64_or_zero(j, "blocks_cached");
+	ret->blocks_dirty = u64_or_zero(j, "blocks_dirty");
 	if (ret_sealed) {
 		*ret_sealed = sealed ? strdup(sealed) : NULL;
 		if (sealed && !*ret_sealed)
@@ -162,6 +172,14 @@ int lifecycle_write(const char *dir, const struct lifecycle *l,
 	    (json_int_t)l->expires, "max_offline", (json_int_t)l->max_offline_s,
 	    "last_contact", (json_int_t)l->last_contact, "last_seen",
 	    (json_int_t)l->last_seen, "sealed", hex);
+	if (j && json_object_update_new(
+		     j, json_pack("{s:I, s:I, s:I}", "blocks_data",
+				  (json_int_t)l->blocks_data, "blocks_cached",
+				  (json_int_t)l->blocks_cached, "blocks_dirty",
+				  (json_int_t)l->blocks_dirty)) < 0) {
+		json_decref(j);
+		j = NULL;
+	}
 	out = j ? json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
 	if (!out)
 		return -ENOMEM;

@@ -40,6 +40,9 @@ struct lifecycle {
 	int64_t max_offline_s; /* 0: no limit */
 	int64_t last_contact;  /* last successful contact with the server */
 	int64_t last_seen;     /* latest wall-clock time seen */
+	/* For display only (not sealed): the mount's counts when it last
+	 * wrote the record. */
+	uint64_t blocks_data, blocks_cached, blocks_dirty;
 };
 
 /* Read DIR/lifecycle.json's plain fields.  -ENOENT if there is none (a

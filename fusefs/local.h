@@ -23,6 +23,19 @@
 int local_xdg_path(const char *env, const char *fallback, const char *suffix,
 		   char *buf, size_t len);
 
+/* The cache base: cache_base, or the XDG default when NULL. */
+int local_cache_base(const char *cache_base, char *buf, size_t len);
+
+/* Call fn(dir, opaque) for every copy directory under the cache base
+ * (BASE/HOST_PORT/NAME holding data.key or lifecycle.json), in sorted
+ * order, until fn returns a negative value (returned).  A base that does
+ * not exist holds no copies. */
+int local_each_copy(const char *base, int (*fn)(const char *dir, void *opaque),
+		    void *opaque);
+
+/* Is the copy in dir mounted (its in-use lock held by a process)? */
+bool local_in_use(const char *dir);
+
 /* The copy's directory for url under cache_base (NULL: the XDG default). */
 int local_copy_dir(const char *cache_base, const struct remote_url *url,
 		   char *buf, size_t len);

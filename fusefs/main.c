@@ -875,6 +875,18 @@ static void offline_lease(struct mount *m)
 
 static void on_expired(void *opaque, enum lifecycle_state s, const char *why);
 
+/* The record's display counts, from the image. */
+static void fill_counts(void *opaque, struct lifecycle *lc)
+{
+	struct mount *m = opaque;
+	struct image_stats is;
+
+	image_get_stats(m->im, &is);
+	lc->blocks_data = is.blocks_data;
+	lc->blocks_cached = is.blocks_cached;
+	lc->blocks_dirty = is.blocks_dirty;
+}
+
 static int start_expiry(struct mount *m)
 {
 	struct expiry_config cfg = {
@@ -883,6 +895,7 @@ static int start_expiry(struct mount *m)
 	    .lc = m->lc,
 	    .interval_s = m->o.check_interval_s,
 	    .expired = on_expired,
+	    .counts = fill_counts,
 	    .opaque = m,
 	};
 	int r;
@@ -1092,6 +1105,21 @@ static void release_lease(struct mount *m)
 		log_warn("%s: releasing the lease: %s", m->url.name, why);
 }
 
+/* The kept copy's record as it ends, for `vmferry list`. */
+static void record_final(struct mount *m)
+{
+	struct lifecycle lc = m->lc;
+	int r;
+
+	fill_counts(m, &lc);
+	if (lc.last_seen < now_wall())
+		lc.last_seen = now_wall();
+	r = lifecycle_write(m->cache_path, &lc, m->data_key, m->cache_id);
+	if (r < 0)
+		log_warn_errno(r, "recording the lifecycle of %s: %m",
+			       m->cache_path);
+}
+
 /* Whether the copy goes at the end: expired, or ephemeral with nothing
  * left unsynced (an ephemeral copy whose final sync failed is kept, and
  * the user told). */
@@ -1116,7 +1144,11 @@ static void teardown(struct mount *m)
 	bool goes;
 
 	ctl_stop(m->ctl); /* started last, stopped first */
-	expiry_stop(m->expiry);
+	if (m->expiry) {
+		expiry_get(m->expiry, &m->lc); /* the record as last kept */
+		expiry_stop(m->expiry);
+		m->expiry = NULL;
+	}
 	hydrate_stop(m->hydrate);
 	if (m->fuse) {
 		fuse_remove_signal_handlers(fuse_get_session(m->fuse));
@@ -1134,6 +1166,8 @@ static void teardown(struct mount *m)
 	writeback_stop(m->wb);
 	pin_keeper_stop(m->pin);
 	goes = copy_goes(m);
+	if (!goes && m->im && m->cache && m->lc.url[0])
+		record_final(m);
 	image_free(m->im);
 	cache_free(m->cache);
 	m->cache = NULL;

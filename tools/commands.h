@@ -5,11 +5,23 @@
 #ifndef VMFERRY_COMMANDS_H
 #define VMFERRY_COMMANDS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 int cmd_status(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_discard(int argc, char **argv);
 int cmd_push(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_purge(int argc, char **argv);
+
+/* Destroy the copies under cache_base (NULL: the default) whose time is
+ * up (see cmd-purge.c); user_key NULL checks plain records only; quiet
+ * (the sweep before every command) looks at expiry only and logs only
+ * what it destroys.  Returns how many, or -errno. */
+int purge_sweep(const char *cache_base, const uint8_t *user_key, bool dry_run,
+		bool quiet);
 
 #endif

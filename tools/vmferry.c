@@ -25,7 +25,24 @@ static const struct {
     {"discard", cmd_discard,
      "destroy a local copy and its unsynced changes: URL"},
     {"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
+    {"list", cmd_list, "show every local copy, its state and time left"},
+    {"purge", cmd_purge,
+     "destroy the local copies whose time is up (expired, ephemeral)"},
 };
+
+/* The --cache DIR a command was given, if any, for the sweep. */
+static const char *cache_arg(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc)
+			return argv[i + 1];
+		if (strncmp(argv[i], "--cache=", 8) == 0)
+			return argv[i] + 8;
+	}
+	return NULL;
+}
 
 static void usage(FILE *out)
 {
@@ -53,9 +70,17 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].fn(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		/* Expiry bites whatever runs: every command first destroys
+		 * the copies whose time is up (plain records; purge itself
+		 * also checks them with the key). */
+		if (commands[i].fn != cmd_purge)
+			(void)purge_sweep(cache_arg(argc, argv), NULL, false,
+					  true);
+		return commands[i].fn(argc - 1, argv + 1);
+	}
 	log_error("unknown command \"%s\" (see vmferry --help)", argv[1]);
 	return 2;
 }
