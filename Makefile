@@ -70,6 +70,7 @@ UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
 UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer
 UNIT_DEPS_test-range	= server/range
 UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
+			  fusefs/image_evict \
 			  fusefs/cache fusefs/crypto
 UNIT_DEPS_test-auth	= server/auth
 

@@ -689,6 +689,30 @@ int cache_del(struct cache *c, uint64_t blkno)
 	return cache_commit(c, steal_ptr(&txn), "delete");
 }
 
+int cache_del_batch(struct cache *c, const uint64_t *blknos, size_t n)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	int r;
+
+	r = cache_check(c);
+	if (r < 0)
+		return r;
+	if (n == 0)
+		return 0;
+	r = cache_txn_begin(c, 0, &txn);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t be;
+		MDB_val k = cache_blkno_val(&be, blknos[i]);
+
+		r = mdb_del(txn, c->blocks, &k, NULL);
+		if (r && r != MDB_NOTFOUND)
+			return cache_err(r, "delete");
+	}
+	return cache_commit(c, steal_ptr(&txn), "delete");
+}
+
 int64_t cache_present(struct cache *c, uint64_t nblocks, uint8_t *bitmap)
 {
 	/* Declared in this order so the cursor is closed before the

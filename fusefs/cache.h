@@ -122,6 +122,10 @@ int cache_clean_dirty(struct cache *c, const struct cache_clean *items,
 		      size_t n, bool *ret_cleaned, const char *meta_key,
 		      const void *val, size_t val_len);
 
+/* Delete blocks (evicted: clean, re-fetchable) in one transaction; an
+ * absent one is no error.  0 or -errno. */
+int cache_del_batch(struct cache *c, const uint64_t *blknos, size_t n);
+
 /* Delete block blkno (no error if absent). */
 int cache_del(struct cache *c, uint64_t blkno);
 

@@ -164,7 +164,8 @@ static void *hydrate_thread(void *arg)
 			inflight++;
 		}
 		if (inflight == 0) {
-			if (exhausted && !again && image_complete(h->im))
+			if (exhausted && !again &&
+			    (image_complete(h->im) || image_cache_full(h->im)))
 				break;
 			/* Something failed or raced with a demand read:
 			 * scan again from the start after a pause. */
@@ -220,6 +221,10 @@ static void *hydrate_thread(void *arg)
 	}
 	if (image_complete(h->im))
 		log_info("hydrate: local copy complete after %.1f s",
+			 (double)(now_ns() - started) / 1e9);
+	else if (image_cache_full(h->im))
+		log_info("hydrate: stopped after %.1f s: the cache is at "
+			 "--max-cache",
 			 (double)(now_ns() - started) / 1e9);
 	atomic_store_explicit(&h->running, false, memory_order_relaxed);
 	return NULL;

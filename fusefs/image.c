@@ -70,7 +70,11 @@ int image_set_dirty(struct image *im, uint64_t b, const uint8_t *h)
 		bit_set(im->dirty, b);
 		im->stats.blocks_dirty++;
 	}
-	bit_set(im->written, b);
+	if (!bit_get(im->written, b)) {
+		bit_set(im->written, b);
+		im->written_count++;
+	}
+	image_lru_remove(im, b); /* never evicted until a commit holds it */
 	return 0;
 }
 
@@ -94,6 +98,7 @@ int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
 	im->io_timeout_ns = cfg->io_timeout_s * 1000000000ull;
 	im->readahead_blocks = cfg->readahead_blocks;
 	im->prev_version = cfg->prev_version;
+	im->max_blocks = cfg->max_blocks;
 	im->fetch = f;
 	im->cache = c;
 	im->name = strdup(cfg->name);
@@ -128,6 +133,11 @@ int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
 	 * manifest pages load (a block cached under an older version whose
 	 * hash changed fails to open and is fetched again). */
 	im->stats.blocks_cached = (uint64_t)n;
+	r = image_lru_init(im);
+	if (r < 0) {
+		image_free(im);
+		return r;
+	}
 	r = image_start_writer(im);
 	if (r < 0) {
 		image_free(im);
@@ -163,6 +173,11 @@ void image_free(struct image *im)
 	free(im->pages);
 	free(im->page_state);
 	free(im->present);
+	free(im->lru_prev);
+	free(im->lru_next);
+	for (size_t i = 0; i < im->nold_paths; i++)
+		free(im->old_paths[i]);
+	free(im->old_paths);
 	free(im->busy);
 	free(im->dirty);
 	free(im->written);
@@ -428,7 +443,7 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 		uint64_t roff, rlen;
 
 		image_block_range(im, lo, (uint32_t)(hi - lo), &roff, &rlen);
-		req.path = im->data_path;
+		req.path = image_data_path(im);
 		req.off = roff;
 		req.len = rlen;
 		req.buf = run + (lo - first) * bs;
@@ -626,6 +641,8 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		}
 		lock(im);
 		present = bit_get(im->present, b);
+		if (present && !bit_get(im->written, b))
+			image_lru_touch(im, b); /* most recently used */
 		unlock(im);
 		if (present) {
 			if (!tmp)
@@ -640,6 +657,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			lock(im);
 			if (bit_get(im->present, b)) {
 				bit_clear(im->present, b);
+				image_lru_remove(im, b);
 				im->stats.blocks_cached--;
 			}
 			unlock(im);
@@ -714,6 +732,8 @@ int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 	uint64_t b = *cursor, nb = im->hdr.nblocks;
 	int r;
 
+	if (image_cache_full(im))
+		b = nb; /* --max-cache: hydration would only churn */
 	while (b < nb) {
 		uint64_t page = b / MANIFEST_PAGE_ENTRIES;
 		uint64_t page_end = (page + 1) * MANIFEST_PAGE_ENTRIES;
@@ -766,14 +786,29 @@ bool image_complete(struct image *im)
 	return done;
 }
 
+bool image_cache_full(struct image *im)
+{
+	bool full;
+
+	lock(im);
+	full = im->max_blocks && im->stats.blocks_cached >= im->max_blocks;
+	unlock(im);
+	return full;
+}
+
 const struct manifest_header *image_header(const struct image *im)
 {
 	return &im->hdr;
 }
 
-const char *image_data_path(const struct image *im)
+const char *image_data_path(struct image *im)
 {
-	return im->data_path;
+	const char *p;
+
+	lock(im);
+	p = im->data_path;
+	unlock(im);
+	return p;
 }
 
 void image_get_stats(struct image *im, struct image_stats *ret)

@@ -36,6 +36,10 @@ struct image_config {
 	 * that version's manifest (kept in the cache meta) is dropped, so
 	 * only changed blocks are fetched again. */
 	uint64_t prev_version;
+	/* --max-cache: store at most this many blocks (0: no bound); clean
+	 * blocks are evicted least recently used first, written ones never
+	 * before a commit holds them. */
+	uint64_t max_blocks;
 };
 
 /* Create the image over fetch engine f and cache c (both borrowed; they
@@ -59,9 +63,11 @@ ssize_t image_read(struct image *im, void *buf, size_t len, uint64_t off);
 /* Write len bytes at off (any size and alignment).  A partial block is
  * read first, so the rest of it survives.  The data is queued for the
  * writer thread and readable at once; it is durable after image_flush().
- * Returns len (short only at the end of the image), -ENOSPC past the
- * end, or -EIO (the old contents cannot be fetched, or the local copy
- * failed).  Blocks while the writer's queue is full. */
+ * Returns len (short at the end of the image, or when a block after the
+ * first fails: the bytes before it were written), -ENOSPC past the
+ * end or when --max-cache is full of unsynced blocks for longer than the
+ * I/O timeout, or -EIO (the old contents cannot be fetched, or the local
+ * copy failed).  Blocks while the writer's queue is full. */
 ssize_t image_write(struct image *im, const void *buf, size_t len,
 		    uint64_t off);
 
@@ -131,8 +137,19 @@ void image_demand_position(struct image *im, uint64_t *ret_next,
 /* True when every non-zero block is cached. */
 bool image_complete(struct image *im);
 
+/* True when --max-cache is reached: hydration stops there. */
+bool image_cache_full(struct image *im);
+
+/* The commit of this mount's changes made them version `version`, whose
+ * data is at data_path (copied): fetch from there from now on, and treat
+ * the synced blocks as that version's, so that they can be evicted and
+ * fetched again.  Call after image_mark_clean() for the commit's blocks.
+ * Any thread; 0 or -ENOMEM. */
+int image_rebase(struct image *im, uint64_t version, const char *data_path);
+
 const struct manifest_header *image_header(const struct image *im);
-const char *image_data_path(const struct image *im);
+/* Where blocks are fetched from now (the string lives as long as im). */
+const char *image_data_path(struct image *im);
 
 struct image_stats {
 	uint64_t blocks_total;
@@ -143,11 +160,12 @@ struct image_stats {
 	uint64_t read_bytes; /* bytes returned by image_read */
 	uint64_t demand_fetched_blocks;
 	uint64_t verify_failures;
-	uint64_t blocks_dirty;	/* written and not yet synced */
-	uint64_t blocks_reused; /* cached under the previous version,
+	uint64_t blocks_dirty;	 /* written and not yet synced */
+	uint64_t blocks_reused;	 /* cached under the previous version,
 				 * unchanged in this one */
-	uint64_t written_bytes; /* bytes written through image_write */
-	uint64_t zeroed_bytes;	/* bytes zeroed through image_zero */
+	uint64_t written_bytes;	 /* bytes written through image_write */
+	uint64_t zeroed_bytes;	 /* bytes zeroed through image_zero */
+	uint64_t evicted_blocks; /* --max-cache evictions */
 };
 void image_get_stats(struct image *im, struct image_stats *ret);
 

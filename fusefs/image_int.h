@@ -57,7 +57,6 @@ enum page_state {
 struct image {
 	/* Set before threads start, read-only after. */
 	char *name;
-	char *data_path;
 	char *manifest_path;
 	struct manifest_header hdr;
 	uint64_t npages;
@@ -68,7 +67,25 @@ struct image {
 	struct fetch *fetch;	  /* borrowed */
 	struct cache *cache;	  /* borrowed */
 
-	pthread_mutex_t lock;	/* protects everything below */
+	/* --max-cache: at most max_blocks blocks stored (0: no bound). */
+	uint64_t max_blocks;
+
+	pthread_mutex_t lock; /* protects everything below */
+	/* Where blocks are fetched from: the mounted version's data, then
+	 * each version this mount commits (image_rebase()).  Every path
+	 * stays allocated until image_free(): requests in flight hold the
+	 * old pointer. */
+	char *data_path;
+	char **old_paths;
+	size_t nold_paths;
+	uint64_t written_count; /* blocks with the written bit */
+	/* The LRU of evictable blocks (present, not written), with
+	 * --max-cache only: block indices, least recent at lru_head;
+	 * LRU_END ends the list, lru_prev[b] == LRU_OUT when b is not on
+	 * it. */
+	uint32_t *lru_prev, *lru_next;
+	uint32_t lru_head, lru_tail;
+	uint64_t lru_len;
 	pthread_cond_t cond;	/* a page loaded or a busy block finished */
 	uint8_t **pages;	/* npages; NULL until loaded */
 	uint8_t *page_state;	/* enum page_state per page */
@@ -158,6 +175,15 @@ int image_queue_store(struct image *im, uint64_t first, uint32_t count,
 		      uint8_t *buf, bool *ok);
 bool image_copy_queued(struct image *im, uint64_t b, uint8_t *buf, size_t len,
 		       uint64_t off);
+/* image_evict.c, all under im->lock: */
+#define LRU_END UINT32_MAX
+#define LRU_OUT (UINT32_MAX - 1)
+int image_lru_init(struct image *im);
+void image_lru_touch(struct image *im, uint64_t b); /* add or move to MRU */
+void image_lru_remove(struct image *im, uint64_t b);
+/* Room for n more stored blocks: up to n least recently used blocks are
+ * taken off the LRU into victims (room for n); returns how many. */
+size_t image_lru_victims(struct image *im, uint64_t n, uint64_t *victims);
 void image_prefetch(struct image *im, uint64_t from, uint32_t want);
 
 #endif

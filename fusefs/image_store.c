@@ -66,11 +66,55 @@ int image_queue_store(struct image *im, uint64_t first, uint32_t count,
 	return 0;
 }
 
+/* --max-cache, under im->lock: make room for the puts that add a block
+ * by taking that many victims off the LRU (into *ret_victims, a new
+ * array); fetched blocks that still do not fit are left out of puts
+ * (they are fetched again when read).  Written blocks always go in:
+ * queue_dirty() let them in only while they fit.  Returns the new count
+ * of puts. */
+static size_t plan_room(struct image *im, struct cache_put *puts, size_t n,
+			uint64_t **ret_victims, size_t *ret_nvictims)
+{
+	uint64_t adds = 0, frees = 0, need;
+	size_t k, got;
+
+	*ret_victims = NULL;
+	*ret_nvictims = 0;
+	if (!im->max_blocks)
+		return n;
+	for (size_t i = 0; i < n; i++) {
+		bool was = bit_get(im->present, puts[i].blkno);
+
+		adds += puts[i].len && !was;
+		frees += !puts[i].len && was;
+	}
+	if (im->stats.blocks_cached + adds <= im->max_blocks + frees)
+		return n;
+	need = im->stats.blocks_cached + adds - frees - im->max_blocks;
+	*ret_victims = calloc(need, sizeof(**ret_victims));
+	got = *ret_victims ? image_lru_victims(im, need, *ret_victims) : 0;
+	*ret_nvictims = got;
+	/* Short of victims: leave out fetched blocks, newest last. */
+	for (k = n; got < need && k > 0; k--) {
+		struct cache_put *p = &puts[k - 1];
+
+		if (p->dirty || !p->len || bit_get(im->present, p->blkno))
+			continue;
+		p->len = SIZE_MAX; /* dropped */
+		got++;
+	}
+	for (size_t i = k = 0; i < n; i++)
+		if (puts[i].len != SIZE_MAX)
+			puts[k++] = puts[i];
+	return k;
+}
+
 /* Store a batch of jobs in one transaction; then publish and free them. */
 static void store_jobs(struct image *im, struct store_job *jobs)
 {
 	_cleanup_free_ struct cache_put *puts = NULL;
-	size_t n = 0, cap = 0, bytes = 0;
+	_cleanup_free_ uint64_t *victims = NULL;
+	size_t n = 0, cap = 0, bytes = 0, nvictims = 0;
 	uint64_t seq = 0;
 	bool any_dirty = false;
 	int r;
@@ -110,7 +154,21 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 			n++;
 		}
 	}
+	if (puts)
+		n = plan_room(im, puts, n, &victims, &nvictims);
 	unlock(im);
+	/* Victims go first: evicted blocks are clean, so losing the puts
+	 * after a crash here only costs fetching them again. */
+	r = nvictims ? cache_del_batch(im->cache, victims, nvictims) : 0;
+	if (r < 0) {
+		log_warn_errno(r, "%s: evicting %zu blocks: %m", im->name,
+			       nvictims);
+		lock(im);
+		for (size_t i = 0; i < nvictims; i++)
+			image_lru_touch(im, victims[i]);
+		unlock(im);
+		nvictims = 0;
+	}
 	r = !puts ? -ENOMEM : n ? cache_put_batch(im->cache, puts, n) : 0;
 	if (r < 0 && any_dirty)
 		log_error_errno(r,
@@ -124,6 +182,13 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 			       "reads go on from the server",
 			       im->name);
 	lock(im);
+	for (size_t i = 0; i < nvictims; i++) {
+		if (bit_get(im->present, victims[i])) {
+			bit_clear(im->present, victims[i]);
+			im->stats.blocks_cached--;
+		}
+		im->stats.evicted_blocks++;
+	}
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		bool was = bit_get(im->present, puts[i].blkno);
 
@@ -134,6 +199,8 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 			bit_clear(im->present, puts[i].blkno);
 			im->stats.blocks_cached--;
 		}
+		if (puts[i].len && !bit_get(im->written, puts[i].blkno))
+			image_lru_touch(im, puts[i].blkno);
 	}
 	if (any_dirty && r < 0)
 		im->write_failed = true;
@@ -324,7 +391,7 @@ void image_prefetch(struct image *im, uint64_t from, uint32_t want)
 	p->first = from;
 	p->count = (uint32_t)(end - from);
 	image_block_range(im, from, p->count, &off, &len);
-	p->req.path = im->data_path;
+	p->req.path = image_data_path(im);
 	p->req.off = off;
 	p->req.len = len;
 	p->req.buf = p->buf;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "hash.h"
@@ -16,6 +17,28 @@
 
 #include "cache.h"
 #include "image_int.h"
+
+/* --max-cache, under im->lock: a block not written yet may become
+ * written only while the written blocks fit the bound (the others can be
+ * evicted).  Waits up to the I/O timeout for a sync to make room (it
+ * turns synced blocks into evictable ones), then -ENOSPC. */
+static int wait_for_room(struct image *im, uint64_t b)
+{
+	struct timespec ts;
+	uint64_t t;
+
+	if (!im->max_blocks || bit_get(im->written, b) ||
+	    im->written_count < im->max_blocks)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t = (uint64_t)ts.tv_nsec + im->io_timeout_ns;
+	ts.tv_sec += (time_t)(t / 1000000000ull);
+	ts.tv_nsec = (long)(t % 1000000000ull);
+	while (im->written_count >= im->max_blocks && !im->writer_stop)
+		if (pthread_cond_timedwait(&im->cond, &im->lock, &ts) != 0)
+			break;
+	return im->written_count < im->max_blocks ? 0 : -ENOSPC;
+}
 
 /* Queue the new contents of block b (owned buf, the whole block) for the
  * writer as a dirty job.  The caller holds b's write lock. */
@@ -55,7 +78,9 @@ static int queue_dirty(struct image *im, uint64_t b, uint8_t *buf)
 	}
 	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
 		cond_wait(&im->cond, &im->lock);
-	r = image_set_dirty(im, b, j->hash);
+	r = wait_for_room(im, b);
+	if (r == 0)
+		r = image_set_dirty(im, b, j->hash);
 	if (r < 0) {
 		unlock(im);
 		free(j->buf);
@@ -150,6 +175,11 @@ static ssize_t write_range(struct image *im, const uint8_t *buf, size_t len,
 		if (e > off + len)
 			e = off + len;
 		r = write_block(im, b, buf ? buf + (s - off) : NULL, s, e);
+		if (r < 0 && s > off) {
+			/* The blocks before went in: a short write. */
+			len = (size_t)(s - off);
+			break;
+		}
 		if (r < 0)
 			return r;
 	}

@@ -61,6 +61,7 @@ struct mount_opts {
 	bool no_sync;
 	bool ephemeral, keep;
 	uint64_t check_interval_s;
+	uint64_t max_cache;
 	uint64_t sync_interval_s;
 	uint64_t max_rate;
 	uint64_t io_timeout_s;
@@ -133,6 +134,9 @@ static void usage(FILE *out)
 	    "                          policy, else --keep)\n"
 	    "      --keep              keep the encrypted copy for a faster next\n"
 	    "                          start (unless the policy says ephemeral)\n"
+	    "      --max-cache SIZE    bound the local copy's disk use (e.g. 2G):\n"
+	    "                          clean blocks are evicted, least recently\n"
+	    "                          used first; unsynced ones never are\n"
 	    "      --check-interval SECS  check the copy's expiry and renew its\n"
 	    "                          offline clock this often (default 60)\n"
 	    "      --no-hydrate        fetch only what is read\n"
@@ -169,6 +173,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_EPHEMERAL,
 		OPT_KEEP,
 		OPT_CHECK_INTERVAL,
+		OPT_MAX_CACHE,
 	};
 	static const struct option longopts[] = {
 	    {"foreground", no_argument, NULL, 'f'},
@@ -190,6 +195,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"ephemeral", no_argument, NULL, OPT_EPHEMERAL},
 	    {"keep", no_argument, NULL, OPT_KEEP},
 	    {"check-interval", required_argument, NULL, OPT_CHECK_INTERVAL},
+	    {"max-cache", required_argument, NULL, OPT_MAX_CACHE},
 	    {"debug", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -265,6 +271,12 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			break;
 		case OPT_KEEP:
 			o->keep = true;
+			break;
+		case OPT_MAX_CACHE:
+			what = "--max-cache";
+			r = parse_size(optarg, &o->max_cache);
+			if (r == 0 && o->max_cache == 0)
+				r = -EINVAL;
 			break;
 		case OPT_CHECK_INTERVAL:
 			what = "--check-interval";
@@ -575,6 +587,13 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	    (json_int_t)is.blocks_dirty, "written_bytes",
 	    (json_int_t)is.written_bytes, "blocks_reused",
 	    (json_int_t)is.blocks_reused);
+	if (o && json_object_update_new(
+		     o, json_pack("{s:I, s:I}", "max_cache",
+				  (json_int_t)m->o.max_cache, "evicted_blocks",
+				  (json_int_t)is.evicted_blocks)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (o && add_lifecycle(m, o) < 0) {
 		json_decref(o);
 		o = NULL;
@@ -940,6 +959,25 @@ static void take_pin(struct mount *m)
 			 m->url.name, m->version, why);
 }
 
+/* --max-cache in blocks: a sealed block takes whole 4 KiB LMDB pages
+ * (68 KiB for a 64 KiB block).  At least 16 blocks. */
+static int cache_blocks_for(struct mount *m, const struct manifest_header *h,
+			    uint64_t *ret)
+{
+	uint64_t page = 4096, need = h->block_size + CRYPTO_OVERHEAD + 64;
+	uint64_t per = (need + page - 1) / page * page;
+
+	*ret = m->o.max_cache / per;
+	if (*ret < 16) {
+		log_error("--max-cache %" PRIu64 ": too small for this image: "
+			  "at least %" PRIu64 " bytes (16 blocks of %" PRIu32
+			  ")",
+			  m->o.max_cache, 16 * per, h->block_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int setup(struct mount *m)
 {
 	struct remote_image img;
@@ -988,6 +1026,11 @@ static int setup(struct mount *m)
 	icfg.io_timeout_s = m->o.io_timeout_s;
 	icfg.readahead_blocks = (uint32_t)(m->o.readahead / hdr.block_size);
 	icfg.prev_version = prev;
+	if (m->o.max_cache) {
+		r = cache_blocks_for(m, &hdr, &icfg.max_blocks);
+		if (r < 0)
+			return r;
+	}
 	r = image_new(&icfg, m->fetch, m->cache, &m->im);
 	if (r < 0)
 		return log_error_errno(r, "setting up the image: %m");

@@ -25,6 +25,7 @@
 #include "cache.h"
 #include "image.h"
 #include "lease.h"
+#include "remote.h"
 #include "upload.h"
 #include "writeback.h"
 
@@ -141,7 +142,7 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 	_cleanup_free_ struct cache_clean *clean = NULL;
 	_cleanup_free_ bool *cleaned = NULL;
 	uint64_t base, version = 0;
-	char lease[VMF_LEASE_ID_HEX_LEN + 1];
+	char lease[VMF_LEASE_ID_HEX_LEN + 1], data_path[256];
 	size_t man_len;
 	char ver[32];
 	int64_t n;
@@ -241,6 +242,13 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 	mutex_lock(&w->lock);
 	w->version = version;
 	mutex_unlock(&w->lock);
+	/* Fetch from the new version from now on; its synced blocks become
+	 * plain, evictable blocks of it. */
+	remote_data_path(w->name, version, data_path, sizeof(data_path));
+	if (image_rebase(w->im, version, data_path) < 0)
+		log_warn("%s: out of memory moving onto version %" PRIu64
+			 "; synced blocks stay pinned in the cache",
+			 w->name, version);
 	*ret_blocks = d.n;
 	snprintf(why, 256,
 		 "version %" PRIu64 ": %zu blocks changed, %" PRIu64

@@ -121,6 +121,14 @@ static void print_status(json_t *o)
 		       u(o, "blocks_reused"));
 	printf("changes:  %" PRIu64 " blocks written and not yet synced\n",
 	       u(o, "blocks_dirty"));
+	if (u(o, "max_cache")) {
+		char bound[32];
+
+		format_bytes(u(o, "max_cache"), bound, sizeof(bound));
+		printf("bound:    --max-cache %s, %" PRIu64
+		       " blocks evicted so far\n",
+		       bound, u(o, "evicted_blocks"));
+	}
 	printf("hydrate:  %s\n", json_is_true(json_object_get(o, "hydrating"))
 				     ? "running"
 				     : "idle");
