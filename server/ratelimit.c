@@ -119,21 +119,26 @@ unsigned ratelimit_check(struct ratelimit *rl, const struct sockaddr *addr)
 	return wait;
 }
 
-/* A free slot, else the one whose last failure is oldest. */
-static struct rl_entry *victim(struct ratelimit *rl)
+/* A free slot, else the entry not blocked whose last failure is
+ * oldest (so that failing from many addresses does not free a blocked
+ * one early), else the oldest of all. */
+static struct rl_entry *victim(struct ratelimit *rl, uint64_t now)
 {
 	static const uint8_t free_key[KEY_LEN];
-	struct rl_entry *old = &rl->slots[0];
+	struct rl_entry *old = NULL, *old_free = NULL;
 
 	for (size_t i = 0; i < RATELIMIT_ENTRIES; i++) {
 		struct rl_entry *e = &rl->slots[i];
 
 		if (memcmp(e->key, free_key, KEY_LEN) == 0)
 			return e;
-		if (e->last < old->last)
+		if (!old || e->last < old->last)
 			old = e;
+		if (e->blocked <= now &&
+		    (!old_free || e->last < old_free->last))
+			old_free = e;
 	}
-	return old;
+	return old_free ? old_free : old;
 }
 
 bool ratelimit_fail(struct ratelimit *rl, const struct sockaddr *addr)
@@ -148,7 +153,7 @@ bool ratelimit_fail(struct ratelimit *rl, const struct sockaddr *addr)
 	mutex_lock(&rl->lock);
 	e = find(rl, key);
 	if (!e) {
-		e = victim(rl);
+		e = victim(rl, now);
 		*e = (struct rl_entry){.since = now};
 		memcpy(e->key, key, KEY_LEN);
 	}
