@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -24,6 +26,7 @@ struct deadline_conn {
 	struct deadline *d;
 	struct deadline_conn *prev, *next; /* protected by d->lock */
 	int fd;				   /* set at begin */
+	char addr[DEADLINE_ADDR_LEN];	   /* set at begin */
 	bool receiving;			   /* protected by d->lock */
 	bool cut;			   /* protected by d->lock */
 	uint64_t start_ns;		   /* protected by d->lock */
@@ -51,9 +54,12 @@ static uint64_t deadline_of(const struct deadline *d,
 	return c->start_ns + secs * 1000000000u;
 }
 
-/* Cut the connections past their deadline; with d->lock held.
+#define SCAN_LOGGED 8 /* addresses logged per scan */
+
+/* Cut the connections past their deadline; with d->lock held.  Copies
+ * the first addresses cut into addrs (logged after the unlock).
  * Returns how many. */
-static unsigned scan(struct deadline *d)
+static unsigned scan(struct deadline *d, char addrs[][DEADLINE_ADDR_LEN])
 {
 	uint64_t now = now_ns();
 	unsigned n = 0;
@@ -62,6 +68,8 @@ static unsigned scan(struct deadline *d)
 		if (!c->receiving || c->cut || now < deadline_of(d, c))
 			continue;
 		c->cut = true;
+		if (n < SCAN_LOGGED)
+			memcpy(addrs[n], c->addr, DEADLINE_ADDR_LEN);
 		n++;
 		/* Wakes the connection's thread, which closes it. */
 		(void)shutdown(c->fd, SHUT_RDWR); /* may be closing already */
@@ -76,14 +84,19 @@ static void *watchdog(void *arg)
 
 	mutex_lock(&d->lock);
 	while (!d->stop) {
-		unsigned n = scan(d);
+		char addrs[SCAN_LOGGED][DEADLINE_ADDR_LEN];
+		unsigned n = scan(d, addrs);
 
 		if (n) {
 			mutex_unlock(&d->lock);
-			log_info("closed %u connection(s) sending a request "
-				 "too slowly (over %u s, or under %" PRIu64
-				 " bytes/s of body)",
-				 n, d->timeout, d->min_rate);
+			for (unsigned i = 0; i < n && i < SCAN_LOGGED; i++)
+				log_info("%s: closed a connection sending a "
+					 "request too slowly (over %u s, or "
+					 "under %" PRIu64 " bytes/s of body)",
+					 addrs[i], d->timeout, d->min_rate);
+			if (n > SCAN_LOGGED)
+				log_info("closed %u more such connections",
+					 n - SCAN_LOGGED);
 			mutex_lock(&d->lock);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -148,7 +161,8 @@ void deadline_stop(struct deadline *d)
 	free(d);
 }
 
-struct deadline_conn *deadline_conn_begin(struct deadline *d, int fd)
+struct deadline_conn *deadline_conn_begin(struct deadline *d, int fd,
+					  const char *addr)
 {
 	struct deadline_conn *c;
 
@@ -159,6 +173,7 @@ struct deadline_conn *deadline_conn_begin(struct deadline *d, int fd)
 		return NULL;
 	c->d = d;
 	c->fd = fd;
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->receiving = true;
 	c->start_ns = now_ns();
 	mutex_lock(&d->lock);

@@ -20,6 +20,7 @@
 
 #define DEADLINE_TIMEOUT_DEFAULT  60	      /* seconds */
 #define DEADLINE_MIN_RATE_DEFAULT (16u << 10) /* bytes per second */
+#define DEADLINE_ADDR_LEN	  64	      /* client address as text */
 
 struct deadline;
 struct deadline_conn;
@@ -30,9 +31,11 @@ int deadline_start(unsigned timeout, uint64_t min_rate, struct deadline **ret);
 /* Stop and join the watchdog; the connections must have ended. */
 void deadline_stop(struct deadline *d);
 
-/* A connection on socket fd opened: its first request's time starts.
- * NULL if d is NULL or out of memory (then it is not watched). */
-struct deadline_conn *deadline_conn_begin(struct deadline *d, int fd);
+/* A connection on socket fd from addr (text, for the log) opened: its
+ * first request's time starts.  NULL if d is NULL or out of memory
+ * (then it is not watched). */
+struct deadline_conn *deadline_conn_begin(struct deadline *d, int fd,
+					  const char *addr);
 /* body bytes arrived. */
 void deadline_conn_body(struct deadline_conn *c, uint64_t len);
 /* The request is in whole: no deadline until the response is sent. */

@@ -505,23 +505,31 @@ static bool has_body(struct MHD_Connection *conn)
 					   "Transfer-Encoding");
 }
 
+/* The client's address of conn (NULL if unknown), and as text. */
+static const struct sockaddr *peer_address(struct MHD_Connection *conn,
+					   char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	sa = ci ? ci->client_addr : NULL;
+	if (!sa ||
+	    getnameinfo(sa,
+			sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in),
+			buf, len, NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(buf, len, "?");
+	return sa;
+}
+
 /* The client's address (req->peer, req->addr) and the connection's
  * deadline (req->dl). */
 static void request_conn_info(struct http_request *req)
 {
 	const union MHD_ConnectionInfo *ci;
 
-	ci = MHD_get_connection_info(req->conn,
-				     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	req->peer = ci ? ci->client_addr : NULL;
-	snprintf(req->addr, sizeof(req->addr), "?");
-	if (req->peer && getnameinfo(req->peer,
-				     req->peer->sa_family == AF_INET6
-					 ? sizeof(struct sockaddr_in6)
-					 : sizeof(struct sockaddr_in),
-				     req->addr, sizeof(req->addr), NULL, 0,
-				     NI_NUMERICHOST) != 0)
-		snprintf(req->addr, sizeof(req->addr), "?");
+	req->peer = peer_address(req->conn, req->addr, sizeof(req->addr));
 	ci = MHD_get_connection_info(req->conn,
 				     MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	req->dl = ci ? ci->socket_context : NULL;
@@ -613,12 +621,16 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 {
 	struct http_ctx *ctx = cls;
 	const union MHD_ConnectionInfo *ci;
+	char addr[DEADLINE_ADDR_LEN];
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		if (!ctx->deadline)
+			return;
+		(void)peer_address(conn, addr, sizeof(addr)); /* "?" if none */
 		ci = MHD_get_connection_info(conn,
 					     MHD_CONNECTION_INFO_CONNECTION_FD);
-		*socket_context = deadline_conn_begin(ctx->deadline,
-						      ci ? ci->connect_fd : -1);
+		*socket_context = deadline_conn_begin(
+		    ctx->deadline, ci ? ci->connect_fd : -1, addr);
 		return;
 	}
 	/* Called before libmicrohttpd closes the socket (deadline.h). */

@@ -23,6 +23,7 @@
 #include "proto.h"
 
 #include "commit.h"
+#include "deadline.h"
 
 struct audit;
 struct auth_db;
@@ -123,7 +124,7 @@ struct http_request {
 	struct auth_db *db;		/* reference held to the end */
 	const struct auth_token *token; /* borrowed from db */
 	const struct sockaddr *peer;	/* the client's, or NULL */
-	char addr[64];			/* the client's address as text */
+	char addr[DEADLINE_ADDR_LEN];	/* the client's address as text */
 	struct deadline_conn *dl;	/* the connection's deadline */
 	/* For the audit log (http_queue()): the action if not the
 	 * route's default, the version, more fields (owned). */

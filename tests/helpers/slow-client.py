@@ -8,6 +8,9 @@
       still open after MAX seconds
   slow-client.py body PORT CACERT TOKEN INTERVAL MAX
       the same with a PUT body, one byte per INTERVAL seconds
+  slow-client.py silent PORT MAX
+      open a TCP connection and send nothing, not even a TLS hello;
+      print the seconds until the server closed it (exit 1 after MAX)
   slow-client.py hold PORT CACERT N SECONDS
       open N TLS connections from 127.0.0.1 and hold them SECONDS;
       print how many completed their handshake and stayed open
@@ -82,6 +85,10 @@ def main():
                 % ("ab" * 32, token)).encode()
         s.sendall(head)
         return trickle(s, [b"x"] * 100000, float(interval), float(limit))
+    if mode == "silent":
+        port, limit = sys.argv[2:4]
+        s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+        return trickle(s, [b""], float(limit), float(limit))
     if mode == "hold":
         port, cacert, n, secs = sys.argv[2:6]
         socks = []

@@ -65,7 +65,15 @@ alive "a slow head"
 python3 "$SLOW" body "$SERVER_PORT" "$CACERT" "$(cat "$ADMIN_TOKEN_FILE")" 1 15 >"$T/body.out" ||
 	fail "slow body not cut off: $(cat "$T/body.out")"
 alive "a slow body"
-grep -q 'sending a request too slowly' "$T/logs/server.log" || fail "no log of the cut"
+grep -q '127.0.0.1: closed a connection sending a request too slowly' "$T/logs/server.log" ||
+	fail "no log of the cut"
+
+# A connection that sends nothing at all (no TLS hello) is cut at the
+# deadline too, long before the 30 s idle timeout.
+t=$(python3 "$SLOW" silent "$SERVER_PORT" 15) || fail "silent connection not cut: $t"
+python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 7 else 1)' "$t" ||
+	fail "silent connection cut after $t s"
+alive "a silent connection"
 
 # Connections per address: 4 held, a fifth refused; another address
 # (127.0.0.2) is still served; once they close, all is well.
