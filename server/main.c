@@ -93,9 +93,11 @@ static const char usage_serve[] =
     "  --request-timeout SECS  a request must arrive whole within SECS\n"
     "                       (default 60; 0: no deadline)...\n"
     "  --min-upload-rate SIZE  ...plus a second per SIZE bytes of body\n"
-    "                       (default 16K)\n"
+    "                       (default 16K; 0: SECS whatever the size)\n"
     "  --idle-timeout SECS  close a connection idle that long (default 60)\n"
-    "  --max-connections-per-address N  (default 32)\n"
+    "  --max-connections-per-address N\n"
+    "                       connections at once from one address\n"
+    "                       (default 32)\n"
     "  --auth-fail-max N    after N failed authentications from one\n"
     "                       address within the window, answer it 429\n"
     "                       for the window (default 20; 0: no limit)\n"
@@ -103,7 +105,8 @@ static const char usage_serve[] =
     "\n"
     "Stops cleanly on SIGINT or SIGTERM.  DIR/tokens.json is reloaded\n"
     "when it changes.  Writes, leases, pins and refused addresses are\n"
-    "appended to DIR/audit.log.\n";
+    "appended to DIR/audit.log.  The key and tokens.json must be\n"
+    "readable by their owner only (chmod 600).\n";
 
 static const char usage_import[] =
     "usage: " CLI_PROG " import DIR NAME FILE [--block-size SIZE]\n"
