@@ -480,8 +480,12 @@ static int serve_privileged(const char *dir, const struct serve_opts *o,
 	r = audit_open(dir, ret_audit);
 	if (r < 0)
 		return log_error_errno(r, "opening %s/%s: %m", dir, AUDIT_FILE);
-	if (!o->user)
+	if (!o->user) {
+		if (geteuid() == 0)
+			log_info("serving as root; --user NAME would drop root "
+				 "once the port is bound");
 		return 0;
+	}
 	if (geteuid() == 0) {
 		r = audit_chown(*ret_audit, o->pw.uid, o->pw.gid);
 		if (r < 0)
