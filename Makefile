@@ -73,6 +73,7 @@ UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
 			  fusefs/image_evict \
 			  fusefs/cache fusefs/crypto
 UNIT_DEPS_test-auth	= server/auth
+UNIT_DEPS_test-ratelimit = server/ratelimit
 
 .SECONDEXPANSION:
 # Keep intermediate objects (tests/tap.o) between runs.

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "util.h"
 
+#include "audit.h"
 #include "cli.h"
 #include "cmd_gc.h"
 #include "gc.h"
@@ -102,6 +103,15 @@ int cmd_gc(int argc, char **argv)
 	store_free(s);
 	if (r < 0)
 		return r;
+	if (!o.dry_run)
+		audit_cli(dir, &(struct audit_entry){
+				   .action = "gc",
+				   .extra = json_pack(
+				       "{s:I, s:I}", "versions_dropped",
+				       (json_int_t)res.versions_dropped,
+				       "blocks_removed",
+				       (json_int_t)res.blocks_removed),
+			       });
 	verb = o.dry_run ? "would remove" : "removed";
 	format_bytes(res.bytes_removed, bytes, sizeof(bytes));
 	printf(

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "util.h"
 
+#include "audit.h"
 #include "cli.h"
 #include "cmd_lease.h"
 #include "history.h"
@@ -127,7 +128,8 @@ static int lease_list(struct versions *v)
 	return 0;
 }
 
-static int lease_break_cmd(struct versions *v, const char *name)
+static int lease_break_cmd(const char *dir, struct versions *v,
+			   const char *name)
 {
 	char since[32];
 	struct lease l;
@@ -141,6 +143,12 @@ static int lease_break_cmd(struct versions *v, const char *name)
 				       name);
 	if (r < 0)
 		return log_error_errno(r, "breaking the lease of %s: %m", name);
+	audit_cli(dir, &(struct audit_entry){
+			   .action = "lease.break",
+			   .image = name,
+			   .extra = json_pack("{s:s, s:s}", "holder", l.holder,
+					      "where", l.where),
+		       });
 	lease_format_time(l.since, since, sizeof(since));
 	printf("broke the lease of %s held by %s (%s) since %s\n", name,
 	       l.holder, l.where, since);
@@ -178,7 +186,7 @@ int cmd_lease(int argc, char **argv)
 	r = open_dir(argv[0], &s, &v);
 	if (r < 0)
 		return r;
-	r = argc == 1 ? lease_list(v) : lease_break_cmd(v, argv[1]);
+	r = argc == 1 ? lease_list(v) : lease_break_cmd(argv[0], v, argv[1]);
 	versions_free(v);
 	store_free(s);
 	return r;

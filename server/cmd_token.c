@@ -22,6 +22,7 @@
 #include "log.h"
 #include "util.h"
 
+#include "audit.h"
 #include "auth.h"
 #include "cli.h"
 #include "cmd_token.h"
@@ -180,6 +181,11 @@ static int token_add(int argc, char **argv)
 		r = auth_db_save(db, path);
 	if (r < 0)
 		return log_error_errno(r, "adding the token to %s: %m", path);
+	audit_cli(dir, &(struct audit_entry){
+			   .action = "token.add",
+			   .token = id,
+			   .extra = json_pack("{s:s}", "label", o.label),
+		       });
 	printf("%s\n", tok);
 	fflush(stdout);
 	fprintf(stderr, "added token %s (%s)\n", id, o.label);
@@ -229,6 +235,8 @@ static int token_revoke(const char *dir, const char *id)
 	r = auth_db_save(db, path);
 	if (r < 0)
 		return log_error_errno(r, "writing %s: %m", path);
+	audit_cli(dir,
+		  &(struct audit_entry){.action = "token.revoke", .token = id});
 	printf("revoked token %s\n", id);
 	return 0;
 }

@@ -11,37 +11,97 @@
  * relaxed counters in ctx->stats.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "hash.h"
 #include "log.h"
 #include "util.h"
 
+#include "audit.h"
 #include "auth.h"
+#include "deadline.h"
 #include "http.h"
 #include "http_lease.h"
 #include "http_read.h"
 #include "http_write.h"
+#include "ratelimit.h"
 
-#define HTTP_MEMORY_LIMIT   (64u * 1024) /* per connection: headers, buffers */
-#define HTTP_TIMEOUT_SECS   60
 #define HTTP_CONNECTION_MAX 1024
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 #define HTTP_MAX_SEGMENTS   8
 
 struct http_server {
 	struct MHD_Daemon *daemon;
+	uint16_t port;
 	struct http_ctx ctx;
 };
 
 const char *http_header(struct http_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* The audit action of a request on a write route (the route's default
+ * unless its handler named one), or NULL for a request not audited. */
+static const char *audit_action(const struct http_request *req, unsigned status)
+{
+	bool del = strcmp(req->method, MHD_HTTP_METHOD_DELETE) == 0;
+
+	if (!req->token || status == 405)
+		return NULL; /* refused before it was anything */
+	if (req->audit_action)
+		return req->audit_action;
+	switch (req->route) {
+	case ROUTE_COMMIT:
+		return "commit";
+	case ROUTE_BLOCK:
+		return "block.put";
+	case ROUTE_LEASE:
+		return del ? "lease.release" : "lease.acquire";
+	case ROUTE_PINS:
+		return del ? "pin.release" : "pin.acquire";
+	default:
+		return NULL;
+	}
+}
+
+/* Every write, lease and pin request goes to the audit log, refused
+ * ones too. */
+static void audit_request(struct http_request *req, unsigned status)
+{
+	const char *action = audit_action(req, status);
+	char hex[VMF_HASH_HEX_LEN + 1];
+	json_t *extra = steal_ptr(&req->audit_extra);
+
+	if (!action) {
+		json_decref(extra);
+		return;
+	}
+	if (req->route == ROUTE_BLOCK && status < 400) {
+		hash_to_hex(req->hash, VMF_HASH_LEN, hex);
+		if (!extra)
+			extra = json_object();
+		json_object_set_new(extra, "hash", json_string(hex));
+	}
+	(void)audit_log(req->ctx->audit,
+			&(struct audit_entry){
+			    .action = action,
+			    .token = req->token->id,
+			    .addr = req->addr,
+			    .image = req->name[0] ? req->name : NULL,
+			    .version = req->audit_version,
+			    .status = status,
+			    .extra = extra,
+			}); /* a failure is logged there */
 }
 
 enum MHD_Result http_queue(struct http_request *req, unsigned status,
@@ -64,6 +124,7 @@ enum MHD_Result http_queue(struct http_request *req, unsigned status,
 		http_count(&st->bytes_sent, body_len);
 	if (req->ctx->verbose)
 		log_info("%s %s %u", req->method, req->path, status);
+	audit_request(req, status);
 	return ret;
 }
 
@@ -285,14 +346,41 @@ static int take_params(struct http_request *req, char *name, char *num)
 	return 0;
 }
 
-/* 401 unless the request carries a known token. */
+/* One more failed authentication from the client's address. */
+static void auth_failed(struct http_request *req)
+{
+	struct http_ctx *ctx = req->ctx;
+
+	if (!ratelimit_fail(ctx->ratelimit, req->peer))
+		return;
+	log_warn("%s: too many failed authentications; refused for a while",
+		 req->addr);
+	(void)audit_log(ctx->audit, &(struct audit_entry){
+					.action = "auth.blocked",
+					.addr = req->addr,
+					.status = 429,
+				    }); /* a failure is logged there */
+}
+
+/* 401 unless the request carries a known token; 429 for an address
+ * that failed too often, before its token is even looked at. */
 static int authenticate(struct http_request *req)
 {
 	const char *value = http_header(req, "Authorization");
+	unsigned wait = ratelimit_check(req->ctx->ratelimit, req->peer);
 	const char *tok;
 	uint8_t hash[VMF_HASH_LEN];
 	const char *why;
+	char secs[16];
 
+	if (wait) {
+		snprintf(secs, sizeof(secs), "%u", wait);
+		http_reply_error_ex(req, 429, NULL, "Retry-After", secs,
+				    "too many failed authentications from "
+				    "%s; try again in %u s",
+				    req->addr, wait);
+		return -EACCES;
+	}
 	if (!value)
 		why = "missing bearer token";
 	else if (auth_parse_bearer(value, &tok) < 0)
@@ -305,6 +393,9 @@ static int authenticate(struct http_request *req)
 			return 0;
 		why = "invalid or revoked token";
 	}
+	/* A request without any credentials is no guess: not counted. */
+	if (value)
+		auth_failed(req);
 	http_reply_error_ex(req, 401, NULL, "WWW-Authenticate",
 			    "Bearer realm=\"vmferry\"", "%s", why);
 	return -EACCES;
@@ -414,6 +505,36 @@ static bool has_body(struct MHD_Connection *conn)
 					   "Transfer-Encoding");
 }
 
+/* The client's address of conn (NULL if unknown), and as text. */
+static const struct sockaddr *peer_address(struct MHD_Connection *conn,
+					   char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	sa = ci ? ci->client_addr : NULL;
+	if (!sa ||
+	    getnameinfo(sa,
+			sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in),
+			buf, len, NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(buf, len, "?");
+	return sa;
+}
+
+/* The client's address (req->peer, req->addr) and the connection's
+ * deadline (req->dl). */
+static void request_conn_info(struct http_request *req)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	req->peer = peer_address(req->conn, req->addr, sizeof(req->addr));
+	ci = MHD_get_connection_info(req->conn,
+				     MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	req->dl = ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload_data,
@@ -435,19 +556,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		req->path = strdup(url);
 		*con_cls = req;
 		http_count(&ctx->stats.requests, 1);
+		request_conn_info(req);
 		if (!req->path)
 			return MHD_NO;
 		/* A response queued now, before the body, makes
 		 * libmicrohttpd close the connection afterwards.  That is
 		 * right for refusing an upload early (401 before a 4 MiB
 		 * body), wrong for a GET: answer those on the next call. */
-		if (!has_body(conn))
+		if (!has_body(conn)) {
+			deadline_conn_received(req->dl);
 			return MHD_YES;
+		}
 		req->begun = true;
 		return begin(req, url);
 	}
 	if (req->queued) {
 		/* Answered already (an error before the body): drop it. */
+		deadline_conn_body(req->dl, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
@@ -456,11 +581,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return begin(req, url);
 	}
 	if (*upload_data_size > 0) {
+		deadline_conn_body(req->dl, *upload_data_size);
 		http_write_data(req, (const uint8_t *)upload_data,
 				*upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	deadline_conn_received(req->dl);
 	return http_write_finish(req);
 }
 
@@ -476,12 +603,39 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug(LOG_CAT_HTTP, "%s %s: ended early (code %d)",
 			  req->method, req->path, (int)toe);
+	/* The next request on this connection starts now. */
+	deadline_conn_next(req->dl);
 	http_write_fini(req);
+	json_decref(req->audit_extra);
 	auth_db_unref(req->db);
 	free(req->segments);
 	free(req->path);
 	free(req);
 	*con_cls = NULL;
+}
+
+/* Each connection is watched for its requests' deadlines. */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct http_ctx *ctx = cls;
+	const union MHD_ConnectionInfo *ci;
+	char addr[DEADLINE_ADDR_LEN];
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		if (!ctx->deadline)
+			return;
+		(void)peer_address(conn, addr, sizeof(addr)); /* "?" if none */
+		ci = MHD_get_connection_info(conn,
+					     MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = deadline_conn_begin(
+		    ctx->deadline, ci ? ci->connect_fd : -1, addr);
+		return;
+	}
+	/* Called before libmicrohttpd closes the socket (deadline.h). */
+	deadline_conn_end(*socket_context);
+	*socket_context = NULL;
 }
 
 /* Keep the URL as sent: route parameters are decoded one segment at a
@@ -509,6 +663,47 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 		log_debug(LOG_CAT_HTTP, "libmicrohttpd: %s", line);
 }
 
+int http_listen(const struct sockaddr *addr, socklen_t len, int *ret_fd)
+{
+	_cleanup_close_ int fd = -1;
+	int one = 1;
+
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return -errno;
+	/* "[::1]:PORT" means IPv6 only, as libmicrohttpd would bind it. */
+	if (addr->sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		return -errno;
+	if (bind(fd, addr, len) < 0 || listen(fd, SOMAXCONN) < 0)
+		return -errno;
+	*ret_fd = steal_fd(&fd);
+	return 0;
+}
+
+/* The port fd is bound to. */
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void server_free(struct http_server *h)
+{
+	deadline_stop(h->ctx.deadline);
+	ratelimit_free(h->ctx.ratelimit);
+	free(h);
+}
+
 int http_start(const struct http_config *cfg, struct store *s,
 	       struct versions *v, struct auth_watch *a,
 	       struct http_server **ret)
@@ -516,29 +711,47 @@ int http_start(const struct http_config *cfg, struct store *s,
 	struct http_server *h = calloc(1, sizeof(*h));
 	unsigned flags = MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD |
 			 MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	int r;
 
-	if (!h)
+	if (!h) {
+		(void)close(cfg->listen_fd); /* taken over: never served */
 		return -ENOMEM;
+	}
 	h->ctx.store = s;
 	h->ctx.versions = v;
 	h->ctx.auth = a;
+	h->ctx.audit = cfg->audit;
+	h->ctx.max_body = cfg->max_body;
 	h->ctx.verbose = cfg->verbose;
 	h->ctx.lease_seconds = cfg->lease_seconds;
 	h->ctx.keep_versions = cfg->keep_versions;
+	h->port = bound_port(cfg->listen_fd);
+	r = ratelimit_new(cfg->auth_fail_max, cfg->auth_fail_window,
+			  &h->ctx.ratelimit);
+	if (r == 0)
+		r = deadline_start(cfg->request_timeout, cfg->min_rate,
+				   &h->ctx.deadline);
+	if (r < 0) {
+		(void)close(cfg->listen_fd); /* taken over: never served */
+		server_free(h);
+		return r;
+	}
 	if (cfg->threads == 0)
 		flags |= MHD_USE_THREAD_PER_CONNECTION;
-	if (cfg->addr->sa_family == AF_INET6)
+	if (cfg->family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	struct MHD_OptionItem opts[] = {
 	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, &h->ctx},
-	    {MHD_OPTION_SOCK_ADDR, 0, (void *)cfg->addr},
+	    {MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL},
 	    {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->cert_pem},
 	    {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->key_pem},
 	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
-	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_MEMORY_LIMIT, NULL},
-	    {MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_SECS, NULL},
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_head, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout, NULL},
 	    {MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_MAX, NULL},
+	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_address, NULL},
 	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, &h->ctx},
 	    {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL},
 	    {cfg->threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
 	     cfg->threads, NULL},
@@ -547,7 +760,8 @@ int http_start(const struct http_config *cfg, struct store *s,
 	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &h->ctx,
 				     MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!h->daemon) {
-		free(h);
+		(void)close(cfg->listen_fd); /* MHD did not take it */
+		server_free(h);
 		return -EINVAL;
 	}
 	atomic_store_explicit(&h->ctx.started, true, memory_order_relaxed);
@@ -557,10 +771,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 
 uint16_t http_port(const struct http_server *h)
 {
-	const union MHD_DaemonInfo *info =
-	    MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-
-	return info ? info->port : 0;
+	return h->port;
 }
 
 void http_stop(struct http_server *h)
@@ -568,5 +779,5 @@ void http_stop(struct http_server *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->daemon);
-	free(h);
+	server_free(h);
 }

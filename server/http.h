@@ -23,21 +23,40 @@
 #include "proto.h"
 
 #include "commit.h"
+#include "deadline.h"
 
+struct audit;
 struct auth_db;
 struct auth_token;
 struct auth_watch;
+struct deadline;
+struct deadline_conn;
+struct ratelimit;
 struct store;
 
+#define HTTP_MAX_HEAD_DEFAULT	 (64u * 1024)
+#define HTTP_MAX_BODY_DEFAULT	 (1ull << 30)
+#define HTTP_IDLE_DEFAULT	 60 /* seconds */
+#define HTTP_PER_ADDRESS_DEFAULT 32
+
 struct http_config {
-	const struct sockaddr *addr; /* where to listen (port 0: any) */
-	socklen_t addrlen;
+	int listen_fd; /* from http_listen(); taken over by http_start() */
+	int family;    /* its address family */
 	const char *cert_pem; /* borrowed until http_stop() */
 	const char *key_pem;
-	unsigned threads;	/* 0: a thread per connection */
-	bool verbose;		/* one log line per request */
-	int64_t lease_seconds;	/* lease duration unless the policy says */
-	uint64_t keep_versions; /* retention after a commit (retention.h) */
+	unsigned threads;	  /* 0: a thread per connection */
+	bool verbose;		  /* one log line per request */
+	int64_t lease_seconds;	  /* lease duration unless the policy says */
+	uint64_t keep_versions;	  /* retention after a commit (retention.h) */
+	size_t max_head;	  /* per connection: request head, buffers */
+	uint64_t max_body;	  /* any request body (below the protocol's) */
+	unsigned request_timeout; /* deadline.h; 0: none */
+	uint64_t min_rate;	  /* body bytes/s that extend it */
+	unsigned idle_timeout;	  /* seconds without traffic */
+	unsigned per_address;	  /* connections per client address */
+	unsigned auth_fail_max;	  /* ratelimit.h; 0: no limit */
+	unsigned auth_fail_window;
+	struct audit *audit; /* borrowed; may be NULL */
 };
 
 /* Counters since start; relaxed atomics, read only for /v1/stats. */
@@ -62,6 +81,10 @@ struct http_ctx {
 	struct store *store;
 	struct versions *versions;
 	struct auth_watch *auth;
+	struct audit *audit;	     /* may be NULL */
+	struct ratelimit *ratelimit; /* may be NULL: no limit */
+	struct deadline *deadline;   /* may be NULL: no deadline */
+	uint64_t max_body;
 	struct http_stats stats;
 	bool verbose;
 	int64_t lease_seconds;	/* default lease duration */
@@ -100,9 +123,17 @@ struct http_request {
 	enum http_route route;
 	struct auth_db *db;		/* reference held to the end */
 	const struct auth_token *token; /* borrowed from db */
-	char name[VMF_NAME_MAX + 1];	/* NAME of the route */
-	uint64_t version;		/* N of the route */
-	uint8_t hash[VMF_HASH_LEN];	/* HEX of the route */
+	const struct sockaddr *peer;	/* the client's, or NULL */
+	char addr[DEADLINE_ADDR_LEN];	/* the client's address as text */
+	struct deadline_conn *dl;	/* the connection's deadline */
+	/* For the audit log (http_queue()): the action if not the
+	 * route's default, the version, more fields (owned). */
+	const char *audit_action;
+	uint64_t audit_version;
+	json_t *audit_extra;
+	char name[VMF_NAME_MAX + 1]; /* NAME of the route */
+	uint64_t version;	     /* N of the route */
+	uint8_t hash[VMF_HASH_LEN];  /* HEX of the route */
 
 	/* Request body, owned by http_write.c. */
 	uint8_t *body; /* buffered body (missing, block) */
@@ -121,9 +152,12 @@ struct http_request {
 
 struct http_server;
 
+/* A socket bound to addr and listening (before dropping privileges).
+ * -errno (-EADDRINUSE, ...). */
+int http_listen(const struct sockaddr *addr, socklen_t len, int *ret_fd);
 /* Start serving.  The objects are borrowed and must outlive the server.
- * -EADDRINUSE, -EINVAL (libmicrohttpd refused the options; its reason
- * is logged) or -ENOMEM. */
+ * -EINVAL (libmicrohttpd refused the options; its reason is logged)
+ * or -ENOMEM.  cfg->listen_fd is closed in every case. */
 int http_start(const struct http_config *cfg, struct store *s,
 	       struct versions *v, struct auth_watch *a,
 	       struct http_server **ret);

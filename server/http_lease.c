@@ -143,6 +143,10 @@ enum MHD_Result http_lease_acquire(struct http_request *req)
 	if (!renewed)
 		log_info("image %s leased to %s (%s), token %s", req->name,
 			 l.holder, l.where, req->token->id);
+	req->audit_action = renewed ? "lease.renew" : "lease.grant";
+	req->audit_extra =
+	    json_pack("{s:s, s:s, s:I}", "holder", l.holder, "where", l.where,
+		      "expires", (json_int_t)l.expires);
 	ans = lease_to_json(&l);
 	if (ans) {
 		json_object_set_new(ans, "lease_id", json_string(l.id));
@@ -169,6 +173,7 @@ enum MHD_Result http_lease_release(struct http_request *req)
 	if (released)
 		log_info("image %s: lease released, token %s", req->name,
 			 req->token->id);
+	req->audit_extra = json_pack("{s:b}", "released", released);
 	return http_reply_json(
 	    req, 200, json_pack("{s:b}", "released", released), "no-store");
 }
@@ -218,6 +223,10 @@ enum MHD_Result http_pin_acquire(struct http_request *req)
 	if (!renewed)
 		log_info("image %s: version %" PRIu64 " pinned by %s, token %s",
 			 req->name, p.version, p.holder, req->token->id);
+	req->audit_action = renewed ? "pin.renew" : "pin.grant";
+	req->audit_version = p.version;
+	req->audit_extra = json_pack("{s:s, s:I}", "holder", p.holder,
+				     "expires", (json_int_t)p.expires);
 	return http_reply_json(
 	    req, 200,
 	    json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "pin_id", p.id,
@@ -241,6 +250,7 @@ enum MHD_Result http_pin_release(struct http_request *req)
 	r = pin_release(req->ctx->versions, req->name, id, &released);
 	if (r < 0)
 		return reply_failed(req, r, "releasing a pin of");
+	req->audit_extra = json_pack("{s:b}", "released", released);
 	return http_reply_json(
 	    req, 200, json_pack("{s:b}", "released", released), "no-store");
 }

@@ -126,6 +126,9 @@ enum MHD_Result http_write_begin(struct http_request *req)
 		max = COMMIT_MAX;
 		break;
 	}
+	/* serve --max-body-size lowers every limit of the protocol. */
+	if (max > req->ctx->max_body)
+		max = req->ctx->max_body;
 	req->body_max = (size_t)max;
 	r = content_length(req, &len);
 	if (r == -EINVAL)
@@ -191,6 +194,12 @@ static void upload_data(struct http_request *req, const uint8_t *buf,
 {
 	int r;
 
+	/* A body without Content-Length is bounded as it arrives. */
+	if (req->up_len + len > req->body_max) {
+		fail_later(req, 413, "body too large: at most %zu bytes here",
+			   req->body_max);
+		return;
+	}
 	if (req->up_expect && req->up_len + len > req->up_expect) {
 		fail_later(req, 400,
 			   "manifest is longer than its header says "
@@ -351,6 +360,9 @@ static enum MHD_Result finish_commit(struct http_request *req)
 	r = commit_manifest(req->ctx->versions, &cr, req->up_fd, path, &res);
 	switch (r) {
 	case 0:
+		req->audit_version = res.version;
+		if (res.replayed)
+			req->audit_action = "commit.replay";
 		if (!res.replayed)
 			log_info("committed %s version %" PRIu64
 				 " (commit %s, token %s)",

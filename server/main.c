@@ -27,13 +27,17 @@
 #include "proto.h"
 #include "util.h"
 
+#include "audit.h"
 #include "auth.h"
 #include "cli.h"
 #include "cmd_gc.h"
 #include "cmd_lease.h"
 #include "cmd_token.h"
+#include "deadline.h"
 #include "http.h"
 #include "import.h"
+#include "privs.h"
+#include "ratelimit.h"
 #include "retention.h"
 #include "store.h"
 #include "tls.h"
@@ -79,9 +83,30 @@ static const char usage_serve[] =
     "                       beyond the last N unless its policy.json sets\n"
     "                       keep_versions (default 10; blocks stay until\n"
     "                       gc)\n"
+    "  --user NAME          drop root for user NAME once the port is\n"
+    "                       bound (DIR must belong to NAME)\n"
+    "\n"
+    "Limits (0 turns off those that say so):\n"
+    "  --max-header-size SIZE  request head and buffers per connection\n"
+    "                       (default 64K; a larger head gets 431)\n"
+    "  --max-body-size SIZE any request body (default 1G; 413)\n"
+    "  --request-timeout SECS  a request must arrive whole within SECS\n"
+    "                       (default 60; 0: no deadline)...\n"
+    "  --min-upload-rate SIZE  ...plus a second per SIZE bytes of body\n"
+    "                       (default 16K; 0: SECS whatever the size)\n"
+    "  --idle-timeout SECS  close a connection idle that long (default 60)\n"
+    "  --max-connections-per-address N\n"
+    "                       connections at once from one address\n"
+    "                       (default 32)\n"
+    "  --auth-fail-max N    after N failed authentications from one\n"
+    "                       address within the window, answer it 429\n"
+    "                       for the window (default 20; 0: no limit)\n"
+    "  --auth-fail-window SECS  (default 60)\n"
     "\n"
     "Stops cleanly on SIGINT or SIGTERM.  DIR/tokens.json is reloaded\n"
-    "when it changes.\n";
+    "when it changes.  Writes, leases, pins and refused addresses are\n"
+    "appended to DIR/audit.log.  The key and tokens.json must be\n"
+    "readable by their owner only (chmod 600).\n";
 
 static const char usage_import[] =
     "usage: " CLI_PROG " import DIR NAME FILE [--block-size SIZE]\n"
@@ -217,7 +242,78 @@ struct serve_opts {
 	bool verbose;
 	int64_t lease_seconds;
 	uint64_t keep_versions;
+	const char *user; /* --user, or NULL */
+	struct privs_user pw;
+	uint64_t max_head;
+	uint64_t max_body;
+	uint64_t request_timeout;
+	uint64_t min_rate;
+	uint64_t idle_timeout;
+	uint64_t per_address;
+	uint64_t auth_fail_max;
+	uint64_t auth_fail_window;
 };
+
+/* The long-only options of serve. */
+enum {
+	OPT_USER = 256,
+	OPT_MAX_HEAD,
+	OPT_MAX_BODY,
+	OPT_REQUEST_TIMEOUT,
+	OPT_MIN_RATE,
+	OPT_IDLE_TIMEOUT,
+	OPT_PER_ADDRESS,
+	OPT_AUTH_FAIL_MAX,
+	OPT_AUTH_FAIL_WINDOW,
+};
+
+/* A serve option's number within [min, max]: 0 or a usage error. */
+static int serve_number(const char *opt, const char *arg, bool size,
+			uint64_t min, uint64_t max, uint64_t *ret)
+{
+	uint64_t n;
+	int r = size ? parse_size(arg, &n) : parse_u64(arg, &n);
+
+	if (r < 0 || n < min || n > max)
+		return cli_usage_error(
+		    "serve", "%s: want %" PRIu64 " to %" PRIu64 ", not '%s'",
+		    opt, min, max, arg);
+	*ret = n;
+	return 0;
+}
+
+/* The limits' options; 1 if c is none of them. */
+static int parse_limit(int c, struct serve_opts *o)
+{
+	switch (c) {
+	case OPT_MAX_HEAD:
+		return serve_number("--max-header-size", optarg, true, 4096,
+				    16u << 20, &o->max_head);
+	case OPT_MAX_BODY:
+		return serve_number("--max-body-size", optarg, true, 4096,
+				    UINT64_MAX >> 1, &o->max_body);
+	case OPT_REQUEST_TIMEOUT:
+		return serve_number("--request-timeout", optarg, false, 0,
+				    86400, &o->request_timeout);
+	case OPT_MIN_RATE:
+		return serve_number("--min-upload-rate", optarg, true, 0,
+				    1ull << 40, &o->min_rate);
+	case OPT_IDLE_TIMEOUT:
+		return serve_number("--idle-timeout", optarg, false, 1, 86400,
+				    &o->idle_timeout);
+	case OPT_PER_ADDRESS:
+		return serve_number("--max-connections-per-address", optarg,
+				    false, 1, 1024, &o->per_address);
+	case OPT_AUTH_FAIL_MAX:
+		return serve_number("--auth-fail-max", optarg, false, 0,
+				    1000000, &o->auth_fail_max);
+	case OPT_AUTH_FAIL_WINDOW:
+		return serve_number("--auth-fail-window", optarg, false, 1,
+				    86400, &o->auth_fail_window);
+	default:
+		return 1;
+	}
+}
 
 /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" into a socket address. */
 static int resolve_listen(const char *spec, struct addrinfo **ret)
@@ -259,14 +355,36 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"lease-seconds", required_argument, NULL, 'L'},
 	    {"keep-versions", required_argument, NULL, 'K'},
+	    {"user", required_argument, NULL, OPT_USER},
+	    {"max-header-size", required_argument, NULL, OPT_MAX_HEAD},
+	    {"max-body-size", required_argument, NULL, OPT_MAX_BODY},
+	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+	    {"min-upload-rate", required_argument, NULL, OPT_MIN_RATE},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"max-connections-per-address", required_argument, NULL,
+	     OPT_PER_ADDRESS},
+	    {"auth-fail-max", required_argument, NULL, OPT_AUTH_FAIL_MAX},
+	    {"auth-fail-window", required_argument, NULL, OPT_AUTH_FAIL_WINDOW},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	uint64_t n;
-	int c;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "D:hv", opts, NULL)) != -1) {
+		r = parse_limit(c, o);
+		if (r != 1) {
+			if (r != 0)
+				return r;
+			continue;
+		}
 		switch (c) {
+		case OPT_USER:
+			o->user = optarg;
+			if (privs_lookup(optarg, &o->pw) < 0)
+				return cli_usage_error(
+				    "serve", "--user: no user '%s'", optarg);
+			break;
 		case 'l':
 			o->listen = optarg;
 			break;
@@ -349,14 +467,61 @@ static void wait_for_stop(const sigset_t *set)
 	log_info("signal %d: stopping", sig);
 }
 
+/* Bind, open the audit log and become --user: what needs root. */
+static int serve_privileged(const char *dir, const struct serve_opts *o,
+			    const struct addrinfo *ai, int *ret_fd,
+			    struct audit **ret_audit)
+{
+	int r;
+
+	r = http_listen(ai->ai_addr, ai->ai_addrlen, ret_fd);
+	if (r < 0)
+		return log_error_errno(r, "cannot listen on %s: %m", o->listen);
+	r = audit_open(dir, ret_audit);
+	if (r < 0)
+		return log_error_errno(r, "opening %s/%s: %m", dir, AUDIT_FILE);
+	if (!o->user) {
+		if (geteuid() == 0)
+			log_info("serving as root; --user NAME would drop root "
+				 "once the port is bound");
+		return 0;
+	}
+	if (geteuid() == 0) {
+		r = audit_chown(*ret_audit, o->pw.uid, o->pw.gid);
+		if (r < 0)
+			return log_error_errno(r, "chown %s/%s: %m", dir,
+					       AUDIT_FILE);
+	}
+	r = privs_drop(&o->pw);
+	if (r == 0)
+		r = privs_check_dir(dir, &o->pw);
+	return r;
+}
+
 static int run_server(const char *dir, const struct serve_opts *o,
 		      const struct addrinfo *ai, const char *cert_pem,
 		      const char *key_pem, const sigset_t *stop)
 {
 	_cleanup_free_ char *tokens = cli_dir_file(dir, CLI_TOKENS);
-	struct http_config cfg = {ai->ai_addr,	    ai->ai_addrlen,  cert_pem,
-				  key_pem,	    o->threads,	     o->verbose,
-				  o->lease_seconds, o->keep_versions};
+	struct http_config cfg = {
+	    .listen_fd = -1,
+	    .family = ai->ai_family,
+	    .cert_pem = cert_pem,
+	    .key_pem = key_pem,
+	    .threads = o->threads,
+	    .verbose = o->verbose,
+	    .lease_seconds = o->lease_seconds,
+	    .keep_versions = o->keep_versions,
+	    .max_head = (size_t)o->max_head,
+	    .max_body = o->max_body,
+	    .request_timeout = (unsigned)o->request_timeout,
+	    .min_rate = o->min_rate,
+	    .idle_timeout = (unsigned)o->idle_timeout,
+	    .per_address = (unsigned)o->per_address,
+	    .auth_fail_max = (unsigned)o->auth_fail_max,
+	    .auth_fail_window = (unsigned)o->auth_fail_window,
+	};
+	struct audit *audit = NULL;
 	struct store *s = NULL;
 	struct versions *v = NULL;
 	struct auth_watch *w = NULL;
@@ -366,6 +531,10 @@ static int run_server(const char *dir, const struct serve_opts *o,
 
 	if (!tokens)
 		return log_oom();
+	r = serve_privileged(dir, o, ai, &cfg.listen_fd, &audit);
+	if (r < 0)
+		goto out;
+	cfg.audit = audit;
 	r = store_open(dir, &s);
 	if (r == 0)
 		r = versions_open(dir, s, &v);
@@ -379,6 +548,7 @@ static int run_server(const char *dir, const struct serve_opts *o,
 		goto out;
 	}
 	r = http_start(&cfg, s, v, w, &h);
+	cfg.listen_fd = -1; /* taken over */
 	if (r < 0) {
 		log_error("cannot serve on %s", o->listen);
 		goto out;
@@ -396,18 +566,31 @@ static int run_server(const char *dir, const struct serve_opts *o,
 	wait_for_stop(stop);
 out:
 	http_stop(h);
+	closep(&cfg.listen_fd);
 	auth_watch_free(w);
 	versions_free(v);
 	store_free(s);
+	audit_close(audit);
 	return r;
 }
 
 static int cmd_serve(int argc, char **argv)
 {
-	struct serve_opts o = {.listen = "127.0.0.1:8443",
-			       .lease_seconds = VMF_LEASE_SECONDS_DEFAULT,
-			       .keep_versions = RETENTION_KEEP_DEFAULT};
+	struct serve_opts o = {
+	    .listen = "127.0.0.1:8443",
+	    .lease_seconds = VMF_LEASE_SECONDS_DEFAULT,
+	    .keep_versions = RETENTION_KEEP_DEFAULT,
+	    .max_head = HTTP_MAX_HEAD_DEFAULT,
+	    .max_body = HTTP_MAX_BODY_DEFAULT,
+	    .request_timeout = DEADLINE_TIMEOUT_DEFAULT,
+	    .min_rate = DEADLINE_MIN_RATE_DEFAULT,
+	    .idle_timeout = HTTP_IDLE_DEFAULT,
+	    .per_address = HTTP_PER_ADDRESS_DEFAULT,
+	    .auth_fail_max = RATELIMIT_MAX_DEFAULT,
+	    .auth_fail_window = RATELIMIT_WINDOW_DEFAULT,
+	};
 	_cleanup_free_ char *cert_path = NULL, *key_path = NULL;
+	_cleanup_free_ char *tokens = NULL;
 	_cleanup_free_ char *cert = NULL;
 	_cleanup_(free_secretp) char *key = NULL;
 	_cleanup_(freeaddrinfop) struct addrinfo *ai = NULL;
@@ -429,14 +612,18 @@ static int cmd_serve(int argc, char **argv)
 		return r;
 	cert_path = o.cert ? strdup(o.cert) : cli_dir_file(dir, "cert.pem");
 	key_path = o.key ? strdup(o.key) : cli_dir_file(dir, "key.pem");
-	if (!cert_path || !key_path)
+	tokens = cli_dir_file(dir, CLI_TOKENS);
+	if (!cert_path || !key_path || !tokens)
 		return log_oom();
 	r = read_file(cert_path, PEM_MAX, &cert, NULL);
 	if (r < 0)
 		return log_error_errno(r, "reading %s: %m", cert_path);
-	r = read_file(key_path, PEM_MAX, &key, NULL);
+	/* Secrets only their owner may read: refused otherwise. */
+	r = privs_read_secret(key_path, PEM_MAX, &key);
+	if (r == 0)
+		r = privs_read_secret(tokens, 0, NULL);
 	if (r < 0)
-		return log_error_errno(r, "reading %s: %m", key_path);
+		return r;
 	/* A shell without job control starts background jobs with SIGINT
 	 * ignored, and an ignored signal never reaches sigwait(). */
 	signal(SIGINT, SIG_DFL);
@@ -505,6 +692,13 @@ static int cmd_import(int argc, char **argv)
 	store_free(s);
 	if (r < 0)
 		return log_error_errno(r, "importing %s as %s: %m", file, name);
+	audit_cli(dir, &(struct audit_entry){
+			   .action = "import",
+			   .image = name,
+			   .version = res.version,
+			   .extra = json_pack("{s:I}", "new_blocks",
+					      (json_int_t)res.new_blocks),
+		       });
 	format_bytes(res.size, size, sizeof(size));
 	printf("imported %s version %" PRIu64 ": %" PRIu64
 	       " bytes (%s), %" PRIu64 " blocks: %" PRIu64 " new, %" PRIu64
