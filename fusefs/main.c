@@ -50,7 +50,7 @@ struct mount_opts {
 	const char *cacert;
 	const char *pin;
 	const char *cache_dir;
-	const char *key_file;
+	struct local_key_opts keys; /* --key-file, --passphrase[-file] */
 	const char *log_file;
 	bool foreground;
 	bool insecure;
@@ -69,7 +69,7 @@ struct mount {
 	struct mount_opts o;
 	struct remote_url url;
 	char *token;
-	uint8_t user_key[CRYPTO_KEY_LEN];
+	struct keys_user user; /* cleansed once the copy is open */
 	char cache_path[4096];
 	char ctl_path[256];
 	struct fetch *fetch;
@@ -111,6 +111,9 @@ static void usage(FILE *out)
 	    "                          $XDG_CACHE_HOME/vmferry or ~/.cache/vmferry)\n"
 	    "      --key-file FILE     your key; created (0600) if absent (default:\n"
 	    "                          $XDG_CONFIG_HOME/vmferry/user.key)\n"
+	    "      --passphrase        protect the copy with a passphrase instead,\n"
+	    "                          asked on the terminal (twice for a new copy)\n"
+	    "      --passphrase-file FILE  the passphrase: FILE's first line (0600)\n"
 	    "      --read-only         refuse writes (default: writable; changes\n"
 	    "                          stay in the local copy until synced)\n"
 	    "      --sync-interval SECS  upload changes this often (default 30;\n"
@@ -138,6 +141,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_INSECURE,
 		OPT_CACHE,
 		OPT_KEY_FILE,
+		OPT_PASSPHRASE,
+		OPT_PASSPHRASE_FILE,
 		OPT_NO_HYDRATE,
 		OPT_MAX_RATE,
 		OPT_IO_TIMEOUT,
@@ -156,6 +161,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"insecure", no_argument, NULL, OPT_INSECURE},
 	    {"cache", required_argument, NULL, OPT_CACHE},
 	    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+	    {"passphrase", no_argument, NULL, OPT_PASSPHRASE},
+	    {"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
 	    {"no-hydrate", no_argument, NULL, OPT_NO_HYDRATE},
 	    {"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	    {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
@@ -200,7 +207,13 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			o->cache_dir = optarg;
 			break;
 		case OPT_KEY_FILE:
-			o->key_file = optarg;
+			o->keys.key_file = optarg;
+			break;
+		case OPT_PASSPHRASE:
+			o->keys.passphrase = true;
+			break;
+		case OPT_PASSPHRASE_FILE:
+			o->keys.passphrase_file = optarg;
 			break;
 		case OPT_NO_HYDRATE:
 			o->no_hydrate = true;
@@ -254,6 +267,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		usage(stderr);
 		return 2;
 	}
+	if (local_key_opts_check(&o->keys, "") < 0)
+		return 2;
 	o->url = argv[optind];
 	o->mountpoint = argv[optind + 1];
 	return 0;
@@ -273,10 +288,17 @@ static int read_token(const struct mount_opts *o, char **ret)
 	return r;
 }
 
-/* $XDG_x or $HOME/fallback, then "/vmferry" + suffix. */
+/* Before the fork: a passphrase is asked on the terminal (twice for a
+ * new copy), and a copy wrapped by the other kind of key is refused. */
 static int load_user_key(struct mount *m)
 {
-	return local_user_key(m->o.key_file, true, m->user_key);
+	int r = local_copy_dir(m->o.cache_dir, &m->url, m->cache_path,
+			       sizeof(m->cache_path));
+
+	if (r < 0)
+		return log_error_errno(r, "cache directory: %m (use --cache "
+					  "DIR)");
+	return local_user_secret(&m->o.keys, m->cache_path, true, &m->user);
 }
 
 /* Fork: the parent waits for the child to say the mount is up. */
@@ -390,15 +412,10 @@ static int open_cache(struct mount *m, uint64_t *ret_prev_version)
 	}
 	if (r < 0)
 		return log_error_errno(r, "locking %s: %m", m->cache_path);
-	r = keys_data_open(m->cache_path, m->user_key, cache_id, data_key);
-	if (r == -EBADMSG)
-		return log_error_errno(r,
-				       "the cache in %s was made with a "
-				       "different key (wrong --key-file?)",
-				       m->cache_path);
+	r = local_open_keys(m->cache_path, &m->user, cache_id, data_key);
+	keys_user_fini(&m->user); /* not needed again */
 	if (r < 0)
-		return log_error_errno(r, "cache keys in %s: %m",
-				       m->cache_path);
+		return r;
 	r = cache_open(m->cache_path, data_key, cache_id, 0, &m->cache);
 	crypto_cleanse(data_key, sizeof(data_key));
 	if (r < 0)
@@ -809,7 +826,7 @@ static void teardown(struct mount *m)
 	fetch_free(m->fetch);
 	if (m->lock_fd >= 0)
 		close(m->lock_fd); /* last: the copy is closed now */
-	crypto_cleanse(m->user_key, sizeof(m->user_key));
+	keys_user_fini(&m->user);
 	if (m->token) {
 		crypto_cleanse(m->token, strlen(m->token));
 		free(m->token);
