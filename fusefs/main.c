@@ -377,8 +377,7 @@ static int start_fetch(struct mount *m)
 	cfg.max_inflight = 8;
 	cfg.max_background = 4;
 	if (m->o.insecure)
-		log_warn("--insecure: the server's identity is NOT verified; "
-			 "anyone on the path can serve you a different disk");
+		remote_warn_insecure();
 	r = fetch_new(&cfg, &m->fetch);
 	if (r < 0)
 		return log_error_errno(r, "starting the fetch engine: %m");

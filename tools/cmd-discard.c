@@ -75,8 +75,6 @@ static void release_copy_lease(const char *dir, const struct remote_url *url,
 	cfg->token = token;
 	cfg->connect_timeout_s = 10;
 	cfg->stall_timeout_s = 30;
-	if (cfg->insecure)
-		log_warn("--insecure: the server's identity is NOT verified");
 	r = fetch_new(cfg, &f);
 	if (r == 0)
 		r = lease_release(f, url->name, lease, why);
@@ -155,6 +153,8 @@ int cmd_discard(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (cfg.insecure)
+		remote_warn_insecure();
 	if (remote_parse_url(argv[optind], &url, &why) < 0) {
 		log_error("bad URL \"%s\": %s", argv[optind], why);
 		return 2;
