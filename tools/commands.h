@@ -11,5 +11,6 @@ int cmd_publish(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_discard(int argc, char **argv);
 int cmd_push(int argc, char **argv);
+int cmd_rekey(int argc, char **argv);
 
 #endif

@@ -25,6 +25,8 @@ static const struct {
     {"discard", cmd_discard,
      "destroy a local copy and its unsynced changes: URL"},
     {"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
+    {"rekey", cmd_rekey,
+     "protect a local copy with a new key or passphrase: URL|DIR"},
 };
 
 static void usage(FILE *out)
