@@ -197,10 +197,11 @@ static uint32_t get_be32(const uint8_t *p)
 /* Fill w's kind, parameters and header for a new wrap under user. */
 static int keys_header_new(const struct keys_user *user, struct keys_wrapped *w)
 {
-	uint8_t *h = w->hdr;
+	uint8_t *h;
 	int r;
 
 	memset(w, 0, sizeof(*w));
+	h = w->hdr;
 	w->kind = user->kind;
 	w->hdr_len = KEYS_HDR_LEN;
 	memcpy(h, KEYS_MAGIC, KEYS_MAGIC_LEN);
