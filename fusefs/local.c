@@ -177,6 +177,8 @@ static int local_passphrase_ask(const char *dir, bool fresh,
 	if (r == -EKEYREJECTED)
 		return log_error_errno(r, "the two passphrases differ: "
 					  "nothing changed");
+	if (r == -EINTR)
+		return log_error_errno(r, "interrupted: nothing changed");
 	if (r < 0)
 		return log_error_errno(r, "asking for the passphrase: %m");
 	return 0;

@@ -3,13 +3,16 @@
  * OpenSSL's EVP_KDF.  See passphrase.h.
  *
  * Owns nothing between calls.  The prompt changes the terminal's echo
- * and, while it waits, the handlers of four terminating signals; both
- * are restored before it returns.  OpenSSL failures become -EIO with
+ * and, while it waits, the handlers and the thread's mask of four
+ * terminating signals; all are restored before it returns.  OpenSSL failures become -EIO with
  * their detail at debug level (category crypto).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 #include <termios.h>
@@ -150,10 +153,15 @@ static const int passphrase_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 #define PASSPHRASE_NSIG (sizeof(passphrase_signals) / sizeof(int))
 
 /* Read one line from the terminal into buf: 0, -ENODATA, -E2BIG,
- * -EINTR (a signal) or -errno.  The line is read whole even when it is
- * too long, so that nothing of it is left for the next read. */
-static int tty_read_line(int fd, char *buf, size_t size, size_t *ret_len)
+ * -EINTR (a signal) or -errno.  The signals of passphrase_signals are
+ * blocked but while waiting in ppoll() with wait_mask, so one that comes
+ * at any moment (even before the first wait) is seen at the next check.
+ * The line is read whole even when it is too long, so that nothing of
+ * it is left for the next read. */
+static int tty_read_line(int fd, const sigset_t *wait_mask, char *buf,
+			 size_t size, size_t *ret_len)
 {
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	size_t n = 0;
 	bool over = false;
 	char c = 0;
@@ -162,9 +170,21 @@ static int tty_read_line(int fd, char *buf, size_t size, size_t *ret_len)
 	if (size > PASSPHRASE_MAX)
 		size = PASSPHRASE_MAX;
 	for (;;) {
-		ssize_t k = read(fd, &c, 1);
+		ssize_t k;
 
-		if (k < 0 && errno == EINTR && !passphrase_signal)
+		if (passphrase_signal) {
+			r = -EINTR;
+			break;
+		}
+		if (ppoll(&p, 1, NULL, wait_mask) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		/* Readable: a whole line is there (canonical mode). */
+		k = read(fd, &c, 1);
+		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
 			r = -errno;
@@ -200,6 +220,7 @@ int passphrase_ask(const char *prompt, const char *again, char *buf,
 {
 	_cleanup_close_ int fd = -1;
 	struct sigaction sa, old_sa[PASSPHRASE_NSIG];
+	sigset_t block, old_mask;
 	struct termios old, quiet;
 	char second[PASSPHRASE_MAX];
 	size_t len = 0, len2 = 0;
@@ -214,20 +235,29 @@ int passphrase_ask(const char *prompt, const char *again, char *buf,
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = passphrase_on_signal;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: the read must return EINTR */
+	sigemptyset(&block);
 	for (size_t i = 0; i < PASSPHRASE_NSIG; i++)
-		sigaction(passphrase_signals[i], &sa, &old_sa[i]);
+		sigaddset(&block, passphrase_signals[i]);
+	/* Blocked from here, delivered only inside tty_read_line()'s wait. */
+	if (pthread_sigmask(SIG_BLOCK, &block, &old_mask) != 0)
+		abort();
+	/* A signal the process ignores stays ignored (nohup, a shell's
+	 * background job). */
+	for (size_t i = 0; i < PASSPHRASE_NSIG; i++)
+		if (sigaction(passphrase_signals[i], NULL, &old_sa[i]) == 0 &&
+		    old_sa[i].sa_handler != SIG_IGN)
+			sigaction(passphrase_signals[i], &sa, NULL);
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
 	r = tcsetattr(fd, TCSAFLUSH, &quiet) < 0 ? -errno : 0;
 	if (r == 0) {
 		tty_say(fd, prompt);
-		r = tty_read_line(fd, buf, size, &len);
+		r = tty_read_line(fd, &old_mask, buf, size, &len);
 		tty_say(fd, "\n");
 	}
 	if (r == 0 && again) {
 		tty_say(fd, again);
-		r = tty_read_line(fd, second, sizeof(second), &len2);
+		r = tty_read_line(fd, &old_mask, second, sizeof(second), &len2);
 		tty_say(fd, "\n");
 		if (r == 0 && (len2 != len || CRYPTO_memcmp(buf, second, len)))
 			r = -EKEYREJECTED;
@@ -239,11 +269,14 @@ int passphrase_ask(const char *prompt, const char *again, char *buf,
 	sig = passphrase_signal;
 	if (r < 0)
 		OPENSSL_cleanse(buf, len);
-	if (sig) {
-		OPENSSL_cleanse(buf, len);
+	/* The terminal is restored: now a caught signal does what it
+	 * would have done (a pending one is delivered by the unblocking). */
+	if (sig)
 		raise(sig);
+	if (pthread_sigmask(SIG_SETMASK, &old_mask, NULL) != 0)
+		abort();
+	if (sig)
 		return -EINTR;
-	}
 	if (r == 0)
 		*ret_len = len;
 	return r;

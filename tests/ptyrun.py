@@ -7,13 +7,16 @@
 #
 # Each time the output ends with a prompt (a line containing
 # "assphrase" and ending in ": "), the next ANSWER and a newline are
-# typed.  Everything the terminal showed goes to TRANSCRIPT (so a test
-# can check that no answer was echoed).  Exits with the command's status
+# typed (the answer "^C" types the interrupt character instead).
+# Everything the terminal showed goes to TRANSCRIPT (so a test can check
+# that no answer was echoed), then a line "[ptyrun: echo on]" or
+# "[ptyrun: echo off]": the terminal's echo once the command ended.  Exits with the command's status
 # (128 + N if a signal N ended it); 124 after 60 s.
 import os
 import pty
 import select
 import sys
+import termios
 import time
 
 
@@ -43,7 +46,11 @@ def main():
         last = out.rsplit(b"\n", 1)[-1]
         if (last.endswith(b": ") and b"assphrase" in last
                 and answered_at != len(out) and answers):
-            os.write(fd, answers.pop(0).encode() + b"\n")
+            answer = answers.pop(0)
+            if answer == "^C":
+                os.write(fd, b"\x03")
+            else:
+                os.write(fd, answer.encode() + b"\n")
             answered_at = len(out)
     else:
         os.kill(pid, 9)
@@ -51,6 +58,8 @@ def main():
         open(transcript, "wb").write(out)
         sys.exit(124)
     _, status = os.waitpid(pid, 0)
+    echo = termios.tcgetattr(fd)[3] & termios.ECHO
+    out += b"\n[ptyrun: echo %s]\n" % (b"on" if echo else b"off")
     open(transcript, "wb").write(out)
     if os.WIFSIGNALED(status):
         sys.exit(128 + os.WTERMSIG(status))

@@ -75,8 +75,15 @@ static int rekey(const char *dir, const struct local_key_opts *old_o,
 	_cleanup_close_ int lock = -1;
 	struct keys_user old, new_user;
 	uint8_t id[CRYPTO_CACHE_ID_LEN], dkey[CRYPTO_KEY_LEN];
+	enum keys_kind kind;
 	int r;
 
+	/* Before the lock (which makes a file) or any question. */
+	r = keys_data_kind(dir, &kind);
+	if (r == -ENOENT) {
+		log_error("no local copy in %s (it holds no data.key)", dir);
+		return r;
+	}
 	r = local_lock(dir, &lock);
 	if (r == -EBUSY) {
 		log_error("the local copy in %s is mounted: unmount it first",

@@ -92,6 +92,16 @@ grep -q "wrong passphrase for the local copy in $dir" "$T/logs/tty-wrong.txt" ||
 	fail "tty wrong: $(cat "$T/logs/tty-wrong.txt")"
 ! grep -q "wrong horse" "$T/logs/tty-wrong.txt" || fail "the passphrase was echoed"
 check_unchanged "a wrong passphrase on the terminal"
+grep -q "^\[ptyrun: echo on\]" "$T/logs/tty-wrong.txt" || fail "echo left off"
+# ^C at the prompt: the terminal's echo is back, the command ends.
+st=0
+"${PTY[@]}" "$T/logs/tty-int.txt" "^C" -- "$VMFERRY" mount -f \
+	"$SERVER_URL/disk" "$T/mnt" "${common[@]}" --passphrase || st=$?
+# (130: killed by SIGINT; 1 if this shell ignores SIGINT, as then does
+# the command.)
+[ "$st" = 130 ] || [ "$st" = 1 ] || fail "^C: status $st: $(cat "$T/logs/tty-int.txt")"
+grep -q "^\[ptyrun: echo on\]" "$T/logs/tty-int.txt" || fail "^C left the echo off"
+check_unchanged "an interrupted prompt"
 # No terminal to ask on.
 if setsid -w "$VMFERRY" mount -f "$SERVER_URL/disk" "$T/mnt" "${common[@]}" \
 	--passphrase </dev/null >"$T/logs/notty.err" 2>&1; then

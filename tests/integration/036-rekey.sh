@@ -93,6 +93,14 @@ if rekey --passphrase-file "$T/p1" --new-key-file "$T/k3" "$dir" 2>"$T/logs/p1.e
 fi
 grep -q "wrong passphrase for the local copy in $dir" "$T/logs/p1.err" || fail "p1: $(cat "$T/logs/p1.err")"
 
+# Not a copy: said before anything is asked or written.
+mkdir "$T/empty"
+if rekey --passphrase "$T/empty" </dev/null 2>"$T/logs/empty.err"; then
+	fail "rekeyed an empty directory"
+fi
+grep -q "no local copy in $T/empty" "$T/logs/empty.err" || fail "empty: $(cat "$T/logs/empty.err")"
+[ -z "$(ls -A "$T/empty")" ] || fail "rekey wrote into a directory that is not a copy"
+
 # The new passphrase reads the whole copy with the server gone.
 MOUNT_KEY=(--passphrase-file "$T/p2")
 mount_image "$SERVER_URL/disk" "$T/mnt" --read-only --no-hydrate --io-timeout 5
