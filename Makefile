@@ -65,7 +65,7 @@ $(B)/vmferry-server: $(SERVER_OBJS) $(LIB_OBJS)
 UNIT_DEPS_test-manifest =
 UNIT_DEPS_test-util	=
 UNIT_DEPS_test-crypto	= fusefs/crypto
-UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto
+UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto fusefs/passphrase
 UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
 UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer
 UNIT_DEPS_test-range	= server/range

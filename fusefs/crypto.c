@@ -49,8 +49,7 @@ static const EVP_CIPHER *crypto_cipher(void)
 	return crypto_gcm ? crypto_gcm : EVP_aes_256_gcm();
 }
 
-/* Log the OpenSSL error queue for what (debug only) and return -EIO. */
-static int crypto_fail(const char *what)
+int crypto_openssl_fail(const char *what)
 {
 	unsigned long e = ERR_get_error();
 	char buf[256];
@@ -74,7 +73,7 @@ int crypto_random(void *buf, size_t len)
 	if (len > INT_MAX)
 		return -EINVAL;
 	if (RAND_bytes(buf, (int)len) != 1)
-		return crypto_fail("random bytes");
+		return crypto_openssl_fail("random bytes");
 	return 0;
 }
 
@@ -93,7 +92,7 @@ int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 		return r;
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx)
-		return crypto_fail("seal: new context");
+		return crypto_openssl_fail("seal: new context");
 	/* The default GCM IV length is 12 bytes, CRYPTO_NONCE_LEN. */
 	if (EVP_EncryptInit_ex(ctx, crypto_cipher(), NULL, key, nonce) != 1 ||
 	    (aad_len > 0 &&
@@ -102,7 +101,7 @@ int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 	    EVP_EncryptFinal_ex(ctx, ct + n, &n) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CRYPTO_TAG_LEN,
 				tag) != 1)
-		return crypto_fail("seal");
+		return crypto_openssl_fail("seal");
 	return 0;
 }
 
@@ -124,18 +123,18 @@ int crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 	memcpy(tag, ct + len, CRYPTO_TAG_LEN);
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx)
-		return crypto_fail("open: new context");
+		return crypto_openssl_fail("open: new context");
 	if (EVP_DecryptInit_ex(ctx, crypto_cipher(), NULL, key, nonce) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CRYPTO_TAG_LEN,
 				tag) != 1 ||
 	    (aad_len > 0 &&
 	     EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1))
-		return crypto_fail("open");
+		return crypto_openssl_fail("open");
 	/* Only the final step checks the tag; until it passes, out holds
 	 * unauthenticated plaintext, which must not survive a failure. */
 	if (EVP_DecryptUpdate(ctx, out, &n, ct, (int)len) != 1) {
 		OPENSSL_cleanse(out, len);
-		return crypto_fail("open");
+		return crypto_openssl_fail("open");
 	}
 	if (EVP_DecryptFinal_ex(ctx, (uint8_t *)out + n, &n) != 1) {
 		OPENSSL_cleanse(out, len);
@@ -165,41 +164,53 @@ void crypto_block_aad(const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
 	memcpy(p, hash, VMF_HASH_LEN);
 }
 
-/* "vmferry-datakey-v1" | cache_id */
-#define CRYPTO_DATAKEY_AAD_LEN \
-	(sizeof(CRYPTO_DATAKEY_AAD_MAGIC) - 1 + CRYPTO_CACHE_ID_LEN)
+/* "vmferry-datakey-v1" | cache_id | ctx */
+#define CRYPTO_DATAKEY_AAD_MAX                                        \
+	(sizeof(CRYPTO_DATAKEY_AAD_MAGIC) - 1 + CRYPTO_CACHE_ID_LEN + \
+	 CRYPTO_WRAP_CTX_MAX)
 
-static void crypto_datakey_aad(const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
-			       uint8_t out[CRYPTO_DATAKEY_AAD_LEN])
+static size_t crypto_datakey_aad(const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
+				 const void *ctx, size_t ctx_len,
+				 uint8_t out[CRYPTO_DATAKEY_AAD_MAX])
 {
 	size_t m = sizeof(CRYPTO_DATAKEY_AAD_MAGIC) - 1;
 
 	memcpy(out, CRYPTO_DATAKEY_AAD_MAGIC, m);
 	memcpy(out + m, cache_id, CRYPTO_CACHE_ID_LEN);
+	if (ctx_len)
+		memcpy(out + m + CRYPTO_CACHE_ID_LEN, ctx, ctx_len);
+	return m + CRYPTO_CACHE_ID_LEN + ctx_len;
 }
 
 int crypto_wrap_key(const uint8_t user_key[CRYPTO_KEY_LEN],
 		    const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
+		    const void *ctx, size_t ctx_len,
 		    const uint8_t data_key[CRYPTO_KEY_LEN],
 		    uint8_t out[CRYPTO_WRAPPED_KEY_LEN])
 {
-	uint8_t aad[CRYPTO_DATAKEY_AAD_LEN];
+	uint8_t aad[CRYPTO_DATAKEY_AAD_MAX];
+	size_t n;
 
-	crypto_datakey_aad(cache_id, aad);
-	return crypto_seal(user_key, aad, sizeof(aad), data_key, CRYPTO_KEY_LEN,
-			   out);
+	if (ctx_len > CRYPTO_WRAP_CTX_MAX)
+		return -EINVAL;
+	n = crypto_datakey_aad(cache_id, ctx, ctx_len, aad);
+	return crypto_seal(user_key, aad, n, data_key, CRYPTO_KEY_LEN, out);
 }
 
 int crypto_unwrap_key(const uint8_t user_key[CRYPTO_KEY_LEN],
 		      const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
+		      const void *ctx, size_t ctx_len,
 		      const uint8_t in[CRYPTO_WRAPPED_KEY_LEN],
 		      uint8_t data_key[CRYPTO_KEY_LEN])
 {
-	uint8_t aad[CRYPTO_DATAKEY_AAD_LEN];
+	uint8_t aad[CRYPTO_DATAKEY_AAD_MAX];
+	size_t n;
 
-	crypto_datakey_aad(cache_id, aad);
-	return crypto_open(user_key, aad, sizeof(aad), in,
-			   CRYPTO_WRAPPED_KEY_LEN, data_key);
+	if (ctx_len > CRYPTO_WRAP_CTX_MAX)
+		return -EINVAL;
+	n = crypto_datakey_aad(cache_id, ctx, ctx_len, aad);
+	return crypto_open(user_key, aad, n, in, CRYPTO_WRAPPED_KEY_LEN,
+			   data_key);
 }
 
 void crypto_cleanse(void *buf, size_t len)

@@ -29,6 +29,8 @@
 #define CRYPTO_BLOCK_AAD_LEN (16 + CRYPTO_CACHE_ID_LEN + 8 + VMF_HASH_LEN)
 /* A wrapped data key: a sealed CRYPTO_KEY_LEN-byte key. */
 #define CRYPTO_WRAPPED_KEY_LEN (CRYPTO_KEY_LEN + CRYPTO_OVERHEAD)
+/* The most context crypto_wrap_key() binds. */
+#define CRYPTO_WRAP_CTX_MAX 64
 
 /* Fill buf with cryptographically secure random bytes (RAND_bytes).
  * Returns 0 or -EIO. */
@@ -51,16 +53,26 @@ void crypto_block_aad(const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
 		      uint64_t blkno, const uint8_t hash[VMF_HASH_LEN],
 		      uint8_t out[CRYPTO_BLOCK_AAD_LEN]);
 
-/* Wrap data_key under user_key (AAD "vmferry-datakey-v1" | cache_id). */
+/* Wrap data_key under user_key (AAD "vmferry-datakey-v1" | cache_id |
+ * ctx): ctx (ctx_len bytes, may be 0) binds what is stored next to the
+ * wrapped key (keys.c: its header), so editing it fails the unwrap. */
 int crypto_wrap_key(const uint8_t user_key[CRYPTO_KEY_LEN],
 		    const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
+		    const void *ctx, size_t ctx_len,
 		    const uint8_t data_key[CRYPTO_KEY_LEN],
 		    uint8_t out[CRYPTO_WRAPPED_KEY_LEN]);
-/* Unwrap; -EBADMSG for a wrong user key or a tampered blob. */
+/* Unwrap; -EBADMSG for a wrong user key, another ctx or a tampered
+ * blob.  -EINVAL if ctx_len is over CRYPTO_WRAP_CTX_MAX. */
 int crypto_unwrap_key(const uint8_t user_key[CRYPTO_KEY_LEN],
 		      const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],
+		      const void *ctx, size_t ctx_len,
 		      const uint8_t in[CRYPTO_WRAPPED_KEY_LEN],
 		      uint8_t data_key[CRYPTO_KEY_LEN]);
+
+/* For OpenSSL callers outside this file (passphrase.c): log the thread's
+ * OpenSSL error queue for what at debug level (category crypto), clear
+ * it, and return -EIO. */
+int crypto_openssl_fail(const char *what);
 
 /* Clear key material (OPENSSL_cleanse). */
 void crypto_cleanse(void *buf, size_t len);

@@ -654,6 +654,9 @@ struct fetch_req *xfer_release(struct xfer *x)
 
 	free(x->url);
 	x->url = NULL;
+	/* curl_slist_append() copied the Authorization line: clear it. */
+	for (struct curl_slist *l = x->headers; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
 	x->req = NULL;

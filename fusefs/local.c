@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Local copy paths and the in-use lock.  See local.h.  Stateless. */
+/* Local copy paths, the in-use lock, and how the user unlocks a copy
+ * (key file or passphrase), in the user's terms.  See local.h.
+ * Stateless.  Every buffer that held key material is cleansed. */
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -193,4 +195,166 @@ int local_user_key(const char *key_file, bool create,
 			 "local copy cannot be read without it",
 			 p);
 	return 0;
+}
+
+int local_key_opts_check(const struct local_key_opts *o, const char *prefix)
+{
+	int n = !!o->key_file + !!o->passphrase_file + o->passphrase;
+
+	if (n <= 1)
+		return 0;
+	log_error("--%skey-file, --%spassphrase and --%spassphrase-file "
+		  "exclude each other",
+		  prefix, prefix, prefix);
+	return -EINVAL;
+}
+
+/* Say which kind of key dir needs: -EKEYREJECTED. */
+static int local_wrong_kind(const char *dir, enum keys_kind need)
+{
+	if (need == KEYS_KIND_PASSPHRASE)
+		log_error("the local copy in %s is protected by a passphrase: "
+			  "use --passphrase or --passphrase-file FILE",
+			  dir);
+	else
+		log_error("the local copy in %s is protected by a key file, "
+			  "not a passphrase: use --key-file FILE",
+			  dir);
+	return -EKEYREJECTED;
+}
+
+static int local_passphrase_file(const char *path, struct keys_user *u)
+{
+	int r =
+	    passphrase_read_file(path, u->pass, sizeof(u->pass), &u->pass_len);
+
+	if (r == -EPERM)
+		return log_error_errno(r,
+				       "passphrase file %s is readable by "
+				       "others: chmod 600 it",
+				       path);
+	if (r == -ENODATA)
+		return log_error_errno(r,
+				       "passphrase file %s: the first line "
+				       "is empty",
+				       path);
+	if (r == -E2BIG)
+		return log_error_errno(r,
+				       "passphrase file %s: longer than %d "
+				       "bytes",
+				       path, PASSPHRASE_MAX);
+	if (r < 0)
+		return log_error_errno(r, "passphrase file %s: %m", path);
+	return 0;
+}
+
+static int local_passphrase_ask(const char *dir, bool fresh,
+				struct keys_user *u)
+{
+	_cleanup_free_ char *prompt = NULL;
+	int r;
+
+	if (asprintf(&prompt, "%sassphrase for the local copy in %s: ",
+		     fresh ? "New p" : "P", dir) < 0)
+		return log_oom();
+	r = passphrase_ask(prompt, fresh ? "Repeat the new passphrase: " : NULL,
+			   u->pass, sizeof(u->pass), &u->pass_len);
+	if (r == -ENXIO)
+		return log_error_errno(r, "no terminal to ask for the "
+					  "passphrase on: use "
+					  "--passphrase-file FILE");
+	if (r == -ENODATA)
+		return log_error_errno(r, "empty passphrase: refused");
+	if (r == -E2BIG)
+		return log_error_errno(r, "passphrase longer than %d bytes",
+				       PASSPHRASE_MAX);
+	if (r == -EKEYREJECTED)
+		return log_error_errno(r, "the two passphrases differ: "
+					  "nothing changed");
+	if (r == -EINTR)
+		return log_error_errno(r, "interrupted: nothing changed");
+	if (r < 0)
+		return log_error_errno(r, "asking for the passphrase: %m");
+	return 0;
+}
+
+/* Fill u as o says; fresh: for a new wrap (create a missing key file,
+ * ask twice). */
+static int local_load(const struct local_key_opts *o, const char *dir,
+		      bool fresh, bool ask_by_default, struct keys_user *u)
+{
+	bool pass = o->passphrase || o->passphrase_file ||
+		    (ask_by_default && !o->key_file);
+	int r;
+
+	keys_user_fini(u);
+	if (pass) {
+		u->kind = KEYS_KIND_PASSPHRASE;
+		r = o->passphrase_file
+			? local_passphrase_file(o->passphrase_file, u)
+			: local_passphrase_ask(dir, fresh, u);
+	} else {
+		u->kind = KEYS_KIND_FILE;
+		r = local_user_key(o->key_file, fresh, u->key);
+	}
+	if (r < 0)
+		keys_user_fini(u);
+	return r;
+}
+
+int local_user_secret(const struct local_key_opts *o, const char *dir,
+		      bool create, struct keys_user *ret)
+{
+	enum keys_kind kind, want;
+	bool fresh = false;
+	int r;
+
+	want = o->passphrase || o->passphrase_file ? KEYS_KIND_PASSPHRASE
+						   : KEYS_KIND_FILE;
+	r = keys_data_kind(dir, &kind);
+	if (r == -ENOENT)
+		fresh = create;
+	else if (r == 0 && kind != want)
+		return local_wrong_kind(dir, kind);
+	/* Other errors are opening's to report, with the key in hand. */
+	return local_load(o, dir, fresh, false, ret);
+}
+
+int local_new_secret(const struct local_key_opts *o, const char *dir,
+		     struct keys_user *ret)
+{
+	return local_load(o, dir, true, true, ret);
+}
+
+int local_keys_error(int r, const char *dir, const struct keys_user *user)
+{
+	bool pass = user->kind == KEYS_KIND_PASSPHRASE;
+
+	if (r == -EBADMSG && pass)
+		log_error("wrong passphrase for the local copy in %s", dir);
+	else if (r == -EBADMSG)
+		log_error("wrong key for the local copy in %s (the key file "
+			  "does not open it: wrong --key-file?)",
+			  dir);
+	else if (r == -EKEYREJECTED)
+		local_wrong_kind(dir,
+				 pass ? KEYS_KIND_FILE : KEYS_KIND_PASSPHRASE);
+	else if (r == -EPROTO)
+		log_error("%s/data.key is damaged or from a newer vmferry: the "
+			  "local copy cannot be opened",
+			  dir);
+	else if (r == -ENOENT)
+		log_error("%s holds no key (data.key): not a local copy", dir);
+	else
+		log_error_errno(r, "the keys of the local copy in %s: %m", dir);
+	return r;
+}
+
+int local_open_keys(const char *dir, const struct keys_user *user,
+		    uint8_t ret_cache_id[CRYPTO_CACHE_ID_LEN],
+		    uint8_t ret_data_key[CRYPTO_KEY_LEN])
+{
+	int r = keys_data_open(dir, user, ret_cache_id, ret_data_key);
+
+	return r < 0 ? local_keys_error(r, dir, user) : 0;
 }

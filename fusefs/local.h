@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "keys.h"
 
 #include "remote.h"
 
@@ -44,6 +45,43 @@ int local_copy_dir(const char *cache_base, const struct remote_url *url,
  * 0 and an fd to keep open while in use, or -EBUSY if another process
  * holds it. */
 int local_lock(const char *dir, int *ret_fd);
+
+/* How the user unlocks a copy: the key options every command that opens
+ * one takes.  At most one of the three is given; none means the default
+ * key file. */
+struct local_key_opts {
+	const char *key_file;	     /* --key-file FILE */
+	const char *passphrase_file; /* --passphrase-file FILE */
+	bool passphrase;	     /* --passphrase: ask on the terminal */
+};
+
+/* 0, or -EINVAL (logged) if more than one way is given. */
+int local_key_opts_check(const struct local_key_opts *o, const char *prefix);
+
+/* Load what the user holds to open the copy in dir (which need not
+ * exist), as o says.  If dir's data.key is wrapped by the other kind of
+ * key, say so before asking anything (-EKEYREJECTED).  When dir has no
+ * data.key yet and create is set, the key is for a new copy: a missing
+ * key file is created (0600, with a notice) and a passphrase asked on
+ * the terminal is asked twice.  Logs what went wrong in the user's
+ * terms; returns 0 or -errno.  *ret is the caller's to keys_user_fini(). */
+int local_user_secret(const struct local_key_opts *o, const char *dir,
+		      bool create, struct keys_user *ret);
+
+/* The new key for `vmferry rekey`: as local_user_secret() for a new
+ * copy, except that nothing given means asking on the terminal. */
+int local_new_secret(const struct local_key_opts *o, const char *dir,
+		     struct keys_user *ret);
+
+/* keys_data_open() on dir, its errors logged in the user's terms ("wrong
+ * passphrase for the local copy in DIR"). */
+int local_open_keys(const char *dir, const struct keys_user *user,
+		    uint8_t ret_cache_id[CRYPTO_CACHE_ID_LEN],
+		    uint8_t ret_data_key[CRYPTO_KEY_LEN]);
+
+/* Log r, an error of keys_data_open() or keys_rekey() about dir opened
+ * with user, in the user's terms; returns r. */
+int local_keys_error(int r, const char *dir, const struct keys_user *user);
 
 /* Load the user's key from key_file (NULL: $XDG_CONFIG_HOME/vmferry/
  * user.key), creating it (0600, with a notice) if absent and create is

@@ -52,7 +52,7 @@ struct mount_opts {
 	const char *cacert;
 	const char *pin;
 	const char *cache_dir;
-	const char *key_file;
+	struct local_key_opts keys; /* --key-file, --passphrase[-file] */
 	const char *log_file;
 	bool foreground;
 	bool insecure;
@@ -74,7 +74,7 @@ struct mount {
 	struct mount_opts o;
 	struct remote_url url;
 	char *token;
-	uint8_t user_key[CRYPTO_KEY_LEN];
+	struct keys_user user; /* cleansed once the copy is open */
 	/* The copy's data key and id, kept to seal its lifecycle record. */
 	uint8_t data_key[CRYPTO_KEY_LEN];
 	uint8_t cache_id[CRYPTO_CACHE_ID_LEN];
@@ -122,8 +122,12 @@ static void usage(FILE *out)
 	    "      --insecure          do not verify the server (loudly)\n"
 	    "      --cache DIR         cache directory (default:\n"
 	    "                          $XDG_CACHE_HOME/vmferry or ~/.cache/vmferry)\n"
-	    "      --key-file FILE     your key; created (0600) if absent (default:\n"
-	    "                          $XDG_CONFIG_HOME/vmferry/user.key)\n"
+	    "      --key-file FILE     your key; created (0600) for a new copy if\n"
+	    "                          absent (default: $XDG_CONFIG_HOME/vmferry/\n"
+	    "                          user.key)\n"
+	    "      --passphrase        protect the copy with a passphrase instead,\n"
+	    "                          asked on the terminal (twice for a new copy)\n"
+	    "      --passphrase-file FILE  the passphrase: FILE's first line (0600)\n"
 	    "      --read-only         refuse writes (default: writable; changes\n"
 	    "                          stay in the local copy until synced)\n"
 	    "      --sync-interval SECS  upload changes this often (default 30;\n"
@@ -161,6 +165,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_INSECURE,
 		OPT_CACHE,
 		OPT_KEY_FILE,
+		OPT_PASSPHRASE,
+		OPT_PASSPHRASE_FILE,
 		OPT_NO_HYDRATE,
 		OPT_MAX_RATE,
 		OPT_IO_TIMEOUT,
@@ -183,6 +189,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"insecure", no_argument, NULL, OPT_INSECURE},
 	    {"cache", required_argument, NULL, OPT_CACHE},
 	    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+	    {"passphrase", no_argument, NULL, OPT_PASSPHRASE},
+	    {"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
 	    {"no-hydrate", no_argument, NULL, OPT_NO_HYDRATE},
 	    {"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	    {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
@@ -232,7 +240,13 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			o->cache_dir = optarg;
 			break;
 		case OPT_KEY_FILE:
-			o->key_file = optarg;
+			o->keys.key_file = optarg;
+			break;
+		case OPT_PASSPHRASE:
+			o->keys.passphrase = true;
+			break;
+		case OPT_PASSPHRASE_FILE:
+			o->keys.passphrase_file = optarg;
 			break;
 		case OPT_NO_HYDRATE:
 			o->no_hydrate = true;
@@ -304,6 +318,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		usage(stderr);
 		return 2;
 	}
+	if (local_key_opts_check(&o->keys, "") < 0)
+		return 2;
 	if (o->ephemeral && o->keep) {
 		log_error("--ephemeral and --keep: choose one");
 		return 2;
@@ -332,10 +348,17 @@ static int read_token(const struct mount_opts *o, char **ret)
 	return r;
 }
 
-/* $XDG_x or $HOME/fallback, then "/vmferry" + suffix. */
+/* Before the fork: a passphrase is asked on the terminal (twice for a
+ * new copy), and a copy wrapped by the other kind of key is refused. */
 static int load_user_key(struct mount *m)
 {
-	return local_user_key(m->o.key_file, true, m->user_key);
+	int r = local_copy_dir(m->o.cache_dir, &m->url, m->cache_path,
+			       sizeof(m->cache_path));
+
+	if (r < 0)
+		return log_error_errno(r, "cache directory: %m (use --cache "
+					  "DIR)");
+	return local_user_secret(&m->o.keys, m->cache_path, true, &m->user);
 }
 
 /* Fork: the parent waits for the child to say the mount is up. */
@@ -414,8 +437,7 @@ static int start_fetch(struct mount *m)
 	cfg.max_inflight = 8;
 	cfg.max_background = 4;
 	if (m->o.insecure)
-		log_warn("--insecure: the server's identity is NOT verified; "
-			 "anyone on the path can serve you a different disk");
+		remote_warn_insecure();
 	r = fetch_new(&cfg, &m->fetch);
 	if (r < 0)
 		return log_error_errno(r, "starting the fetch engine: %m");
@@ -449,15 +471,11 @@ static int open_cache(struct mount *m, uint64_t *ret_prev_version)
 	}
 	if (r < 0)
 		return log_error_errno(r, "locking %s: %m", m->cache_path);
-	r = keys_data_open(m->cache_path, m->user_key, cache_id, data_key);
-	if (r == -EBADMSG)
-		return log_error_errno(r,
-				       "the cache in %s was made with a "
-				       "different key (wrong --key-file?)",
-				       m->cache_path);
+	/* m->user stays until open_copy() is done: a destroyed copy is
+	 * opened again, as a new one, under the same key. */
+	r = local_open_keys(m->cache_path, &m->user, cache_id, data_key);
 	if (r < 0)
-		return log_error_errno(r, "cache keys in %s: %m",
-				       m->cache_path);
+		return r;
 	r = cache_open(m->cache_path, data_key, cache_id, 0, &m->cache);
 	memcpy(m->data_key, data_key, sizeof(data_key));
 	memcpy(m->cache_id, cache_id, sizeof(cache_id));
@@ -747,7 +765,17 @@ static void destroy_copy(struct mount *m)
  * when it has none).  A copy that expired, was offline too long, or whose
  * record was edited is destroyed, key first; online a fresh copy then
  * takes its place, offline the mount is refused (-EKEYEXPIRED). */
+static int open_and_check(struct mount *m, bool online, uint64_t *ret_prev);
+
 static int open_copy(struct mount *m, bool online, uint64_t *ret_prev)
+{
+	int r = open_and_check(m, online, ret_prev);
+
+	keys_user_fini(&m->user); /* not needed again */
+	return r;
+}
+
+static int open_and_check(struct mount *m, bool online, uint64_t *ret_prev)
 {
 	struct lifecycle old;
 	enum lifecycle_state s;
@@ -1219,7 +1247,7 @@ static void teardown(struct mount *m)
 		destroy_copy(m);
 	if (m->lock_fd >= 0)
 		close(m->lock_fd); /* last: the copy is closed now */
-	crypto_cleanse(m->user_key, sizeof(m->user_key));
+	keys_user_fini(&m->user);
 	crypto_cleanse(m->data_key, sizeof(m->data_key));
 	if (m->token) {
 		crypto_cleanse(m->token, strlen(m->token));

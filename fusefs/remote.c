@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "cleanup.h"
 #include "io.h"
@@ -268,10 +269,21 @@ int remote_read_token(const char *file, char **ret)
 	} else {
 		return -ENOKEY;
 	}
-	if (!*tok || strlen(tok) > VMF_TOKEN_MAX || strpbrk(tok, " \t\r\n"))
+	if (!*tok || strlen(tok) > VMF_TOKEN_MAX || strpbrk(tok, " \t\r\n")) {
+		/* Refused, but still a secret (or most of one). */
+		OPENSSL_cleanse(tok, strlen(tok));
 		return -EINVAL;
+	}
 	*ret = steal_ptr(&tok);
 	return 0;
+}
+
+void remote_warn_insecure(void)
+{
+	fprintf(stderr, "vmferry: WARNING: --insecure: TLS verification is "
+			"OFF: the server's identity is NOT verified; anyone on "
+			"the path can serve you a different disk and read "
+			"your token\n");
 }
 
 const char *remote_strerror(int r)

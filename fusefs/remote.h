@@ -74,4 +74,8 @@ int remote_read_token(const char *file, char **ret);
  * FILE to trust it, or --insecure)". */
 const char *remote_strerror(int r);
 
+/* Print the --insecure warning: one "WARNING" line straight on stderr
+ * (whatever the log's sink), each time a command uses --insecure. */
+void remote_warn_insecure(void);
+
 #endif

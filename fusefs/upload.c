@@ -21,6 +21,7 @@
 
 #include "crypto.h"
 #include "fetch.h"
+#include "remote.h"
 #include "upload.h"
 
 /* PUTs in flight at once. */
@@ -40,7 +41,7 @@ int upload_fetch_new(struct fetch_config *cfg, const char *base_url,
 		     const char *token, struct fetch **ret)
 {
 	if (cfg->insecure)
-		log_warn("--insecure: the server's identity is NOT verified");
+		remote_warn_insecure();
 	cfg->base_url = base_url;
 	cfg->token = token;
 	cfg->connect_timeout_s = 10;

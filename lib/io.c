@@ -87,6 +87,23 @@ ssize_t read_up_to(int fd, void *buf, size_t len)
 	return (ssize_t)got;
 }
 
+ssize_t read_private(const char *path, void *buf, size_t len)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		return -EPERM;
+	return read_up_to(fd, buf, len);
+}
+
 int fsync_parent_dir(const char *path)
 {
 	_cleanup_free_ char *dir = strdup(path);

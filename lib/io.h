@@ -19,6 +19,13 @@ int full_write(int fd, const void *buf, size_t len);
 /* Read until len bytes or EOF; returns the count. */
 ssize_t read_up_to(int fd, void *buf, size_t len);
 
+/* Read up to len bytes of a private file (a key, a passphrase) into buf;
+ * returns the count.  Like ssh, refuses a file that any group or other
+ * permission bit is set on (-EPERM: it may have been read or replaced by
+ * someone else), and one that is not a regular file (-EINVAL).  The
+ * caller clears buf. */
+ssize_t read_private(const char *path, void *buf, size_t len);
+
 /* Replace path with (buf, len) atomically and durably: write a temporary
  * file in the same directory, fsync it, rename it over path, fsync the
  * directory. */

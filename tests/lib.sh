@@ -10,8 +10,10 @@
 #                          ADMIN_TOKEN_FILE
 #   stop_server            SIGTERM the server and wait for it
 #   mount_image URL MNT [vmferry mount options...]
-#                          a real mount in the foreground (-f); sets
-#                          MOUNT_PID; fails if the daemon dies first
+#                          a real mount in the foreground (-f) with the
+#                          key options in the array MOUNT_KEY (default:
+#                          --key-file $T/user.key); sets MOUNT_PID;
+#                          fails if the daemon dies first
 #   unmount MNT            fusermount3 -u; fails if the daemon is still
 #                          running after 30 s
 #   make_image FILE SIZE   random data with zero runs (python3)
@@ -155,13 +157,14 @@ scurl() {
 	curl -sS --cacert "$CACERT" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "$@"
 }
 
+MOUNT_KEY=(--key-file "$T/user.key")
 mount_image() {
 	local url=$1 mnt=$2
 	shift 2
 	local log="$T/logs/mount.log"
 	# shellcheck disable=SC2046
 	$(_wrap) "$VMFERRY" mount -f "$url" "$mnt" \
-		--cache "$T/cache" --key-file "$T/user.key" \
+		--cache "$T/cache" "${MOUNT_KEY[@]}" \
 		--cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE" \
 		"$@" >"$log" 2>&1 &
 	MOUNT_PID=$!

@@ -30,17 +30,24 @@ static void usage(FILE *out)
 	    "Destroy the local copy of NAME, with any changes not yet synced:\n"
 	    "its key is overwritten first, then its files are removed.  The copy\n"
 	    "must not be mounted.  A lease it held expires on the server (or\n"
-	    "the administrator breaks it: vmferry-server lease break).\n");
+	    "the administrator breaks it: vmferry-server lease break).\n"
+	    "With a token and the copy's key, the lease is released at once:\n"
+	    "\n"
+	    "      --key-file FILE, --passphrase, --passphrase-file FILE\n"
+	    "                         the copy's key (as for mount)\n"
+	    "      --token-file FILE  bearer token (default: $VMFERRY_TOKEN)\n"
+	    "      --cacert FILE      trust this CA or self-signed certificate\n"
+	    "      --insecure         do not verify the server (loudly)\n");
 }
 
 /* Best effort: release the lease the copy holds, if any.  Says what it
  * did; never stops the discard. */
 static void release_copy_lease(const char *dir, const struct remote_url *url,
-			       const char *key_file, const char *token_file,
-			       struct fetch_config *cfg)
+			       const struct local_key_opts *keys,
+			       const char *token_file, struct fetch_config *cfg)
 {
-	uint8_t ukey[CRYPTO_KEY_LEN], id[CRYPTO_CACHE_ID_LEN],
-	    dkey[CRYPTO_KEY_LEN];
+	uint8_t id[CRYPTO_CACHE_ID_LEN], dkey[CRYPTO_KEY_LEN];
+	struct keys_user user;
 	_cleanup_free_ void *lease = NULL;
 	_cleanup_free_ char *token = NULL;
 	struct cache *c = NULL;
@@ -51,10 +58,11 @@ static void release_copy_lease(const char *dir, const struct remote_url *url,
 
 	if (remote_read_token(token_file, &token) < 0)
 		return; /* no token: the lease expires by itself */
-	r = local_user_key(key_file, false, ukey);
+	memset(&user, 0, sizeof(user));
+	r = local_user_secret(keys, dir, false, &user);
 	if (r == 0)
-		r = keys_data_open(dir, ukey, id, dkey);
-	crypto_cleanse(ukey, sizeof(ukey));
+		r = local_open_keys(dir, &user, id, dkey);
+	keys_user_fini(&user);
 	if (r == 0)
 		r = cache_open(dir, dkey, id, 0, &c);
 	crypto_cleanse(dkey, sizeof(dkey));
@@ -67,8 +75,6 @@ static void release_copy_lease(const char *dir, const struct remote_url *url,
 	cfg->token = token;
 	cfg->connect_timeout_s = 10;
 	cfg->stall_timeout_s = 30;
-	if (cfg->insecure)
-		log_warn("--insecure: the server's identity is NOT verified");
 	r = fetch_new(cfg, &f);
 	if (r == 0)
 		r = lease_release(f, url->name, lease, why);
@@ -83,10 +89,19 @@ out:
 
 int cmd_discard(int argc, char **argv)
 {
-	enum { OPT_KEY = 256, OPT_TOKEN, OPT_CACERT, OPT_INS };
+	enum {
+		OPT_KEY = 256,
+		OPT_PASS,
+		OPT_PASS_FILE,
+		OPT_TOKEN,
+		OPT_CACERT,
+		OPT_INS
+	};
 	static const struct option longopts[] = {
 	    {"cache", required_argument, NULL, 'c'},
 	    {"key-file", required_argument, NULL, OPT_KEY},
+	    {"passphrase", no_argument, NULL, OPT_PASS},
+	    {"passphrase-file", required_argument, NULL, OPT_PASS_FILE},
 	    {"token-file", required_argument, NULL, OPT_TOKEN},
 	    {"cacert", required_argument, NULL, OPT_CACERT},
 	    {"insecure", no_argument, NULL, OPT_INS},
@@ -94,7 +109,8 @@ int cmd_discard(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct fetch_config cfg = {0};
-	const char *cache = NULL, *why, *key = NULL, *token = NULL;
+	struct local_key_opts keys = {0};
+	const char *cache = NULL, *why, *token = NULL;
 	struct remote_url url;
 	_cleanup_close_ int lock = -1;
 	char dir[4096];
@@ -108,7 +124,13 @@ int cmd_discard(int argc, char **argv)
 			cache = optarg;
 			break;
 		case OPT_KEY:
-			key = optarg;
+			keys.key_file = optarg;
+			break;
+		case OPT_PASS:
+			keys.passphrase = true;
+			break;
+		case OPT_PASS_FILE:
+			keys.passphrase_file = optarg;
 			break;
 		case OPT_TOKEN:
 			token = optarg;
@@ -127,10 +149,12 @@ int cmd_discard(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 1) {
+	if (argc - optind != 1 || local_key_opts_check(&keys, "") < 0) {
 		usage(stderr);
 		return 2;
 	}
+	if (cfg.insecure)
+		remote_warn_insecure();
 	if (remote_parse_url(argv[optind], &url, &why) < 0) {
 		log_error("bad URL \"%s\": %s", argv[optind], why);
 		return 2;
@@ -153,7 +177,7 @@ int cmd_discard(int argc, char **argv)
 		log_error_errno(r, "%s: cannot lock it: %m", dir);
 		return 1;
 	}
-	release_copy_lease(dir, &url, key, token, &cfg);
+	release_copy_lease(dir, &url, &keys, token, &cfg);
 	r = keys_destroy(dir);
 	if (r < 0) {
 		log_error_errno(r, "destroying the key in %s: %m", dir);

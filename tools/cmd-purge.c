@@ -33,14 +33,14 @@
 #include "commands.h"
 
 struct sweep {
-	const uint8_t *user_key; /* NULL: no key, plain records only */
-	bool dry_run, quiet;	 /* quiet: the sweep before a command */
+	const struct keys_user *user; /* NULL: no key, plain records only */
+	bool dry_run, quiet;	      /* quiet: the sweep before a command */
 	unsigned destroyed, kept;
 };
 
 /* Verify dir's record with the user key: 0 (*ret is the record),
  * -EBADMSG (edited), or another error (cannot tell: use the plain one). */
-static int verify(const char *dir, const uint8_t *user_key,
+static int verify(const char *dir, const struct keys_user *user,
 		  struct lifecycle *ret)
 {
 	uint8_t id[CRYPTO_CACHE_ID_LEN], dkey[CRYPTO_KEY_LEN];
@@ -51,9 +51,11 @@ static int verify(const char *dir, const uint8_t *user_key,
 	snprintf(path, sizeof(path), "%s/data.key", dir);
 	if (access(path, F_OK) < 0)
 		return -ENOKEY;
-	r = keys_data_open(dir, user_key, id, dkey);
+	r = keys_data_open(dir, user, id, dkey);
+	if (r == -EBADMSG || r == -EKEYREJECTED)
+		return -ENOKEY; /* not our key: cannot tell */
 	if (r < 0)
-		return r == -EBADMSG ? -ENOKEY : r; /* not our key: unknown */
+		return r;
 	r = lifecycle_verify(dir, dkey, id, ret);
 	crypto_cleanse(dkey, sizeof(dkey));
 	return r;
@@ -67,8 +69,8 @@ static bool judge(const char *dir, struct sweep *s, char *why, size_t len)
 	uint64_t dirty = 0;
 	int r = -ENOKEY;
 
-	if (s->user_key)
-		r = verify(dir, s->user_key, &lc);
+	if (s->user)
+		r = verify(dir, s->user, &lc);
 	if (r == -EBADMSG) {
 		snprintf(why, len, "its lifecycle record was edited");
 		return true;
@@ -126,11 +128,10 @@ static int sweep_one(const char *dir, void *opaque)
 	return 0;
 }
 
-int purge_sweep(const char *cache_base, const uint8_t *user_key, bool dry_run,
-		bool quiet)
+int purge_sweep(const char *cache_base, const struct keys_user *user,
+		bool dry_run, bool quiet)
 {
-	struct sweep s = {
-	    .user_key = user_key, .dry_run = dry_run, .quiet = quiet};
+	struct sweep s = {.user = user, .dry_run = dry_run, .quiet = quiet};
 	char base[4096];
 	int r;
 
@@ -180,7 +181,7 @@ int cmd_purge(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	uint8_t ukey[CRYPTO_KEY_LEN];
+	struct keys_user user = {.kind = KEYS_KIND_FILE};
 	const char *cache = NULL, *key_file = NULL;
 	bool dry_run = false, have_key;
 	int c, r;
@@ -209,13 +210,13 @@ int cmd_purge(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	have_key =
-	    key_exists(key_file) && local_user_key(key_file, false, ukey) == 0;
+	have_key = key_exists(key_file) &&
+		   local_user_key(key_file, false, user.key) == 0;
 	if (!have_key)
 		log_info(
 		    "no key file: checking the copies' plain records only");
-	r = purge_sweep(cache, have_key ? ukey : NULL, dry_run, false);
-	crypto_cleanse(ukey, sizeof(ukey));
+	r = purge_sweep(cache, have_key ? &user : NULL, dry_run, false);
+	keys_user_fini(&user);
 	if (r < 0) {
 		log_error_errno(r, "purging: %m");
 		return 1;

@@ -47,6 +47,8 @@ static void usage(FILE *out)
 	    "      --as NEW           the new image's name (required)\n"
 	    "      --cache DIR        where the copy is (default as for mount)\n"
 	    "      --key-file FILE    your key (default as for mount)\n"
+	    "      --passphrase       the copy's passphrase, asked on the terminal\n"
+	    "      --passphrase-file FILE  the copy's passphrase: FILE's first line\n"
 	    "      --token-file FILE  bearer token (default: $VMFERRY_TOKEN)\n"
 	    "      --cacert FILE      trust this CA or self-signed certificate\n"
 	    "      --insecure         do not verify the server (loudly)\n");
@@ -127,10 +129,11 @@ static int push_one(void *opaque, uint64_t blkno, uint64_t gen,
 	return r;
 }
 
-static int run(struct push *p, const char *cache_base, const char *key_file)
+static int run(struct push *p, const char *cache_base,
+	       const struct local_key_opts *keys)
 {
-	uint8_t ukey[CRYPTO_KEY_LEN], id[CRYPTO_CACHE_ID_LEN],
-	    dkey[CRYPTO_KEY_LEN];
+	uint8_t id[CRYPTO_CACHE_ID_LEN], dkey[CRYPTO_KEY_LEN];
+	struct keys_user user;
 	_cleanup_free_ void *ver = NULL;
 	_cleanup_free_ uint8_t *enc = NULL;
 	_cleanup_close_ int lock = -1;
@@ -151,14 +154,13 @@ static int run(struct push *p, const char *cache_base, const char *key_file)
 		return log_error_errno(r, "%s: %s", dir,
 				       r == -EBUSY ? "mounted: unmount it first"
 						   : "cannot lock it");
-	r = local_user_key(key_file, false, ukey);
+	memset(&user, 0, sizeof(user));
+	r = local_user_secret(keys, dir, false, &user);
+	if (r == 0)
+		r = local_open_keys(dir, &user, id, dkey);
+	keys_user_fini(&user);
 	if (r < 0)
 		return r;
-	r = keys_data_open(dir, ukey, id, dkey);
-	crypto_cleanse(ukey, sizeof(ukey));
-	if (r < 0)
-		return log_error_errno(r, "opening the copy's key: %m (wrong "
-					  "--key-file?)");
 	r = cache_open(dir, dkey, id, 0, &p->cache);
 	crypto_cleanse(dkey, sizeof(dkey));
 	if (r < 0)
@@ -195,6 +197,8 @@ int cmd_push(int argc, char **argv)
 		OPT_AS = 256,
 		OPT_CACHE,
 		OPT_KEY,
+		OPT_PASS,
+		OPT_PASS_FILE,
 		OPT_TOKEN,
 		OPT_CACERT,
 		OPT_INS
@@ -203,6 +207,8 @@ int cmd_push(int argc, char **argv)
 	    {"as", required_argument, NULL, OPT_AS},
 	    {"cache", required_argument, NULL, OPT_CACHE},
 	    {"key-file", required_argument, NULL, OPT_KEY},
+	    {"passphrase", no_argument, NULL, OPT_PASS},
+	    {"passphrase-file", required_argument, NULL, OPT_PASS_FILE},
 	    {"token-file", required_argument, NULL, OPT_TOKEN},
 	    {"cacert", required_argument, NULL, OPT_CACERT},
 	    {"insecure", no_argument, NULL, OPT_INS},
@@ -211,7 +217,8 @@ int cmd_push(int argc, char **argv)
 	};
 	struct push p;
 	struct fetch_config cfg = {0};
-	const char *cache = NULL, *key = NULL, *token_file = NULL, *why;
+	struct local_key_opts keys = {0};
+	const char *cache = NULL, *token_file = NULL, *why;
 	_cleanup_free_ char *token = NULL;
 	int c, r;
 
@@ -226,7 +233,13 @@ int cmd_push(int argc, char **argv)
 			cache = optarg;
 			break;
 		case OPT_KEY:
-			key = optarg;
+			keys.key_file = optarg;
+			break;
+		case OPT_PASS:
+			keys.passphrase = true;
+			break;
+		case OPT_PASS_FILE:
+			keys.passphrase_file = optarg;
 			break;
 		case OPT_TOKEN:
 			token_file = optarg;
@@ -245,7 +258,8 @@ int cmd_push(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 1 || !p.as) {
+	if (argc - optind != 1 || !p.as ||
+	    local_key_opts_check(&keys, "") < 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -265,7 +279,7 @@ int cmd_push(int argc, char **argv)
 	}
 	r = upload_fetch_new(&cfg, p.url.base, token, &p.fetch);
 	if (r == 0)
-		r = run(&p, cache, key);
+		r = run(&p, cache, &keys);
 	cache_free(p.cache);
 	fetch_free(p.fetch);
 	manifest_fini(&p.man);

@@ -17,11 +17,14 @@ int cmd_push(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 
+struct keys_user;
+
 /* Destroy the copies under cache_base (NULL: the default) whose time is
- * up (see cmd-purge.c); user_key NULL checks plain records only; quiet
+ * up (see cmd-purge.c); user NULL checks plain records only; quiet
  * (the sweep before every command) looks at expiry only and logs only
  * what it destroys.  Returns how many, or -errno. */
-int purge_sweep(const char *cache_base, const uint8_t *user_key, bool dry_run,
-		bool quiet);
+int purge_sweep(const char *cache_base, const struct keys_user *user,
+		bool dry_run, bool quiet);
+int cmd_rekey(int argc, char **argv);
 
 #endif

@@ -28,6 +28,8 @@ static const struct {
     {"list", cmd_list, "show every local copy, its state and time left"},
     {"purge", cmd_purge,
      "destroy the local copies whose time is up (expired, ephemeral)"},
+    {"rekey", cmd_rekey,
+     "protect a local copy with a new key or passphrase: URL|DIR"},
 };
 
 /* The --cache DIR a command was given, if any, for the sweep. */
