@@ -23,6 +23,7 @@
 #include "proto.h"
 
 #include "commit.h"
+#include "route.h"
 
 struct auth_db;
 struct auth_token;
@@ -72,32 +73,18 @@ struct http_ctx {
 	atomic_bool started;
 };
 
-enum http_route {
-	ROUTE_IMAGES,	/* GET /v1/images */
-	ROUTE_IMAGE,	/* GET /v1/images/NAME */
-	ROUTE_COMMIT,	/* POST /v1/images/NAME/versions */
-	ROUTE_HISTORY,	/* GET /v1/images/NAME/versions */
-	ROUTE_LEASE,	/* POST, DELETE /v1/images/NAME/lease */
-	ROUTE_PINS,	/* POST, DELETE /v1/images/NAME/pins */
-	ROUTE_MANIFEST, /* GET /v1/images/NAME/versions/N/manifest */
-	ROUTE_DATA,	/* GET /v1/images/NAME/versions/N/data */
-	ROUTE_MISSING,	/* POST /v1/blocks/missing */
-	ROUTE_BLOCK,	/* PUT /v1/blocks/HEX */
-	ROUTE_STATS,	/* GET /v1/stats */
-};
-
 /* One request, from its headers to its completion. */
 struct http_request {
 	struct http_ctx *ctx;
 	struct MHD_Connection *conn;
 	const char *method;
 	char *path;	/* as received (for the log) */
-	char *segments; /* a copy of path, cut into route segments */
+	char *segments; /* TODO(fuzz): unused since route.c: drop */
 	bool head;
 	bool begun;  /* begin() ran: routed and authenticated */
 	bool queued; /* a response is queued */
 	unsigned status;
-	enum http_route route;
+	enum route_id route;
 	struct auth_db *db;		/* reference held to the end */
 	const struct auth_token *token; /* borrowed from db */
 	char name[VMF_NAME_MAX + 1];	/* NAME of the route */
