@@ -24,6 +24,7 @@
 
 #include "commit.h"
 #include "route.h"
+#include "upload.h"
 
 struct auth_db;
 struct auth_token;
@@ -94,11 +95,10 @@ struct http_request {
 	/* Request body, owned by http_write.c. */
 	uint8_t *body; /* buffered body (missing, block) */
 	size_t body_len;
-	size_t body_max;
-	int up_fd; /* streamed body (commit), or -1 */
+	struct upload upload; /* what the body may be (upload.h) */
+	int up_fd;	      /* streamed body (commit), or -1 */
 	char *up_path;
-	uint64_t up_len;
-	uint64_t up_expect; /* from the manifest header, 0 before it */
+	uint64_t up_len;    /* bytes written to up_fd */
 	unsigned up_status; /* an error found while receiving */
 	char up_error[160];
 	char commit_id[COMMIT_ID_MAX + 1];
