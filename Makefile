@@ -98,6 +98,8 @@ FUZZ_NAMES  = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
 # Each target links only the modules it fuzzes (as UNIT_DEPS_ above).
 FUZZ_DEPS_manifest = lib/manifest
 FUZZ_DEPS_range	= server/range
+FUZZ_DEPS_router = server/route lib/util lib/hash
+FUZZ_DEPS_upload = server/upload lib/manifest lib/util
 FUZZ_SECONDS ?= 60
 FUZZ_SAN    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_REPLAYS = $(patsubst %,$(B)/tests/fuzz/replay-%,$(FUZZ_NAMES))
