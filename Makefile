@@ -101,7 +101,7 @@ FUZZ_NAMES  = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_DEPS_manifest = lib/manifest
 FUZZ_DEPS_range	= server/range
 FUZZ_DEPS_router = server/route lib/util lib/hash
-FUZZ_DEPS_upload = server/upload lib/manifest lib/util
+FUZZ_DEPS_upload = server/upload_parse lib/manifest lib/util
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_SAN    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

@@ -24,7 +24,7 @@
 
 #include "commit.h"
 #include "route.h"
-#include "upload.h"
+#include "upload_parse.h"
 
 struct auth_db;
 struct auth_token;
@@ -95,8 +95,8 @@ struct http_request {
 	/* Request body, owned by http_write.c. */
 	uint8_t *body; /* buffered body (missing, block) */
 	size_t body_len;
-	struct upload upload; /* what the body may be (upload.h) */
-	int up_fd;	      /* streamed body (commit), or -1 */
+	struct upload_parse upload; /* what the body may be (upload_parse.h) */
+	int up_fd;		    /* streamed body (commit), or -1 */
 	char *up_path;
 	uint64_t up_len;    /* bytes written to up_fd */
 	unsigned up_status; /* an error found while receiving */

@@ -27,7 +27,7 @@
 #include "http_write.h"
 #include "commit.h"
 #include "store.h"
-#include "upload.h"
+#include "upload_parse.h"
 #include "versions.h"
 
 #define MISSING_MAX (VMF_MISSING_MAX_HASHES * VMF_HASH_LEN)
@@ -117,8 +117,8 @@ enum MHD_Result http_write_begin(struct http_request *req)
 		max = COMMIT_MAX;
 		break;
 	}
-	upload_init(&req->upload, req->route, max);
-	r = upload_check_length(&req->upload,
+	upload_parse_init(&req->upload, req->route, max);
+	r = upload_parse_length(&req->upload,
 				http_header(req, "Content-Length"));
 	if (r == -EINVAL)
 		return http_reply_error(req, 400, "invalid Content-Length");
@@ -141,7 +141,7 @@ static void buffer_data(struct http_request *req, const uint8_t *buf,
 	size_t need = req->body_len + len, cap;
 	uint8_t *grown;
 
-	if (upload_add(&req->upload, buf, len) < 0) {
+	if (upload_parse_add(&req->upload, buf, len) < 0) {
 		fail_later(req, 413,
 			   "body too large: at most %" PRIu64 " bytes here",
 			   req->upload.max);
@@ -165,7 +165,7 @@ static void upload_data(struct http_request *req, const uint8_t *buf,
 {
 	int r;
 
-	r = upload_add(&req->upload, buf, len);
+	r = upload_parse_add(&req->upload, buf, len);
 	if (r == -EBADMSG) {
 		fail_later(req, 400, "manifest header does not parse");
 		return;
@@ -204,7 +204,7 @@ static enum MHD_Result finish_missing(struct http_request *req)
 	struct MHD_Response *resp;
 	size_t n = 0;
 
-	if (upload_finish(&req->upload) < 0)
+	if (upload_parse_finish(&req->upload) < 0)
 		return http_reply_error(req, 400,
 					"body is not a list of %u-byte hashes",
 					VMF_HASH_LEN);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer target for server/upload.c: the body of a write request
+/* libFuzzer target for server/upload_parse.c: the body of a write request
  * (POST /v1/blocks/missing, a commit's manifest, a block or a lease's
  * JSON) arriving in chunks of any size, and its Content-Length.
  *
@@ -7,7 +7,7 @@
  * commit keeps its real one), then a Content-Length value up to '\n'
  * (none if the line is just "-"), then chunks: a length byte k, then k
  * body bytes (fewer at the end).  Every answer is compared with a model
- * written from upload.h and docs/protocol.md, over the whole body at
+ * written from upload_parse.h and docs/protocol.md, over the whole body at
  * once; a commit that completes must parse with manifest_parse().
  * Invariant violations abort. */
 #undef NDEBUG
@@ -20,7 +20,7 @@
 
 #include "manifest.h"
 
-#include "upload.h"
+#include "upload_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,7 +59,7 @@ static int model_length(enum route_id route, uint64_t max, const char *v)
 	return 0;
 }
 
-/* What upload_add() must answer for body[a, a + l), given no error
+/* What upload_parse_add() must answer for body[a, a + l), given no error
  * before: the header (if a commit's first 64 bytes are in by a + l)
  * and the limits. */
 static int model_chunk(enum route_id route, uint64_t max, const uint8_t *body,
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *end = data + size, *p, *nl;
 	enum route_id route;
-	struct upload u;
+	struct upload_parse u;
 	uint64_t max, total = 0, accepted = 0;
 	uint8_t *body;
 	char *cl = NULL;
@@ -104,8 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		p = nl + 1;
 	}
-	upload_init(&u, route, max);
-	r = upload_check_length(&u, cl);
+	upload_parse_init(&u, route, max);
+	r = upload_parse_length(&u, cl);
 	w = model_length(route, max, cl);
 	assert(r == w);
 	free(cl);
@@ -127,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (k > (size_t)(end - p))
 			k = (size_t)(end - p);
-		r = upload_add(&u, p, k);
+		r = upload_parse_add(&u, p, k);
 		w = first ? first : model_chunk(route, max, body, a, k);
 		assert(r == w);
 		if (r == 0)
@@ -145,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p += k;
 	}
 
-	r = upload_finish(&u);
+	r = upload_parse_finish(&u);
 	if (first) {
 		assert(r == first);
 	} else if (route == ROUTE_MISSING) {

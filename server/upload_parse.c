@@ -5,7 +5,7 @@
  * held in memory; what must be known early is its length, which the
  * first MANIFEST_HEADER_SIZE bytes give.  We keep a copy of those bytes
  * here, so that an upload longer than its header says is refused
- * before it is written.  Stateless apart from struct upload; any
+ * before it is written.  Stateless apart from struct upload_parse; any
  * thread, one upload at a time.
  */
 #include <errno.h>
@@ -14,21 +14,22 @@
 #include "manifest.h"
 #include "util.h"
 
-#include "upload.h"
+#include "upload_parse.h"
 
-void upload_init(struct upload *u, enum route_id route, uint64_t max)
+void upload_parse_init(struct upload_parse *u, enum route_id route,
+		       uint64_t max)
 {
 	memset(u, 0, sizeof(*u));
 	u->route = route;
 	u->max = max;
 }
 
-int upload_check_length(const struct upload *u, const char *value)
+int upload_parse_length(const struct upload_parse *u, const char *value)
 {
 	uint64_t len;
 
 	if (!value)
-		return 0; /* chunked: upload_add() counts */
+		return 0; /* chunked: upload_parse_add() counts */
 	if (parse_u64(value, &len) < 0)
 		return -EINVAL;
 	if (len > u->max)
@@ -39,7 +40,7 @@ int upload_check_length(const struct upload *u, const char *value)
 }
 
 /* ROUTE_COMMIT: keep the header's bytes; parse it once complete. */
-static int add_manifest(struct upload *u, const uint8_t *buf, size_t len)
+static int add_manifest(struct upload_parse *u, const uint8_t *buf, size_t len)
 {
 	struct manifest_header h;
 
@@ -61,7 +62,7 @@ static int add_manifest(struct upload *u, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-int upload_add(struct upload *u, const uint8_t *buf, size_t len)
+int upload_parse_add(struct upload_parse *u, const uint8_t *buf, size_t len)
 {
 	int r = 0;
 
@@ -79,7 +80,7 @@ int upload_add(struct upload *u, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-int upload_finish(const struct upload *u)
+int upload_parse_finish(const struct upload_parse *u)
 {
 	if (u->error)
 		return u->error;
