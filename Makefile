@@ -72,6 +72,7 @@ UNIT_DEPS_test-range	= server/range
 UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
 			  fusefs/cache fusefs/crypto
 UNIT_DEPS_test-auth	= server/auth
+UNIT_DEPS_test-route	= server/route server/upload_parse
 
 .SECONDEXPANSION:
 # Keep intermediate objects (tests/tap.o) between runs.
