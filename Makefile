@@ -74,6 +74,7 @@ UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
 			  fusefs/cache fusefs/crypto
 UNIT_DEPS_test-auth	= server/auth
 UNIT_DEPS_test-ratelimit = server/ratelimit
+UNIT_DEPS_test-route	= server/route server/upload_parse
 
 .SECONDEXPANSION:
 # Keep intermediate objects (tests/tap.o) between runs.
@@ -95,12 +96,17 @@ $(B)/tests/helpers/%: tests/helpers/%.c $(LIB_OBJS)
 # tests/fuzz/corpus/<name>/.  `all` links each with replay.c into
 # replay-<name>, which `tests/run tests/fuzz` runs over the seeds with
 # any compiler; `make fuzz` links them with libFuzzer (clang) into
-# build-fuzz/ and fuzzes each for FUZZ_SECONDS on a copy of its seeds.
+# build-fuzz/ and fuzzes each for FUZZ_SECONDS on a copy of its seeds
+# (tests/fuzz/libfuzzer.sh).  `make check` does the same for
+# FUZZ_SMOKE_SECONDS each (fuzz-smoke), when clang is installed.
 FUZZ_NAMES  = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
 # Each target links only the modules it fuzzes (as UNIT_DEPS_ above).
 FUZZ_DEPS_manifest = lib/manifest
 FUZZ_DEPS_range	= server/range
+FUZZ_DEPS_router = server/route lib/util lib/hash
+FUZZ_DEPS_upload = server/upload_parse lib/manifest lib/util
 FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_SAN    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_REPLAYS = $(patsubst %,$(B)/tests/fuzz/replay-%,$(FUZZ_NAMES))
 FUZZ_BINS   = $(patsubst %,$(B)/tests/fuzz/fuzz-%,$(FUZZ_NAMES))
@@ -115,21 +121,22 @@ $(FUZZ_BINS): $(B)/tests/fuzz/fuzz-%: $(FUZZ_PREREQS)
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-.PHONY: fuzz fuzz-bins
+.PHONY: fuzz fuzz-bins fuzz-smoke
 fuzz-bins: $(FUZZ_BINS)
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz: needs clang" \
-		"with libFuzzer (Debian: apt-get install clang)"; exit 1; }
+		"with libFuzzer (Debian: apt-get install clang libclang-rt-dev)"; \
+		exit 1; }
 	$(MAKE) B=build-fuzz CC=clang OPT="-O1 -g" HARDEN= \
 		EXTRA_CFLAGS="$(subst fuzzer,fuzzer-no-link,$(FUZZ_SAN))" \
 		EXTRA_LDFLAGS="$(FUZZ_SAN)" fuzz-bins
-	set -e; for t in $(FUZZ_NAMES); do \
-		rm -rf build-fuzz/corpus/$$t; mkdir -p build-fuzz/corpus/$$t; \
-		cp tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/; \
-		build-fuzz/tests/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) \
-			-artifact_prefix=build-fuzz/crash-$$t- \
-			build-fuzz/corpus/$$t; \
-	done
+	tests/fuzz/libfuzzer.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+fuzz-smoke:
+	@if command -v clang >/dev/null; then \
+		$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS); \
+	else \
+		echo "fuzz-smoke: skipped (no clang; make deps installs it)"; \
+	fi
 
 deps:
 	@./scripts/deps.sh
@@ -143,6 +150,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) test-image
 	MALLOC_PERTURB_=$$(( $$RANDOM % 255 + 1 )) VMFERRY_BUILD=$(B) tests/run
+	$(MAKE) fuzz-smoke
 
 check-unit: all
 	VMFERRY_BUILD=$(B) tests/run tests/unit
@@ -203,6 +211,6 @@ install: all
 		"systemctl --user enable --now vmferry-purge.timer"
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(B) -path '$(B)/test-image' -prune -o -type f -name '*.d' -print 2>/dev/null)

@@ -10,7 +10,7 @@ pkgs=(
 	libssl-dev libmicrohttpd-dev libjansson-dev
 	qemu-system-x86 qemu-utils syslinux syslinux-common mtools dosfstools
 	e2fsprogs busybox-static cpio kmod fdisk curl openssl xxd bc python3 fio
-	clang-format cppcheck
+	clang-format cppcheck clang libclang-rt-dev
 )
 
 missing=()

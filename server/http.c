@@ -34,10 +34,10 @@
 #include "http_read.h"
 #include "http_write.h"
 #include "ratelimit.h"
+#include "route.h"
 
 #define HTTP_CONNECTION_MAX 1024
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-#define HTTP_MAX_SEGMENTS   8
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -193,159 +193,6 @@ enum MHD_Result http_reply_error_ex(struct http_request *req, unsigned status,
 	return http_queue(req, status, resp, len);
 }
 
-/* Decode %XX escapes in place.  Returns -EINVAL on a bad escape or an
- * escaped NUL (which would cut the name short). */
-static int percent_decode(char *s)
-{
-	char *out = s, hex[3] = "";
-	uint8_t v;
-
-	for (; *s; s++) {
-		if (*s != '%') {
-			*out++ = *s;
-			continue;
-		}
-		if (!s[1] || !s[2])
-			return -EINVAL;
-		hex[0] = s[1];
-		hex[1] = s[2];
-		if (hash_from_hex(hex, &v, 1) < 0 || v == 0)
-			return -EINVAL;
-		*out++ = (char)v;
-		s += 2;
-	}
-	*out = '\0';
-	return 0;
-}
-
-/* Split path (a copy we own) into segments.  Returns the count, or -1
- * if there are too many to be any route. */
-static int split_path(char *path, char *seg[HTTP_MAX_SEGMENTS])
-{
-	int n = 0;
-	char *p;
-
-	if (path[0] != '/')
-		return -1;
-	p = path + 1;
-	for (;;) {
-		char *slash = strchr(p, '/');
-
-		if (n == HTTP_MAX_SEGMENTS)
-			return -1;
-		seg[n++] = p;
-		if (!slash)
-			return n;
-		*slash = '\0';
-		p = slash + 1;
-	}
-}
-
-/* Which route is this path (404 if none)?  Sets *ret_params to the
- * segments holding NAME, N or HEX (still escaped). */
-static int match_route(char *seg[], int n, enum http_route *ret,
-		       char **ret_name, char **ret_num)
-{
-	*ret_name = *ret_num = NULL;
-	if (n < 2 || strcmp(seg[0], VMF_API_PREFIX + 1) != 0)
-		return -ENOENT;
-	if (n == 2 && strcmp(seg[1], "stats") == 0)
-		*ret = ROUTE_STATS;
-	else if (n == 3 && strcmp(seg[1], "blocks") == 0)
-		*ret = strcmp(seg[2], VMF_SEG_MISSING) == 0 ? ROUTE_MISSING
-							    : ROUTE_BLOCK;
-	else if (strcmp(seg[1], "images") != 0)
-		return -ENOENT;
-	else if (n == 2)
-		*ret = ROUTE_IMAGES;
-	else if (n == 3)
-		*ret = ROUTE_IMAGE;
-	else if (n == 4 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0)
-		*ret = ROUTE_COMMIT; /* or ROUTE_HISTORY: by method */
-	else if (n == 4 && strcmp(seg[3], VMF_SEG_LEASE) == 0)
-		*ret = ROUTE_LEASE;
-	else if (n == 4 && strcmp(seg[3], VMF_SEG_PINS) == 0)
-		*ret = ROUTE_PINS;
-	else if (n == 6 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0 &&
-		 strcmp(seg[5], VMF_SEG_MANIFEST) == 0)
-		*ret = ROUTE_MANIFEST;
-	else if (n == 6 && strcmp(seg[3], VMF_SEG_VERSIONS) == 0 &&
-		 strcmp(seg[5], VMF_SEG_DATA) == 0)
-		*ret = ROUTE_DATA;
-	else
-		return -ENOENT;
-	if (n >= 3 && *ret != ROUTE_MISSING)
-		*ret_name = seg[2]; /* NAME, or HEX for ROUTE_BLOCK */
-	if (n == 6)
-		*ret_num = seg[4];
-	return 0;
-}
-
-static const char *route_methods(enum http_route r)
-{
-	switch (r) {
-	case ROUTE_COMMIT:
-		return "GET, HEAD, POST";
-	case ROUTE_LEASE:
-	case ROUTE_PINS:
-		return "POST, DELETE";
-	case ROUTE_MISSING:
-		return "POST";
-	case ROUTE_BLOCK:
-		return "PUT";
-	default:
-		return "GET, HEAD";
-	}
-}
-
-static bool method_allowed(enum http_route r, const char *method)
-{
-	const char *allowed = route_methods(r);
-	size_t n = strlen(method);
-
-	/* "GET, HEAD" contains each method whole, followed by ',' or NUL. */
-	for (const char *p = strstr(allowed, method); p;
-	     p = strstr(p + 1, method))
-		if ((p == allowed || p[-1] == ' ') && (p[n] == ',' || !p[n]))
-			return true;
-	return false;
-}
-
-/* Plain decimal, no sign, no leading zero: one spelling per version,
- * so one URL (and one cache entry) per immutable version. */
-static int parse_version(const char *s, uint64_t *ret)
-{
-	if ((s[0] == '0' && s[1]) || strlen(s) > 20)
-		return -EINVAL;
-	return parse_u64(s, ret);
-}
-
-/* Check the route's parameters into req; replies 400 itself. */
-static int take_params(struct http_request *req, char *name, char *num)
-{
-	if (name && req->route == ROUTE_BLOCK) {
-		if (hash_from_hex(name, req->hash, VMF_HASH_LEN) < 0) {
-			http_reply_error(req, 400,
-					 "invalid block hash (want "
-					 "64 hex digits)");
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if (name && (percent_decode(name) < 0 || !image_name_valid(name))) {
-		http_reply_error(req, 400, "invalid image name");
-		return -EINVAL;
-	}
-	if (name)
-		snprintf(req->name, sizeof(req->name), "%s", name);
-	if (num && (percent_decode(num) < 0 ||
-		    parse_version(num, &req->version) < 0)) {
-		http_reply_error(req, 400, "invalid version number");
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* One more failed authentication from the client's address. */
 static void auth_failed(struct http_request *req)
 {
@@ -450,26 +297,23 @@ static int authorize(struct http_request *req)
 /* The first call for a request: its headers are in. */
 static enum MHD_Result begin(struct http_request *req, const char *url)
 {
-	char *seg[HTTP_MAX_SEGMENTS], *name, *num;
-	int n;
+	struct route_match m;
+	int status;
 
-	req->segments = strdup(url);
-	if (!req->segments)
-		return MHD_NO;
 	if (authenticate(req) < 0)
 		return req->queued ? MHD_YES : MHD_NO;
-	n = split_path(req->segments, seg);
-	if (n < 0 || match_route(seg, n, &req->route, &name, &num) < 0)
-		return http_reply_error(req, 404, "no such route");
-	if (!method_allowed(req->route, req->method))
+	status = route_parse(req->method, url, &m);
+	if (status == 405)
 		return http_reply_error_ex(
-		    req, 405, NULL, "Allow", route_methods(req->route),
+		    req, 405, NULL, "Allow", route_methods(m.route),
 		    "method %s not allowed here", req->method);
-	/* One path, two routes: the history is read, a commit written. */
-	if (req->route == ROUTE_COMMIT &&
-	    strcmp(req->method, MHD_HTTP_METHOD_POST) != 0)
-		req->route = ROUTE_HISTORY;
-	if (take_params(req, name, num) < 0 || authorize(req) < 0)
+	if (status != 0)
+		return http_reply_error(req, (unsigned)status, "%s", m.error);
+	req->route = m.route;
+	memcpy(req->name, m.name, sizeof(req->name));
+	req->version = m.version;
+	memcpy(req->hash, m.hash, sizeof(req->hash));
+	if (authorize(req) < 0)
 		return req->queued ? MHD_YES : MHD_NO;
 	switch (req->route) {
 	case ROUTE_IMAGES:
@@ -608,7 +452,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	http_write_fini(req);
 	json_decref(req->audit_extra);
 	auth_db_unref(req->db);
-	free(req->segments);
 	free(req->path);
 	free(req);
 	*con_cls = NULL;

@@ -24,6 +24,8 @@
 
 #include "commit.h"
 #include "deadline.h"
+#include "route.h"
+#include "upload_parse.h"
 
 struct audit;
 struct auth_db;
@@ -95,32 +97,17 @@ struct http_ctx {
 	atomic_bool started;
 };
 
-enum http_route {
-	ROUTE_IMAGES,	/* GET /v1/images */
-	ROUTE_IMAGE,	/* GET /v1/images/NAME */
-	ROUTE_COMMIT,	/* POST /v1/images/NAME/versions */
-	ROUTE_HISTORY,	/* GET /v1/images/NAME/versions */
-	ROUTE_LEASE,	/* POST, DELETE /v1/images/NAME/lease */
-	ROUTE_PINS,	/* POST, DELETE /v1/images/NAME/pins */
-	ROUTE_MANIFEST, /* GET /v1/images/NAME/versions/N/manifest */
-	ROUTE_DATA,	/* GET /v1/images/NAME/versions/N/data */
-	ROUTE_MISSING,	/* POST /v1/blocks/missing */
-	ROUTE_BLOCK,	/* PUT /v1/blocks/HEX */
-	ROUTE_STATS,	/* GET /v1/stats */
-};
-
 /* One request, from its headers to its completion. */
 struct http_request {
 	struct http_ctx *ctx;
 	struct MHD_Connection *conn;
 	const char *method;
-	char *path;	/* as received (for the log) */
-	char *segments; /* a copy of path, cut into route segments */
+	char *path; /* as received (for the log) */
 	bool head;
 	bool begun;  /* begin() ran: routed and authenticated */
 	bool queued; /* a response is queued */
 	unsigned status;
-	enum http_route route;
+	enum route_id route;
 	struct auth_db *db;		/* reference held to the end */
 	const struct auth_token *token; /* borrowed from db */
 	const struct sockaddr *peer;	/* the client's, or NULL */
@@ -138,11 +125,10 @@ struct http_request {
 	/* Request body, owned by http_write.c. */
 	uint8_t *body; /* buffered body (missing, block) */
 	size_t body_len;
-	size_t body_max;
-	int up_fd; /* streamed body (commit), or -1 */
+	struct upload_parse upload; /* what the body may be (upload_parse.h) */
+	int up_fd;		    /* streamed body (commit), or -1 */
 	char *up_path;
-	uint64_t up_len;
-	uint64_t up_expect; /* from the manifest header, 0 before it */
+	uint64_t up_len;    /* bytes written to up_fd */
 	unsigned up_status; /* an error found while receiving */
 	char up_error[160];
 	char commit_id[COMMIT_ID_MAX + 1];

@@ -27,6 +27,7 @@
 #include "http_write.h"
 #include "commit.h"
 #include "store.h"
+#include "upload_parse.h"
 #include "versions.h"
 
 #define MISSING_MAX (VMF_MISSING_MAX_HASHES * VMF_HASH_LEN)
@@ -53,16 +54,6 @@ fail_later(struct http_request *req, unsigned status, const char *fmt, ...)
 static unsigned io_status(int r)
 {
 	return r == -ENOSPC || r == -EDQUOT ? 507 : 500;
-}
-
-/* -ENOENT if absent, -EINVAL if not a number. */
-static int content_length(struct http_request *req, uint64_t *ret)
-{
-	const char *v = http_header(req, "Content-Length");
-
-	if (!v)
-		return -ENOENT;
-	return parse_u64(v, ret) < 0 ? -EINVAL : 0;
 }
 
 static enum MHD_Result commit_begin(struct http_request *req)
@@ -108,7 +99,7 @@ static enum MHD_Result commit_begin(struct http_request *req)
 
 enum MHD_Result http_write_begin(struct http_request *req)
 {
-	uint64_t max, len;
+	uint64_t max;
 	int r;
 
 	switch (req->route) {
@@ -129,15 +120,16 @@ enum MHD_Result http_write_begin(struct http_request *req)
 	/* serve --max-body-size lowers every limit of the protocol. */
 	if (max > req->ctx->max_body)
 		max = req->ctx->max_body;
-	req->body_max = (size_t)max;
-	r = content_length(req, &len);
+	upload_parse_init(&req->upload, req->route, max);
+	r = upload_parse_length(&req->upload,
+				http_header(req, "Content-Length"));
 	if (r == -EINVAL)
 		return http_reply_error(req, 400, "invalid Content-Length");
-	if (r == 0 && len > max)
+	if (r == -EFBIG)
 		return http_reply_error(
 		    req, 413, "body too large: at most %" PRIu64 " bytes here",
 		    max);
-	if (r == 0 && req->route == ROUTE_MISSING && len % VMF_HASH_LEN)
+	if (r < 0)
 		return http_reply_error(req, 400,
 					"body is not a list of %u-byte hashes",
 					VMF_HASH_LEN);
@@ -152,9 +144,10 @@ static void buffer_data(struct http_request *req, const uint8_t *buf,
 	size_t need = req->body_len + len, cap;
 	uint8_t *grown;
 
-	if (len > req->body_max || need > req->body_max) {
-		fail_later(req, 413, "body too large: at most %zu bytes here",
-			   req->body_max);
+	if (upload_parse_add(&req->upload, buf, len) < 0) {
+		fail_later(req, 413,
+			   "body too large: at most %" PRIu64 " bytes here",
+			   req->upload.max);
 		return;
 	}
 	/* Grow to the next power of two: the body size is bounded. */
@@ -170,41 +163,27 @@ static void buffer_data(struct http_request *req, const uint8_t *buf,
 	req->body_len = need;
 }
 
-/* Check the manifest header once it is in: it says the exact size. */
-static void check_upload_header(struct http_request *req)
-{
-	uint8_t hdr[MANIFEST_HEADER_SIZE];
-	struct manifest_header h;
-	int r;
-
-	r = full_pread(req->up_fd, hdr, sizeof(hdr), 0);
-	if (r < 0) {
-		fail_later(req, 500, "server error reading the upload");
-		return;
-	}
-	if (manifest_header_parse(hdr, sizeof(hdr), &h) < 0) {
-		fail_later(req, 400, "manifest header does not parse");
-		return;
-	}
-	req->up_expect = manifest_encoded_size(&h);
-}
-
 static void upload_data(struct http_request *req, const uint8_t *buf,
 			size_t len)
 {
 	int r;
 
 	/* A body without Content-Length is bounded as it arrives. */
-	if (req->up_len + len > req->body_max) {
+	r = upload_parse_add(&req->upload, buf, len);
+	if (r == -EFBIG) {
 		fail_later(req, 413, "body too large: at most %zu bytes here",
-			   req->body_max);
+			   (size_t)req->upload.max);
 		return;
 	}
-	if (req->up_expect && req->up_len + len > req->up_expect) {
+	if (r == -EBADMSG) {
+		fail_later(req, 400, "manifest header does not parse");
+		return;
+	}
+	if (r < 0) {
 		fail_later(req, 400,
 			   "manifest is longer than its header says "
 			   "(%" PRIu64 " bytes)",
-			   req->up_expect);
+			   req->upload.expect);
 		return;
 	}
 	r = full_pwrite(req->up_fd, buf, len, (off_t)req->up_len);
@@ -216,14 +195,6 @@ static void upload_data(struct http_request *req, const uint8_t *buf,
 		return;
 	}
 	req->up_len += len;
-	if (!req->up_expect && req->up_len >= MANIFEST_HEADER_SIZE) {
-		check_upload_header(req);
-		if (req->up_expect && req->up_len > req->up_expect)
-			fail_later(req, 400,
-				   "manifest is longer than its header says "
-				   "(%" PRIu64 " bytes)",
-				   req->up_expect);
-	}
 }
 
 void http_write_data(struct http_request *req, const uint8_t *buf, size_t len)
@@ -242,7 +213,7 @@ static enum MHD_Result finish_missing(struct http_request *req)
 	struct MHD_Response *resp;
 	size_t n = 0;
 
-	if (req->body_len % VMF_HASH_LEN)
+	if (upload_parse_finish(&req->upload) < 0)
 		return http_reply_error(req, 400,
 					"body is not a list of %u-byte hashes",
 					VMF_HASH_LEN);
