@@ -358,3 +358,17 @@ int local_open_keys(const char *dir, const struct keys_user *user,
 
 	return r < 0 ? local_keys_error(r, dir, user) : 0;
 }
+
+int local_load_token(const char *file, char **ret)
+{
+	int r = remote_read_token(file, ret);
+
+	if (r == -ENOKEY)
+		log_error("no token: use --token-file FILE or set "
+			  "VMFERRY_TOKEN");
+	else if (r == -EINVAL)
+		log_error("the token is empty, too long or holds white space");
+	else if (r < 0)
+		log_error_errno(r, "token file %s: %m", file);
+	return r;
+}

@@ -89,4 +89,8 @@ int local_keys_error(int r, const char *dir, const struct keys_user *user);
 int local_user_key(const char *key_file, bool create,
 		   uint8_t ret_key[CRYPTO_KEY_LEN]);
 
+/* remote_read_token(file, ret), saying what is wrong in the user's
+ * terms. */
+int local_load_token(const char *file, char **ret);
+
 #endif

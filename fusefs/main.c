@@ -336,16 +336,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 
 static int read_token(const struct mount_opts *o, char **ret)
 {
-	int r = remote_read_token(o->token_file, ret);
-
-	if (r == -ENOKEY)
-		log_error("no token: use --token-file FILE or set "
-			  "VMFERRY_TOKEN");
-	else if (r == -EINVAL)
-		log_error("the token is empty, too long or holds white space");
-	else if (r < 0)
-		log_error_errno(r, "token file %s: %m", o->token_file);
-	return r;
+	return local_load_token(o->token_file, ret);
 }
 
 /* Before the fork: a passphrase is asked on the terminal (twice for a

@@ -40,8 +40,6 @@ struct puts {
 int upload_fetch_new(struct fetch_config *cfg, const char *base_url,
 		     const char *token, struct fetch **ret)
 {
-	if (cfg->insecure)
-		remote_warn_insecure();
 	cfg->base_url = base_url;
 	cfg->token = token;
 	cfg->connect_timeout_s = 10;

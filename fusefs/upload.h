@@ -20,7 +20,8 @@ struct fetch_config;
 /* Start a fetch engine for an uploading command (publish, push): cfg
  * carries cacert/insecure from the command line; base_url and token are
  * set here, with upload-sized timeouts and enough slots for the PUTs in
- * flight.  Warns loudly about --insecure.  Returns fetch_new()'s result. */
+ * flight (the tool has warned about --insecure: tools/toolopts.c).
+ * Returns fetch_new()'s result. */
 int upload_fetch_new(struct fetch_config *cfg, const char *base_url,
 		     const char *token, struct fetch **ret);
 

@@ -20,6 +20,7 @@
 #include "../fusefs/local.h"
 #include "../fusefs/remote.h"
 #include "commands.h"
+#include "toolopts.h"
 
 static void usage(FILE *out)
 {
@@ -37,6 +38,7 @@ static void usage(FILE *out)
 	    "                         the copy's key (as for mount)\n"
 	    "      --token-file FILE  bearer token (default: $VMFERRY_TOKEN)\n"
 	    "      --cacert FILE      trust this CA or self-signed certificate\n"
+	    "      --pin-sha256 B64   also require this server public key\n"
 	    "      --insecure         do not verify the server (loudly)\n");
 }
 
@@ -89,77 +91,29 @@ out:
 
 int cmd_discard(int argc, char **argv)
 {
-	enum {
-		OPT_KEY = 256,
-		OPT_PASS,
-		OPT_PASS_FILE,
-		OPT_TOKEN,
-		OPT_CACERT,
-		OPT_INS
-	};
-	static const struct option longopts[] = {
-	    {"cache", required_argument, NULL, 'c'},
-	    {"key-file", required_argument, NULL, OPT_KEY},
-	    {"passphrase", no_argument, NULL, OPT_PASS},
-	    {"passphrase-file", required_argument, NULL, OPT_PASS_FILE},
-	    {"token-file", required_argument, NULL, OPT_TOKEN},
-	    {"cacert", required_argument, NULL, OPT_CACERT},
-	    {"insecure", no_argument, NULL, OPT_INS},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
+	struct tool_opts o = {.want = TOOL_OPT_CACHE | TOOL_OPT_KEYS |
+				      TOOL_OPT_SERVER};
 	struct fetch_config cfg = {0};
-	struct local_key_opts keys = {0};
-	const char *cache = NULL, *why, *token = NULL;
+	const char *why;
 	struct remote_url url;
 	_cleanup_close_ int lock = -1;
 	char dir[4096];
 	struct stat st;
-	int c, r;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cache = optarg;
-			break;
-		case OPT_KEY:
-			keys.key_file = optarg;
-			break;
-		case OPT_PASS:
-			keys.passphrase = true;
-			break;
-		case OPT_PASS_FILE:
-			keys.passphrase_file = optarg;
-			break;
-		case OPT_TOKEN:
-			token = optarg;
-			break;
-		case OPT_CACERT:
-			cfg.cacert = optarg;
-			break;
-		case OPT_INS:
-			cfg.insecure = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (argc - optind != 1 || local_key_opts_check(&keys, "") < 0) {
+	r = tool_parse(argc, argv, &o, NULL, NULL, NULL, usage);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 1) {
 		usage(stderr);
 		return 2;
 	}
-	if (cfg.insecure)
-		remote_warn_insecure();
+	tool_fetch_config(&o, &cfg);
 	if (remote_parse_url(argv[optind], &url, &why) < 0) {
 		log_error("bad URL \"%s\": %s", argv[optind], why);
 		return 2;
 	}
-	r = local_copy_dir(cache, &url, dir, sizeof(dir));
+	r = local_copy_dir(o.cache, &url, dir, sizeof(dir));
 	if (r < 0) {
 		log_error_errno(r, "cache directory: %m (use --cache DIR)");
 		return 1;
@@ -177,7 +131,7 @@ int cmd_discard(int argc, char **argv)
 		log_error_errno(r, "%s: cannot lock it: %m", dir);
 		return 1;
 	}
-	release_copy_lease(dir, &url, &keys, token, &cfg);
+	release_copy_lease(dir, &url, &o.keys, o.token_file, &cfg);
 	r = keys_destroy(dir);
 	if (r < 0) {
 		log_error_errno(r, "destroying the key in %s: %m", dir);

@@ -17,6 +17,7 @@
 #include "../fusefs/lifecycle.h"
 #include "../fusefs/local.h"
 #include "commands.h"
+#include "toolopts.h"
 
 struct listing {
 	bool json;
@@ -97,40 +98,36 @@ static void usage(FILE *out)
 	    "mounted.  A warning marks a copy with less than a day left.\n");
 }
 
+static int list_opt(int c, const char *arg, void *opaque)
+{
+	struct listing *l = opaque;
+
+	(void)c; /* --json, the only one */
+	(void)arg;
+	l->json = true;
+	return 0;
+}
+
 int cmd_list(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"cache", required_argument, NULL, 'c'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
+	static const struct option own[] = {
+	    {"json", no_argument, NULL, 256},
 	    {NULL, 0, NULL, 0},
 	};
+	struct tool_opts o = {.want = TOOL_OPT_CACHE};
 	struct listing l = {0};
-	const char *cache = NULL;
+	const char *cache;
 	char base[4096];
-	int c, r;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cache = optarg;
-			break;
-		case 'j':
-			l.json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
+	r = tool_parse(argc, argv, &o, own, list_opt, &l, usage);
+	if (r >= 0)
+		return r;
 	if (optind != argc) {
 		usage(stderr);
 		return 2;
 	}
+	cache = o.cache;
 	r = local_cache_base(cache, base, sizeof(base));
 	if (r < 0) {
 		log_error_errno(r, "cache directory: %m (use --cache DIR)");
@@ -152,12 +149,12 @@ int cmd_list(int argc, char **argv)
 		return 1;
 	}
 	if (l.json) {
-		json_t *o = json_pack("{s:o}", "copies", l.arr);
+		json_t *out = json_pack("{s:o}", "copies", l.arr);
 
-		if (!o || json_dumpf(o, stdout, JSON_INDENT(2)) < 0)
+		if (!out || json_dumpf(out, stdout, JSON_INDENT(2)) < 0)
 			return 1;
 		putchar('\n');
-		json_decref(o);
+		json_decref(out);
 	} else if (l.n == 0) {
 		printf("(no local copies in %s)\n", base);
 	}

@@ -32,6 +32,7 @@
 #include "../fusefs/remote.h"
 #include "../fusefs/upload.h"
 #include "commands.h"
+#include "toolopts.h"
 
 #define PUBLISH_BATCH_BLOCKS 256
 
@@ -56,6 +57,7 @@ static void usage(FILE *out)
 	    "\n"
 	    "      --token-file FILE  bearer token (default: $VMFERRY_TOKEN)\n"
 	    "      --cacert FILE      trust this CA or self-signed certificate\n"
+	    "      --pin-sha256 B64   also require this server public key\n"
 	    "      --insecure         do not verify the server (loudly)\n"
 	    "      --block-size SIZE  for a new image (default 64K)\n"
 	    "  -h, --help             this help\n");
@@ -164,74 +166,51 @@ static int commit(struct publish *p, uint64_t base, uint64_t *ret_version)
 	return r;
 }
 
+static int publish_opt(int c, const char *arg, void *opaque)
+{
+	uint64_t *bs = opaque;
+
+	(void)c; /* --block-size, the only one */
+	if (parse_size(arg, bs) < 0 || *bs < VMF_BLOCK_SIZE_MIN ||
+	    *bs > VMF_BLOCK_SIZE_MAX || (*bs & (*bs - 1))) {
+		log_error("--block-size: a power of two from 4K to 4M");
+		return 2;
+	}
+	return 0;
+}
+
 int cmd_publish(int argc, char **argv)
 {
-	enum { OPT_TOKEN_FILE = 256, OPT_CACERT, OPT_INSECURE, OPT_BS };
-	static const struct option longopts[] = {
-	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-	    {"cacert", required_argument, NULL, OPT_CACERT},
-	    {"insecure", no_argument, NULL, OPT_INSECURE},
-	    {"block-size", required_argument, NULL, OPT_BS},
-	    {"help", no_argument, NULL, 'h'},
+	static const struct option own[] = {
+	    {"block-size", required_argument, NULL, 256},
 	    {NULL, 0, NULL, 0},
 	};
+	struct tool_opts o = {.want = TOOL_OPT_SERVER};
 	struct publish p = {.manifest_fd = -1};
 	struct fetch_config cfg = {0};
 	struct remote_image img;
 	_cleanup_free_ char *token = NULL;
 	_cleanup_close_ int fd = -1;
-	const char *token_file = NULL, *why;
+	const char *why;
 	uint64_t bs = VMF_BLOCK_SIZE_DEFAULT, base = 0, version = 0;
 	char errbuf[256];
 	struct stat st;
-	int c, r, status = 1;
+	int r, status = 1;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_TOKEN_FILE:
-			token_file = optarg;
-			break;
-		case OPT_CACERT:
-			cfg.cacert = optarg;
-			break;
-		case OPT_INSECURE:
-			cfg.insecure = true;
-			break;
-		case OPT_BS:
-			if (parse_size(optarg, &bs) < 0 ||
-			    bs < VMF_BLOCK_SIZE_MIN ||
-			    bs > VMF_BLOCK_SIZE_MAX || (bs & (bs - 1))) {
-				log_error("--block-size: a power of two from "
-					  "4K to 4M");
-				return 2;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
+	r = tool_parse(argc, argv, &o, own, publish_opt, &bs, usage);
+	if (r >= 0)
+		return r;
 	if (argc - optind != 2) {
 		usage(stderr);
 		return 2;
 	}
+	tool_fetch_config(&o, &cfg);
 	if (remote_parse_url(argv[optind], &p.url, &why) < 0) {
 		log_error("bad URL \"%s\": %s", argv[optind], why);
 		return 2;
 	}
-	r = remote_read_token(token_file, &token);
-	if (r < 0) {
-		if (r == -ENOKEY)
-			log_error("no token: use --token-file FILE or set "
-				  "VMFERRY_TOKEN");
-		else
-			log_error_errno(r, "token: %m");
+	if (tool_read_token(&o, &token) < 0)
 		return 1;
-	}
 	fd = open(argv[optind + 1], O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		log_error_errno(-errno, "%s: %m", argv[optind + 1]);

@@ -31,6 +31,7 @@
 #include "../fusefs/lifecycle.h"
 #include "../fusefs/local.h"
 #include "commands.h"
+#include "toolopts.h"
 
 struct sweep {
 	const struct keys_user *user; /* NULL: no key, plain records only */
@@ -172,44 +173,47 @@ static void usage(FILE *out)
 	    "from the vmferry-purge.timer user unit (make install).\n");
 }
 
+struct purge_args {
+	bool dry_run;
+	const char *key_file;
+};
+
+static int purge_opt(int c, const char *arg, void *opaque)
+{
+	struct purge_args *a = opaque;
+
+	if (c == 256)
+		a->dry_run = true;
+	else
+		a->key_file = arg;
+	return 0;
+}
+
 int cmd_purge(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"cache", required_argument, NULL, 'c'},
-	    {"key-file", required_argument, NULL, 'k'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
+	/* A key file only: purge runs from a timer, with no terminal. */
+	static const struct option own[] = {
+	    {"dry-run", no_argument, NULL, 256},
+	    {"key-file", required_argument, NULL, 257},
 	    {NULL, 0, NULL, 0},
 	};
+	struct tool_opts o = {.want = TOOL_OPT_CACHE};
 	struct keys_user user = {.kind = KEYS_KIND_FILE};
-	const char *cache = NULL, *key_file = NULL;
-	bool dry_run = false, have_key;
-	int c, r;
+	struct purge_args a = {0};
+	const char *cache, *key_file;
+	bool dry_run, have_key;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cache = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
-		case 'n':
-			dry_run = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
+	r = tool_parse(argc, argv, &o, own, purge_opt, &a, usage);
+	if (r >= 0)
+		return r;
 	if (optind != argc) {
 		usage(stderr);
 		return 2;
 	}
+	cache = o.cache;
+	key_file = a.key_file;
+	dry_run = a.dry_run;
 	have_key = key_exists(key_file) &&
 		   local_user_key(key_file, false, user.key) == 0;
 	if (!have_key)

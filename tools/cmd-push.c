@@ -24,6 +24,7 @@
 #include "../fusefs/remote.h"
 #include "../fusefs/upload.h"
 #include "commands.h"
+#include "toolopts.h"
 
 struct push {
 	struct remote_url url;
@@ -51,6 +52,7 @@ static void usage(FILE *out)
 	    "      --passphrase-file FILE  the copy's passphrase: FILE's first line\n"
 	    "      --token-file FILE  bearer token (default: $VMFERRY_TOKEN)\n"
 	    "      --cacert FILE      trust this CA or self-signed certificate\n"
+	    "      --pin-sha256 B64   also require this server public key\n"
 	    "      --insecure         do not verify the server (loudly)\n");
 }
 
@@ -191,78 +193,38 @@ static int run(struct push *p, const char *cache_base,
 	return 0;
 }
 
+static int push_opt(int c, const char *arg, void *opaque)
+{
+	struct push *p = opaque;
+
+	(void)c; /* --as, the only one */
+	p->as = arg;
+	return 0;
+}
+
 int cmd_push(int argc, char **argv)
 {
-	enum {
-		OPT_AS = 256,
-		OPT_CACHE,
-		OPT_KEY,
-		OPT_PASS,
-		OPT_PASS_FILE,
-		OPT_TOKEN,
-		OPT_CACERT,
-		OPT_INS
-	};
-	static const struct option longopts[] = {
-	    {"as", required_argument, NULL, OPT_AS},
-	    {"cache", required_argument, NULL, OPT_CACHE},
-	    {"key-file", required_argument, NULL, OPT_KEY},
-	    {"passphrase", no_argument, NULL, OPT_PASS},
-	    {"passphrase-file", required_argument, NULL, OPT_PASS_FILE},
-	    {"token-file", required_argument, NULL, OPT_TOKEN},
-	    {"cacert", required_argument, NULL, OPT_CACERT},
-	    {"insecure", no_argument, NULL, OPT_INS},
-	    {"help", no_argument, NULL, 'h'},
+	static const struct option own[] = {
+	    {"as", required_argument, NULL, 256},
 	    {NULL, 0, NULL, 0},
 	};
+	struct tool_opts o = {.want = TOOL_OPT_CACHE | TOOL_OPT_KEYS |
+				      TOOL_OPT_SERVER};
 	struct push p;
 	struct fetch_config cfg = {0};
-	struct local_key_opts keys = {0};
-	const char *cache = NULL, *token_file = NULL, *why;
+	const char *why;
 	_cleanup_free_ char *token = NULL;
-	int c, r;
+	int r;
 
 	memset(&p, 0, sizeof(p));
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_AS:
-			p.as = optarg;
-			break;
-		case OPT_CACHE:
-			cache = optarg;
-			break;
-		case OPT_KEY:
-			keys.key_file = optarg;
-			break;
-		case OPT_PASS:
-			keys.passphrase = true;
-			break;
-		case OPT_PASS_FILE:
-			keys.passphrase_file = optarg;
-			break;
-		case OPT_TOKEN:
-			token_file = optarg;
-			break;
-		case OPT_CACERT:
-			cfg.cacert = optarg;
-			break;
-		case OPT_INS:
-			cfg.insecure = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (argc - optind != 1 || !p.as ||
-	    local_key_opts_check(&keys, "") < 0) {
+	r = tool_parse(argc, argv, &o, own, push_opt, &p, usage);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 1 || !p.as) {
 		usage(stderr);
 		return 2;
 	}
+	tool_fetch_config(&o, &cfg);
 	if (remote_parse_url(argv[optind], &p.url, &why) < 0) {
 		log_error("bad URL \"%s\": %s", argv[optind], why);
 		return 2;
@@ -271,15 +233,11 @@ int cmd_push(int argc, char **argv)
 		log_error("--as %s: not a valid image name", p.as);
 		return 2;
 	}
-	r = remote_read_token(token_file, &token);
-	if (r < 0) {
-		log_error_errno(r, "token: %m (use --token-file FILE or "
-				   "VMFERRY_TOKEN)");
+	if (tool_read_token(&o, &token) < 0)
 		return 1;
-	}
 	r = upload_fetch_new(&cfg, p.url.base, token, &p.fetch);
 	if (r == 0)
-		r = run(&p, cache, &keys);
+		r = run(&p, o.cache, &o.keys);
 	cache_free(p.cache);
 	fetch_free(p.fetch);
 	manifest_fini(&p.man);

@@ -17,6 +17,7 @@
 #include "../fusefs/local.h"
 #include "../fusefs/remote.h"
 #include "commands.h"
+#include "toolopts.h"
 
 static void usage(FILE *out)
 {
@@ -116,71 +117,48 @@ static int rekey(const char *dir, const struct local_key_opts *old_o,
 	return r;
 }
 
+static int rekey_opt(int c, const char *arg, void *opaque)
+{
+	struct local_key_opts *new_o = opaque;
+
+	switch (c) {
+	case 256:
+		new_o->key_file = arg;
+		break;
+	case 257:
+		new_o->passphrase = true;
+		break;
+	default:
+		new_o->passphrase_file = arg;
+		break;
+	}
+	return 0;
+}
+
 int cmd_rekey(int argc, char **argv)
 {
-	enum {
-		OPT_CACHE = 256,
-		OPT_KEY,
-		OPT_PASS,
-		OPT_PASS_FILE,
-		OPT_NEW_KEY,
-		OPT_NEW_PASS,
-		OPT_NEW_PASS_FILE,
-	};
-	static const struct option longopts[] = {
-	    {"cache", required_argument, NULL, OPT_CACHE},
-	    {"key-file", required_argument, NULL, OPT_KEY},
-	    {"passphrase", no_argument, NULL, OPT_PASS},
-	    {"passphrase-file", required_argument, NULL, OPT_PASS_FILE},
-	    {"new-key-file", required_argument, NULL, OPT_NEW_KEY},
-	    {"new-passphrase", no_argument, NULL, OPT_NEW_PASS},
-	    {"new-passphrase-file", required_argument, NULL, OPT_NEW_PASS_FILE},
-	    {"help", no_argument, NULL, 'h'},
+	static const struct option own[] = {
+	    {"new-key-file", required_argument, NULL, 256},
+	    {"new-passphrase", no_argument, NULL, 257},
+	    {"new-passphrase-file", required_argument, NULL, 258},
 	    {NULL, 0, NULL, 0},
 	};
-	struct local_key_opts old_o = {0}, new_o = {0};
-	const char *cache = NULL;
+	struct tool_opts o = {.want = TOOL_OPT_CACHE | TOOL_OPT_KEYS};
+	struct local_key_opts new_o = {0}, old_o;
+	const char *cache;
 	char dir[4096];
-	int c, r;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_CACHE:
-			cache = optarg;
-			break;
-		case OPT_KEY:
-			old_o.key_file = optarg;
-			break;
-		case OPT_PASS:
-			old_o.passphrase = true;
-			break;
-		case OPT_PASS_FILE:
-			old_o.passphrase_file = optarg;
-			break;
-		case OPT_NEW_KEY:
-			new_o.key_file = optarg;
-			break;
-		case OPT_NEW_PASS:
-			new_o.passphrase = true;
-			break;
-		case OPT_NEW_PASS_FILE:
-			new_o.passphrase_file = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
+	r = tool_parse(argc, argv, &o, own, rekey_opt, &new_o, usage);
+	if (r >= 0)
+		return r;
 	if (argc - optind != 1) {
 		usage(stderr);
 		return 2;
 	}
-	if (local_key_opts_check(&old_o, "") < 0 ||
-	    local_key_opts_check(&new_o, "new-") < 0)
+	old_o = o.keys;
+	cache = o.cache;
+	if (local_key_opts_check(&new_o, "new-") < 0)
 		return 2;
 	r = copy_dir(cache, argv[optind], dir, sizeof(dir));
 	if (r == -EINVAL)

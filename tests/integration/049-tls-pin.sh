@@ -47,3 +47,15 @@ for ((i = 0; i < 100; i++)); do mountpoint -q "$T/mnt" && break; sleep 0.1; done
 mountpoint -q "$T/mnt" || fail "--insecure mount did not appear: $(cat "$T/logs/insecure.log")"
 grep -q "NOT verified" "$T/logs/insecure.log" || fail "--insecure not loud: $(cat "$T/logs/insecure.log")"
 unmount "$T/mnt"
+
+# The tools take the same pin: publish with a wrong one is refused and
+# changes nothing; with the right one it commits.
+printf 'pinned publish' | dd of="$T/data/img.raw" bs=1 seek=100 conv=notrunc status=none
+pub() { "$VMFERRY" publish --cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE" "$@" \
+	"$SERVER_URL/disk" "$T/data/img.raw"; }
+if pub --pin-sha256 "$wrong" >"$T/logs/pub-wrong.log" 2>&1; then fail "publish with a wrong pin succeeded"; fi
+grep -qi "pin" "$T/logs/pub-wrong.log" || fail "publish, wrong pin: $(cat "$T/logs/pub-wrong.log")"
+if pub --pin-sha256 short >"$T/logs/pub-bad.log" 2>&1; then fail "publish with a malformed pin succeeded"; fi
+grep -q "44-character base64" "$T/logs/pub-bad.log" || fail "malformed pin: $(cat "$T/logs/pub-bad.log")"
+pub --pin-sha256 "$pin" >"$T/logs/pub-right.log" 2>&1 || fail "publish with the right pin: $(cat "$T/logs/pub-right.log")"
+grep -q "version 2" "$T/logs/pub-right.log" || fail "not version 2: $(cat "$T/logs/pub-right.log")"
