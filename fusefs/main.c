@@ -824,6 +824,18 @@ static int open_offline(struct mount *m, const char *server_why,
 	size_t len;
 	int r;
 
+	/* Nothing is created offline: without a kept copy there is no
+	 * start. */
+	r = local_copy_dir(m->o.cache_dir, &m->url, m->cache_path,
+			   sizeof(m->cache_path));
+	if (r == 0 && lifecycle_read(m->cache_path, &m->lc) < 0)
+		r = -ENOENT;
+	if (r < 0) {
+		log_error("%s: the server cannot be reached (%s) and there is "
+			  "no local copy to start from in %s",
+			  m->o.url, server_why, m->cache_path);
+		return -EHOSTUNREACH;
+	}
 	r = open_copy(m, false, &prev);
 	if (r == -EKEYEXPIRED)
 		log_error("%s: the server cannot be reached and the local "
