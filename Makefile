@@ -41,7 +41,7 @@ HELPER_BINS = $(patsubst tests/helpers/%.c,$(B)/tests/helpers/%,$(HELPER_SRCS))
 PROGS = $(B)/vmferry $(B)/vmferry-server
 
 .PHONY: all deps check check-unit check-asan check-tsan check-valgrind demo bench \
-	format format-check lint clean install test-image
+	format format-check lint clean install install-files test-image
 all: $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
 # `make V=1` shows the full commands.
@@ -201,6 +201,10 @@ PREFIX ?= /usr/local
 # systemd user units: `vmferry purge` hourly (contrib/systemd/).
 USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 install: all
+	$(MAKE) --no-print-directory install-files
+# What install copies, without building (the tests install the binaries
+# they were given, e.g. the sanitizer build's).
+install-files:
 	install -D -m 0755 $(B)/vmferry $(DESTDIR)$(PREFIX)/bin/vmferry
 	install -D -m 0755 $(B)/vmferry-server $(DESTDIR)$(PREFIX)/bin/vmferry-server
 	install -d $(DESTDIR)$(USERUNITDIR)

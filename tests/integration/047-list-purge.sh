@@ -97,7 +97,7 @@ grep -q "no local copy to start from" "$T/logs/expired-mount.log" || fail "mount
 
 # make install: binaries and the hourly purge units, which systemd verifies.
 if command -v systemd-analyze >/dev/null; then
-	make -C "$TOP" --no-print-directory B="${VMFERRY_BUILD:-build}" install PREFIX="$T/root/usr" >"$T/logs/install.log" 2>&1 ||
+	make -C "$TOP" --no-print-directory B="${VMFERRY_BUILD:-build}" install-files PREFIX="$T/root/usr" >"$T/logs/install.log" 2>&1 ||
 		fail "make install: $(tail -3 "$T/logs/install.log")"
 	u="$T/root/usr/lib/systemd/user"
 	[ -x "$T/root/usr/bin/vmferry" ] || fail "vmferry not installed"
