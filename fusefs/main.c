@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -366,6 +367,10 @@ static int go_background(struct mount *m)
 	if (pid < 0)
 		return log_error_errno(-errno, "fork: %m");
 	if (pid > 0) {
+		/* The parent only waits: its copies of the secrets go now. */
+		keys_user_fini(&m->user);
+		if (m->token)
+			crypto_cleanse(m->token, strlen(m->token));
 		close(fds[1]);
 		do
 			n = read(fds[0], &c, 1);
@@ -1258,6 +1263,16 @@ static void teardown(struct mount *m)
 	}
 }
 
+/* The daemon holds the copy's data key for as long as it runs: a crash
+ * must not write it into a core file. */
+static void no_core_dumps(void)
+{
+	struct rlimit rl = {0, 0};
+
+	if (setrlimit(RLIMIT_CORE, &rl) < 0)
+		log_warn("cannot turn core dumps off: %m");
+}
+
 int fusefs_mount_main(int argc, char **argv)
 {
 	struct mount m;
@@ -1266,6 +1281,7 @@ int fusefs_mount_main(int argc, char **argv)
 	int r;
 
 	memset(&m, 0, sizeof(m));
+	no_core_dumps();
 	m.notify_fd = -1;
 	m.lock_fd = -1;
 	m.started_ns = now_ns();
