@@ -812,6 +812,7 @@ int cache_disk_usage(struct cache *c, uint64_t *ret)
 
 int cache_peek_dirty(const char *dir, uint64_t *ret_dirty)
 {
+	struct stat fst;
 	char path[4096];
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
@@ -822,11 +823,16 @@ int cache_peek_dirty(const char *dir, uint64_t *ret_dirty)
 	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >=
 	    sizeof(path))
 		return -ENAMETOOLONG;
-	if (access(path, F_OK) < 0)
+	if (stat(path, &fst) < 0)
 		return -errno;
 	r = mdb_env_create(&env);
 	if (r == 0)
 		r = mdb_env_set_maxdbs(env, CACHE_MAX_DBS);
+	/* Map only what the file holds (LMDB raises a smaller size to
+	 * that): the 1 TiB a mount reserves may not fit this process's
+	 * address space (a sanitizer's, or ulimit -v). */
+	if (r == 0)
+		r = mdb_env_set_mapsize(env, (size_t)fst.st_size + 4096);
 	if (r == 0)
 		r = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600);
 	if (r == 0)

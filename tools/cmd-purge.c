@@ -87,13 +87,19 @@ static bool judge(const char *dir, struct sweep *s, char *why, size_t len)
 	 * race a mount that is starting on the copy. */
 	if (!lc.ephemeral || s->quiet)
 		return false;
-	if (cache_peek_dirty(dir, &dirty) < 0 || dirty > 0) {
-		if (!s->quiet)
-			log_warn(
-			    "%s: an ephemeral copy left behind with %llu "
-			    "unsynced blocks: kept; mount %s to sync them, "
-			    "or `vmferry discard` it",
-			    dir, (unsigned long long)dirty, lc.url);
+	if (cache_peek_dirty(dir, &dirty) < 0) {
+		/* Cannot tell: keep it, as if it held changes. */
+		log_warn("%s: an ephemeral copy left behind whose unsynced "
+			 "changes cannot be counted: kept",
+			 dir);
+		s->kept++;
+		return false;
+	}
+	if (dirty > 0) {
+		log_warn("%s: an ephemeral copy left behind with %llu unsynced "
+			 "blocks: kept; mount %s to sync them, or `vmferry "
+			 "discard` it",
+			 dir, (unsigned long long)dirty, lc.url);
 		s->kept++;
 		return false;
 	}
