@@ -273,3 +273,19 @@ qemu_setup() {
 	export VMFERRY_ACCEL=${VMFERRY_ACCEL:-$("$TOP/tests/qemu/accel.sh" "$img")}
 	export VMFERRY_BOOT_TIMEOUT=${VMFERRY_BOOT_TIMEOUT:-240}
 }
+
+# Fault tests (tests/faults/): a short run in make check, the counts the
+# issue asks for with VMFERRY_FAULTS_FULL=1 (make check-faults).
+# faults_count SHORT FULL: how many cycles this run does.
+faults_count() {
+	if [ "${VMFERRY_FAULTS_FULL:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi
+}
+# fault_result SCENARIO CYCLES ACKED LOST WRONG: the line make
+# check-faults gathers into its table (tests/faults/summary.sh); the
+# test fails if anything was lost or wrong.
+fault_result() {
+	local secs=$SECONDS
+	echo "RESULT scenario=$1 cycles=$2 acked=$3 lost=$4 wrong=$5 secs=$secs"
+	[ "$4" = 0 ] || fail "$1: $4 acknowledged writes lost"
+	[ "$5" = 0 ] || fail "$1: $5 wrong bytes returned"
+}
