@@ -183,6 +183,13 @@ check-faults: deps
 		tests/faults/summary.sh | tee $(B)/test-logs/faults-summary.md; \
 		exit $$st
 
+# Time to a booted VM against the peers (bench/bench.sh): writes
+# bench/results/RESULTS.md, raw.csv and boot.png.
+bench: deps
+	$(MAKE) all
+	$(MAKE) test-image
+	VMFERRY_BUILD=$(B) bench/bench.sh $(BENCH_RUNS)
+
 check-valgrind: all
 	VMFERRY_VALGRIND=1 VMFERRY_BUILD=$(B) tests/run
 

@@ -11,6 +11,9 @@ pkgs=(
 	qemu-system-x86 qemu-utils syslinux syslinux-common mtools dosfstools
 	e2fsprogs busybox-static cpio kmod fdisk curl openssl xxd bc python3 fio
 	clang-format cppcheck clang libclang-rt-dev
+	qemu-block-extra
+	# make bench: the peers and the chart (bench/bench.sh)
+	nginx-light httpdirfs nbdkit gnuplot-nox
 )
 
 missing=()
@@ -29,5 +32,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# No package starts a service while we install (nginx would listen on
+# port 80 of every interface): policy-rc.d says no, for this run only.
+prc=/usr/sbin/policy-rc.d
+if [ ! -e "$prc" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$prc"
+	chmod 755 "$prc"
+	trap 'rm -f "$prc"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# ...nor at the next boot: the bench starts its own nginx on 127.0.0.1.
+if command -v systemctl >/dev/null && systemctl list-unit-files nginx.service >/dev/null 2>&1; then
+	systemctl disable nginx.service >/dev/null 2>&1 || true
+fi

@@ -15,6 +15,9 @@
 #   VMFERRY_BOOT_LOG       file to copy the console to (default: stdout)
 #   VMFERRY_QEMU_CACHE     -drive cache= mode (default writeback)
 #   VMFERRY_QEMU_READONLY  1: attach the disk with readonly=on
+#   VMFERRY_QEMU_DRIVE     the drive's source instead of file=IMAGE (IMAGE
+#                          is then only a name), e.g. QEMU's own curl
+#                          driver: file.driver=https,file.url=URL,...
 #
 # Exits 0 and prints "boot: marker after N.NN s" (time from qemu's start to
 # VMFERRY-BOOT-OK) if the guest reported success.  Exits 1, with the tail of
@@ -37,7 +40,7 @@ if [[ $# -lt 1 || $1 == -* ]]; then
 fi
 image=$1
 shift
-[[ -f $image || -b $image ]] || die "no image '$image'"
+[[ -n ${VMFERRY_QEMU_DRIVE:-} || -f $image || -b $image ]] || die "no image '$image'"
 
 timeout_s=${VMFERRY_BOOT_TIMEOUT:-300}
 [[ $timeout_s =~ ^[0-9]+$ && $timeout_s -gt 0 ]] ||
@@ -56,7 +59,9 @@ tcg) accel_args=(-accel tcg) ;;
 esac
 
 # qemu option values escape commas by doubling them.
-drive="file=${image//,/,,},format=raw,if=virtio,cache=${VMFERRY_QEMU_CACHE:-writeback}"
+source="file=${image//,/,,}"
+[[ -z ${VMFERRY_QEMU_DRIVE:-} ]] || source=$VMFERRY_QEMU_DRIVE
+drive="$source,format=raw,if=virtio,cache=${VMFERRY_QEMU_CACHE:-writeback}"
 if [[ ${VMFERRY_QEMU_READONLY:-0} == 1 ]]; then
 	drive+=",readonly=on"
 fi
