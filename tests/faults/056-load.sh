@@ -21,8 +21,8 @@ echo "seed $seed (replay with VMFERRY_SEED=$seed)"
 readers=$(faults_count 6 32)
 writers=$(faults_count 2 8)
 rounds=$(faults_count 3 10)              # syncs per writer
-ops=$(faults_count 300 2000)             # driver operations per round
-size=$(($(faults_count 16 256) * 1048576 + 4321))
+ops=$(faults_count 200 2000)             # driver operations per round
+size=$(($(faults_count 8 256) * 1048576 + 4321))
 wsize=$(($(faults_count 4 16) * 1048576))
 rss_bound_kb=$((512 * 1024))
 
