@@ -31,7 +31,6 @@ import_image disk "$T/data/img.raw"
 cp "$T/data/img.raw" "$T/data/model.raw"
 MNT="$T/mnt"
 IMG="$MNT/disk.img"
-nosync=0
 
 model_mount() {
 	local opts=()
@@ -40,10 +39,8 @@ model_mount() {
 	1) opts+=(--max-rate 20M) ;;
 	esac
 	opts+=(--sync-interval "$(((RANDOM % 3) * (RANDOM % 3 + 1)))")
-	nosync=0
 	if [ $((RANDOM % 4)) = 0 ]; then
 		opts+=(--no-sync)
-		nosync=1
 	fi
 	echo "mount ${opts[*]}"
 	mount_image "$SERVER_URL/disk" "$MNT" "${opts[@]}"
