@@ -34,11 +34,13 @@ void image_release_busy(struct image *im, uint64_t first, uint64_t count)
 	unlock(im);
 }
 
-/* Queue a verified run for the writer; takes ownership of buf and ok.
- * Marks the run's blocks busy (a demand run already is) until stored.
- * Waits while too much is queued. */
-int image_queue_store(struct image *im, uint64_t first, uint32_t count,
-		      uint8_t *buf, bool *ok)
+/* image_queue_store(), for bytes fetched from `from` (NULL: the blocks
+ * were claimed busy for the whole fetch, so neither check below can
+ * fire).  Adds to *ret_dropped the blocks left out because the mount
+ * moved to another version meanwhile. */
+static int queue_store(struct image *im, uint64_t first, uint32_t count,
+		       uint8_t *buf, bool *ok, const char *from,
+		       uint32_t *ret_dropped)
 {
 	struct store_job *j = calloc(1, sizeof(*j));
 
@@ -56,6 +58,23 @@ int image_queue_store(struct image *im, uint64_t first, uint32_t count,
 	lock(im);
 	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
 		cond_wait(&im->cond, &im->lock);
+	for (uint32_t i = 0; i < count; i++) {
+		/* Hydration fetches without claiming its blocks, so the
+		 * guest may have written one meanwhile: its fetched bytes
+		 * are stale, and queued after the write they would shadow
+		 * it (readers copy the newest queued job).  Or a commit
+		 * moved the mount to its next version (image_rebase()),
+		 * and a block verified against the old hashes may have
+		 * been written and synced since. */
+		if (!ok[i])
+			continue;
+		if (from && from != im->data_path) {
+			ok[i] = false;
+			(*ret_dropped)++;
+		} else if (bit_get(im->written, first + i)) {
+			ok[i] = false;
+		}
+	}
 	for (uint32_t i = 0; i < count; i++)
 		bit_set(im->busy, first + i);
 	*im->jobs_tail = j;
@@ -64,6 +83,16 @@ int image_queue_store(struct image *im, uint64_t first, uint32_t count,
 	cond_signal(&im->writer_cond);
 	unlock(im);
 	return 0;
+}
+
+/* Queue a verified run for the writer; takes ownership of buf and ok.
+ * Marks the run's blocks busy (a demand run already is) until stored.
+ * Waits while too much is queued.  A block written since it was
+ * verified is left out. */
+int image_queue_store(struct image *im, uint64_t first, uint32_t count,
+		      uint8_t *buf, bool *ok)
+{
+	return queue_store(im, first, count, buf, ok, NULL, NULL);
 }
 
 /* --max-cache, under im->lock: make room for the puts that add a block
@@ -280,6 +309,7 @@ int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
 	size_t len = (size_t)count * im->hdr.block_size;
 	bool *ok = calloc(count, sizeof(bool));
 	uint8_t *copy = malloc(len);
+	const char *from;
 	uint32_t bad;
 	int r;
 
@@ -288,9 +318,11 @@ int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
 		free(copy);
 		return -ENOMEM;
 	}
+	/* The version the hashes below are of: checked again when queued. */
+	from = image_data_path(im);
 	bad = image_verify_run(im, first, count, buf, ok);
 	memcpy(copy, buf, len);
-	r = image_queue_store(im, first, count, copy, ok);
+	r = queue_store(im, first, count, copy, ok, from, &bad);
 	return r < 0 ? r : (int)bad;
 }
 
