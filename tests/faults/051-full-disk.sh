@@ -21,7 +21,7 @@ echo "seed $seed cycles $n"
 SIZE=$((8 * 1024 * 1024))
 
 mkdir -p "$T/srvfs" "$T/cache"
-mount -t tmpfs -o size=24m vmferry-test "$T/srvfs" || { echo "SKIP: cannot mount tmpfs" >&2; exit 77; }
+mount -t tmpfs -o size=48m vmferry-test "$T/srvfs" || { echo "SKIP: cannot mount tmpfs" >&2; exit 77; }
 cleanup_fn "umount -l '$T/srvfs'"
 mount -t tmpfs -o size=32m vmferry-test "$T/cache" || fail "mount tmpfs"
 cleanup_fn "umount -l '$T/cache'"
@@ -108,6 +108,8 @@ for ((c = 1; c <= n; c++)); do
 	same_as "$(current)" || { lost=$((lost + 1)); echo "the server lacks written bytes"; }
 	unmount "$T/mnt"
 	rm -rf "${T:?}"/cache/*
+	# The store keeps room: old versions and their blocks go.
+	"$VMFERRY_SERVER" gc "$T/srvfs/srv" --keep-versions 2 --grace 0 >>"$T/logs/gc.log" 2>&1 || fail "gc"
 	mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --sync-interval 0
 done
 
