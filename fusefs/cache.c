@@ -21,7 +21,8 @@
  *
  * Durability: never MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP, so every
  * commit is synced (data, then meta page) before a call returns 0.  A
- * failed commit other than "map full" marks the cache failed: its state
+ * failed commit other than "map full" or "file system full" (-ENOSPC,
+ * nothing changed, see cache_commit()) marks the cache failed: its state
  * on disk is unknown, so it is never retried and every later call is
  * -EIO.  MDB_* codes are translated here and nowhere else.
  */
@@ -35,6 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <lmdb.h>
 
@@ -53,6 +55,9 @@
 #define CACHE_MAX_DBS 8
 /* Read transactions at once (FUSE workers, hydrate, write-back). */
 #define CACHE_MAX_READERS 512
+/* Less free space than this after a short write: the file system is
+ * full (see cache_fs_full()). */
+#define CACHE_FULL_SLACK (1ull << 20)
 
 /* Meta keys starting with '.' are this module's. */
 #define CACHE_MARKER_KEY  ".cache"
@@ -117,15 +122,45 @@ static int cache_txn_begin(struct cache *c, unsigned flags, MDB_txn **ret)
 	return r ? cache_err(r, "begin transaction") : 0;
 }
 
+/* True if a commit that failed with r failed for a full file system:
+ * ENOSPC, or the EIO LMDB makes of a short write, on a file system with
+ * less room left than one of LMDB's write batches (MDB_COMMIT_PAGES, 64
+ * pages) would need. */
+static bool cache_fs_full(struct cache *c, int r)
+{
+	struct statvfs sv;
+	int fd;
+
+	if (r == ENOSPC)
+		return true;
+	if (r != EIO || mdb_env_get_fd(c->env, &fd) != 0 ||
+	    fstatvfs(fd, &sv) < 0)
+		return false;
+	return (uint64_t)sv.f_bavail * sv.f_frsize < CACHE_FULL_SLACK;
+}
+
 /* Commit txn (freed either way).  A full map changed nothing and leaves
- * the cache usable; any other failure may have left the disk in any
+ * the cache usable.  So does a full file system, unless LMDB says
+ * otherwise: without MDB_WRITEMAP, ENOSPC comes from writing the new
+ * pages, before the meta page that would point at them, and the commit
+ * is aborted with the previous state intact; had the meta page write
+ * failed, LMDB marks the environment fatal and the next transaction
+ * gets MDB_PANIC.  Any other failure may have left the disk in any
  * state LMDB's recovery allows, so the cache is failed for good. */
 static int cache_commit(struct cache *c, MDB_txn *txn, const char *what)
 {
+	MDB_txn *probe = NULL;
 	int r = mdb_txn_commit(txn);
 
 	if (r == 0 || r == MDB_MAP_FULL)
 		return r ? cache_err(r, what) : 0;
+	if (cache_fs_full(c, r) &&
+	    mdb_txn_begin(c->env, NULL, MDB_RDONLY, &probe) == 0) {
+		mdb_txn_abort(probe);
+		log_debug(LOG_CAT_CACHE, "cache %s: commit: file system full",
+			  what);
+		return -ENOSPC;
+	}
 	atomic_store(&c->failed, true);
 	log_debug(LOG_CAT_CACHE, "cache %s: commit: %s; cache failed", what,
 		  mdb_strerror(r));

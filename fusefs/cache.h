@@ -79,9 +79,9 @@ int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
  * then put and committed with one sync (LMDB syncs the data, then the
  * meta page: about a millisecond on a local disk), so batch.  Blocks on
  * LMDB's writer lock and the disk: never call it holding a mutex.
- * Returns 0, -ENOSPC (the map is full: nothing of the batch is stored
- * and the cache stays usable; or the disk filled during the commit: the
- * cache is now failed), -EINVAL (an item longer than
+ * Returns 0, -ENOSPC (the map or the file system is full: nothing of
+ * the batch is stored and the cache stays usable, so the batch may be
+ * retried once there is room), -EINVAL (an item longer than
  * VMF_BLOCK_SIZE_MAX), -EIO (cache now failed). */
 int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n);
 

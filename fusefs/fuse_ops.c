@@ -100,6 +100,9 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	if (fi->flags & O_TRUNC)
 		return -EPERM;
 	fi->keep_cache = 1;
+	/* Whether this handle may write, for op_flush(): the kernel's
+	 * FLUSH carries no open flags. */
+	fi->fh = (fi->flags & O_ACCMODE) != O_RDONLY;
 	return 0;
 }
 
@@ -187,12 +190,16 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len,
 	return r;
 }
 
-/* flush (every close) and fsync return once everything written before
- * them is durable in LMDB. */
+/* flush (every close of a handle that may write) and fsync return once
+ * everything written before them is durable in LMDB.  Closing a
+ * read-only handle waits for nothing: it wrote nothing, and a reader
+ * must not get another writer's error (ENOSPC while the cache's file
+ * system is full) from close(). */
 static int op_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	(void)fi;
+	if (!fi->fh)
+		return 0;
 	return image_flush(ctx()->im);
 }
 

@@ -100,6 +100,11 @@ struct image {
 	uint64_t dirty_queued;	/* dirty jobs queued so far (seq) */
 	uint64_t dirty_stored;	/* highest seq durably stored */
 	bool write_failed;	/* a dirty store failed: EIO from now on */
+	/* The last dirty store found the file system full: its dirty jobs
+	 * are queued again (readers still see them) and retried; until
+	 * one is stored, writes and fsync get ENOSPC. */
+	bool store_full;
+	uint64_t store_attempts; /* batches the writer has tried to store */
 	struct image_stats stats;
 	uint64_t seq_next;	      /* block after the latest read */
 	uint32_t ra_window;	      /* read-ahead now, in blocks */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "hash.h"
@@ -138,9 +139,14 @@ static size_t plan_room(struct image *im, struct cache_put *puts, size_t n,
 	return k;
 }
 
-/* Store a batch of jobs in one transaction; then publish and free them. */
-static void store_jobs(struct image *im, struct store_job *jobs)
+/* Store a batch of jobs in one transaction; then publish and free them.
+ * On a full file system the batch's dirty jobs go back to the head of
+ * the queue (unless final: the writer is stopping) and true is
+ * returned; fetched blocks are dropped (they are fetched again). */
+static bool store_jobs(struct image *im, struct store_job *jobs, bool final)
 {
+	struct store_job *keep = NULL, **keep_tail = &keep;
+	bool full;
 	_cleanup_free_ struct cache_put *puts = NULL;
 	_cleanup_free_ uint64_t *victims = NULL;
 	size_t n = 0, cap = 0, bytes = 0, nvictims = 0;
@@ -199,7 +205,16 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 		nvictims = 0;
 	}
 	r = !puts ? -ENOMEM : n ? cache_put_batch(im->cache, puts, n) : 0;
-	if (r < 0 && any_dirty)
+	full = r == -ENOSPC && any_dirty && !final;
+	if (full && !atomic_exchange(&im->cache_warned, true))
+		log_warn("%s: the cache's file system is full: writes and "
+			 "fsync return ENOSPC until there is room; nothing "
+			 "written is lost",
+			 im->name);
+	else if (full)
+		log_debug(LOG_CAT_CACHE, "%s: file system still full",
+			  im->name);
+	else if (r < 0 && any_dirty)
 		log_error_errno(r,
 				"%s: storing written blocks failed (%m): the "
 				"local copy is failed, writes and fsync now "
@@ -231,14 +246,34 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 		if (puts[i].len && !bit_get(im->written, puts[i].blkno))
 			image_lru_touch(im, puts[i].blkno);
 	}
-	if (any_dirty && r < 0)
+	if (any_dirty && r < 0 && !full)
 		im->write_failed = true;
-	else if (any_dirty)
+	else if (any_dirty && r == 0)
 		im->dirty_stored = seq;
-	for (struct store_job *j = jobs; j; j = j->next) {
+	im->store_full = full;
+	im->store_attempts++;
+	for (struct store_job **p = &jobs; *p;) {
+		struct store_job *j = *p;
+
+		if (full && j->dirty) {
+			/* Kept, in order, with its bytes still queued. */
+			*p = j->next;
+			j->next = NULL;
+			*keep_tail = j;
+			keep_tail = &j->next;
+			continue;
+		}
 		for (uint32_t i = 0; !j->dirty && i < j->count; i++)
 			bit_clear(im->busy, j->first + i);
 		bytes += j->bytes;
+		p = &j->next;
+	}
+	if (keep) {
+		/* Older than anything queued since: at the head. */
+		*keep_tail = im->jobs;
+		if (!im->jobs)
+			im->jobs_tail = keep_tail;
+		im->jobs = keep;
 	}
 	im->jobs_bytes -= bytes;
 	im->storing = NULL;
@@ -252,6 +287,22 @@ static void store_jobs(struct image *im, struct store_job *jobs)
 		free(jobs);
 		jobs = next;
 	}
+	return full;
+}
+
+/* After a full file system: wait a second (or for new jobs, or stop)
+ * before trying again. */
+static void wait_for_space(struct image *im)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 1;
+	lock(im);
+	if (!im->writer_stop)
+		(void)pthread_cond_timedwait(&im->writer_cond, &im->lock,
+					     &ts); /* a timeout is the point */
+	unlock(im);
 }
 
 static void *writer_thread(void *arg)
@@ -285,9 +336,9 @@ static void *writer_thread(void *arg)
 			im->storing = jobs;
 			unlock(im);
 		}
-		if (jobs)
-			store_jobs(im, jobs);
-		else if (stop)
+		if (jobs && store_jobs(im, jobs, stop))
+			wait_for_space(im);
+		else if (!jobs && stop)
 			break;
 	}
 	return NULL;

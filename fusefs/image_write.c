@@ -76,9 +76,11 @@ static int queue_dirty(struct image *im, uint64_t b, uint8_t *buf)
 		free(j);
 		return 0;
 	}
-	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop)
+	while (im->jobs_bytes > IMAGE_MAX_QUEUED && !im->writer_stop &&
+	       !im->store_full)
 		cond_wait(&im->cond, &im->lock);
-	r = wait_for_room(im, b);
+	/* A full file system: refused, not queued (see write_range()). */
+	r = im->store_full ? -ENOSPC : wait_for_room(im, b);
 	if (r == 0)
 		r = image_set_dirty(im, b, j->hash);
 	if (r < 0) {
@@ -143,20 +145,40 @@ out:
 	return r;
 }
 
+/* Under im->lock: with the file system found full, have the writer try
+ * its kept jobs again now (space may be back) and wait for that
+ * attempt.  True if the store is (still) full. */
+static bool still_full(struct image *im)
+{
+	uint64_t attempts = im->store_attempts;
+
+	if (!im->store_full)
+		return false;
+	cond_signal(&im->writer_cond);
+	while (im->store_attempts == attempts && !im->writer_stop)
+		cond_wait(&im->cond, &im->lock);
+	return im->store_full;
+}
+
 /* image_write() and image_zero(): buf NULL writes zeros. */
 static ssize_t write_range(struct image *im, const uint8_t *buf, size_t len,
 			   uint64_t off)
 {
 	uint32_t bs = im->hdr.block_size;
 	uint64_t first, last;
-	bool failed;
+	bool failed, full;
 	int r;
 
 	lock(im);
 	failed = im->write_failed;
+	full = !failed && still_full(im);
 	unlock(im);
 	if (failed)
 		return -EIO;
+	/* Refused before anything is queued: nothing acknowledged is at
+	 * stake, and the guest sees a full disk, not an I/O error. */
+	if (full)
+		return -ENOSPC;
 	if (off >= im->hdr.image_size)
 		return len ? -ENOSPC : 0;
 	if (len > im->hdr.image_size - off)
@@ -220,14 +242,30 @@ int image_zero(struct image *im, uint64_t off, uint64_t len)
 
 int image_flush(struct image *im)
 {
+	uint64_t target;
+	bool retried = false;
 	int r = 0;
 
 	lock(im);
-	for (uint64_t target = im->dirty_queued;
-	     im->dirty_stored < target && !im->write_failed;)
+	target = im->dirty_queued;
+	for (;;) {
+		if (im->write_failed) {
+			r = -EIO;
+			break;
+		}
+		if (im->dirty_stored >= target)
+			break;
+		if (im->store_full && retried) {
+			r = -ENOSPC; /* not durable yet: kept, retried */
+			break;
+		}
+		if (im->store_full) {
+			retried = true;
+			(void)still_full(im); /* looked at again above */
+			continue;
+		}
 		cond_wait(&im->cond, &im->lock);
-	if (im->write_failed)
-		r = -EIO;
+	}
 	unlock(im);
 	return r;
 }

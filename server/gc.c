@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Mark and sweep of DIR/blocks (see gc.h).
  *
- * The marks are an open-addressing hash set of block hashes in memory
- * (32 bytes per distinct block named by a kept version, at most half
- * full).  The all-zero hash marks an empty slot: zero blocks are never
- * stored, so it is never a key.  Single-threaded.
+ * The marks (marks.h) hold every distinct block a kept version names.
+ * Single-threaded.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,97 +21,12 @@
 #include "util.h"
 
 #include "gc.h"
+#include "marks.h"
 #include "retention.h"
 #include "store.h"
 #include "versions.h"
 
 #define MARK_CHUNK 512 /* manifest entries per read, on the heap */
-
-struct marks {
-	uint8_t *slots; /* cap * VMF_HASH_LEN; all zero: empty */
-	size_t cap;	/* a power of two */
-	size_t n;
-};
-
-static void marks_fini(struct marks *m)
-{
-	free(m->slots);
-}
-
-/* SHA-256 output is uniform: its first bytes are a fine index. */
-static size_t slot_of(const struct marks *m, const uint8_t *h)
-{
-	uint64_t x;
-
-	memcpy(&x, h, sizeof(x));
-	return (size_t)x & (m->cap - 1);
-}
-
-static bool marks_find(const struct marks *m, const uint8_t *h, size_t *ret)
-{
-	size_t i = slot_of(m, h);
-
-	for (;; i = (i + 1) & (m->cap - 1)) {
-		const uint8_t *s = m->slots + i * VMF_HASH_LEN;
-
-		if (hash_is_zero(s)) {
-			*ret = i;
-			return false;
-		}
-		if (memcmp(s, h, VMF_HASH_LEN) == 0) {
-			*ret = i;
-			return true;
-		}
-	}
-}
-
-static int marks_grow(struct marks *m)
-{
-	struct marks bigger = {.cap = m->cap ? m->cap * 2 : 4096};
-	size_t slot;
-
-	bigger.slots = calloc(bigger.cap, VMF_HASH_LEN);
-	if (!bigger.slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->cap; i++) {
-		const uint8_t *s = m->slots + i * VMF_HASH_LEN;
-
-		if (hash_is_zero(s))
-			continue;
-		(void)marks_find(&bigger, s, &slot); /* never there yet */
-		memcpy(bigger.slots + slot * VMF_HASH_LEN, s, VMF_HASH_LEN);
-		bigger.n++;
-	}
-	free(m->slots);
-	*m = bigger;
-	return 0;
-}
-
-static int marks_add(struct marks *m, const uint8_t *h)
-{
-	size_t slot;
-	int r;
-
-	if (hash_is_zero(h))
-		return 0;
-	if ((m->n + 1) * 2 > m->cap) {
-		r = marks_grow(m);
-		if (r < 0)
-			return r;
-	}
-	if (marks_find(m, h, &slot))
-		return 0;
-	memcpy(m->slots + slot * VMF_HASH_LEN, h, VMF_HASH_LEN);
-	m->n++;
-	return 0;
-}
-
-static bool marks_has(const struct marks *m, const uint8_t *h)
-{
-	size_t slot;
-
-	return m->cap > 0 && marks_find(m, h, &slot);
-}
 
 /* Mark every block version n of name names. */
 static int mark_version(struct versions *v, const char *name, uint64_t n,

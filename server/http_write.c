@@ -56,6 +56,13 @@ static unsigned io_status(int r)
 	return r == -ENOSPC || r == -EDQUOT ? 507 : 500;
 }
 
+/* What the client is told went wrong, with io_status(r). */
+static const char *io_what(int r)
+{
+	return io_status(r) == 507 ? "the server's disk is full"
+				   : "server error";
+}
+
 static enum MHD_Result commit_begin(struct http_request *req)
 {
 	const char *id = http_header(req, VMF_HDR_COMMIT_ID);
@@ -91,7 +98,7 @@ static enum MHD_Result commit_begin(struct http_request *req)
 		log_error_errno(fd, "commit to %s: temporary file: %m",
 				req->name);
 		return http_reply_error(req, io_status(fd),
-					"server error storing the upload");
+					"%s storing the upload", io_what(fd));
 	}
 	req->up_fd = fd;
 	return MHD_YES;
@@ -190,8 +197,8 @@ static void upload_data(struct http_request *req, const uint8_t *buf,
 	if (r < 0) {
 		log_error_errno(r, "commit to %s: writing the upload: %m",
 				req->name);
-		fail_later(req, io_status(r),
-			   "server error storing the upload");
+		fail_later(req, io_status(r), "%s storing the upload",
+			   io_what(r));
 		return;
 	}
 	req->up_len += len;
@@ -264,7 +271,7 @@ static enum MHD_Result finish_block(struct http_request *req)
 	if (r < 0) {
 		log_error_errno(r, "storing block %s: %m", hex);
 		return http_reply_error(req, io_status(r),
-					"server error storing the block");
+					"%s storing the block", io_what(r));
 	}
 	return http_reply_json(
 	    req, created ? 201 : 200,
@@ -368,8 +375,8 @@ static enum MHD_Result finish_commit(struct http_request *req)
 		    req->commit_id);
 	default:
 		log_error_errno(r, "commit to %s: %m", req->name);
-		return http_reply_error(
-		    req, io_status(r), "server error committing %s", req->name);
+		return http_reply_error(req, io_status(r), "%s committing %s",
+					io_what(r), req->name);
 	}
 }
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* vmferry-server: init, serve, import, token, lease, versions, gc.
+/* vmferry-server: init, serve, import, token, lease, versions, gc,
+ * fsck.
  *
  * Owns the process: options, signals, start-up and shutdown order.
  * `serve` blocks SIGINT and SIGTERM before any thread starts, so every
@@ -34,6 +35,8 @@
 #include "cmd_lease.h"
 #include "cmd_token.h"
 #include "deadline.h"
+#include "fsck.h"
+#include "gc.h"
 #include "http.h"
 #include "import.h"
 #include "privs.h"
@@ -55,6 +58,7 @@ static const char usage_main[] =
     "  lease list|break         show or break images' write leases\n"
     "  versions DIR NAME        the version history of an image\n"
     "  gc DIR [OPTIONS]         drop old versions, remove unused blocks\n"
+    "  fsck DIR [--repair]      check the store, remove crash leftovers\n"
     "\n"
     "'" CLI_PROG " COMMAND --help' describes each command.\n";
 
@@ -708,6 +712,104 @@ static int cmd_import(int argc, char **argv)
 	return 0;
 }
 
+/* ---- fsck ---- */
+
+static const char usage_fsck[] =
+    "usage: " CLI_PROG " fsck DIR [--repair] [--grace SECS]\n"
+    "\n"
+    "Check that every committed version of every image is whole: its\n"
+    "manifest parses, and each block it names exists and hashes to its\n"
+    "name.  Also checks current, lease.json, pins.json and policy.json,\n"
+    "and counts leftovers: manifests above current (crashed commits),\n"
+    "DIR/tmp files, blocks no committed version names.  Exit 0 if\n"
+    "consistent, 1 if damage or crashed commits were found.  Safe while\n"
+    "DIR is served.\n"
+    "\n"
+    "  --repair      remove the leftovers, never a file a committed\n"
+    "                version needs (a damaged block is reported, kept)\n"
+    "  --grace SECS  never remove a block or DIR/tmp file modified in\n"
+    "                the last SECS seconds (default 3600, as gc)\n";
+
+static int cmd_fsck(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"repair", no_argument, NULL, 'r'},
+	    {"grace", required_argument, NULL, 'g'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct fsck_options o = {.grace = GC_GRACE_DEFAULT};
+	struct fsck_result res = {0};
+	struct store *s = NULL;
+	struct versions *v = NULL;
+	char b1[32], b2[32];
+	const char *dir;
+	uint64_t n;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			o.repair = true;
+			break;
+		case 'g':
+			if (parse_u64(optarg, &n) < 0 || n > INT32_MAX)
+				return cli_usage_error(
+				    "fsck", "--grace: want seconds, 0 or more");
+			o.grace = (int64_t)n;
+			break;
+		case 'h':
+			fputs(usage_fsck, stdout);
+			return 0;
+		default:
+			return cli_usage_error("fsck", "unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("fsck", "fsck takes one argument, DIR");
+	dir = argv[optind];
+	r = cli_check_server_dir(dir);
+	if (r < 0)
+		return r;
+	r = store_open(dir, &s);
+	if (r == 0)
+		r = versions_open(dir, s, &v);
+	if (r < 0)
+		log_error_errno(r, "opening the store in %s: %m", dir);
+	else
+		r = fsck_run(s, v, &o, &res); /* logs its errors */
+	versions_free(v);
+	store_free(s);
+	if (r < 0)
+		return r;
+	printf("%" PRIu64 " images, %" PRIu64 " versions: %" PRIu64
+	       " blocks verified, %" PRIu64 " missing, %" PRIu64
+	       " corrupt, %" PRIu64 " bad files\n",
+	       res.images, res.versions, res.blocks_verified, res.missing,
+	       res.corrupt, res.bad_files);
+	format_bytes(res.unref_bytes, b1, sizeof(b1));
+	format_bytes(res.tmp_bytes, b2, sizeof(b2));
+	printf("leftovers: %" PRIu64 " manifests above current, %" PRIu64
+	       " unreferenced blocks (%" PRIu64 " bytes, %s; %" PRIu64
+	       " within the grace period), %" PRIu64 " tmp files (%" PRIu64
+	       " bytes, %s)\n",
+	       res.above_current, res.unref_blocks, res.unref_bytes, b1,
+	       res.unref_young, res.tmp_files, res.tmp_bytes, b2);
+	if (o.repair)
+		printf("repair: removed %" PRIu64 " manifests, %" PRIu64
+		       " blocks (%" PRIu64 " bytes), %" PRIu64
+		       " tmp files (%" PRIu64 " bytes)\n",
+		       res.above_removed, res.unref_removed,
+		       res.unref_removed_bytes, res.tmp_removed,
+		       res.tmp_removed_bytes);
+	if (fsck_problems(&res)) {
+		printf("%s: problems found\n", dir);
+		return 1;
+	}
+	printf("%s: consistent\n", dir);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -717,7 +819,7 @@ int main(int argc, char **argv)
 	    {"init", cmd_init},	    {"serve", cmd_serve},
 	    {"import", cmd_import}, {"token", cmd_token},
 	    {"lease", cmd_lease},   {"versions", cmd_versions},
-	    {"gc", cmd_gc},
+	    {"gc", cmd_gc},	    {"fsck", cmd_fsck},
 	};
 	int r;
 
