@@ -10,6 +10,7 @@
 # remount holds every acknowledged record, and the next sync succeeds.
 # docs/faults.md, "Client crashes".
 source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/crash-lib.sh"
 requires_fuse
 requires python3 mdb_stat
 
@@ -17,45 +18,11 @@ n=$(faults_count 4 200)
 seed=${VMFERRY_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "seed $seed"
 RANDOM=$seed
-VERIFIER="$TOP/tests/helpers/verifier.py"
 size=$((8 * 1024 * 1024))
 
 start_server "$T/srv"
 make_image "$T/data/base.img" "$size" "$seed"
 import_image disk "$T/data/base.img"
-
-# fresh_read OUT: the server's newest version, through a fresh client
-# (empty cache, read-only).
-fresh_read() {
-	rm -rf "$T/fresh"
-	mkdir -p "$T/fresh/mnt"
-	"$VMFERRY" mount "$SERVER_URL/disk" "$T/fresh/mnt" --cache "$T/fresh/cache" \
-		--key-file "$T/user.key" --cacert "$CACERT" \
-		--token-file "$ADMIN_TOKEN_FILE" --read-only --no-hydrate \
-		>>"$T/logs/fresh.log" 2>&1 || fail "fresh read-only mount"
-	cp "$T/fresh/mnt/disk.img" "$1" || fail "reading the server's version"
-	"$VMFERRY" umount "$T/fresh/mnt" >>"$T/logs/fresh.log" 2>&1 ||
-		fail "fresh umount"
-}
-
-# check LOG IMG MODE [want-point]: run the checker, add up its counts.
-acked=0 lost=0 wrong=0 bad=0
-check() {
-	local out a l w p
-	out=$(python3 "$VERIFIER" check "$T/data/base.img" "$1" "$2" "$cycle_seed" "$3") || bad=1
-	echo "  $3: $out"
-	read -r a l w p < <(echo "$out" | sed -n 's/^RESULT acked=\([0-9]*\) lost=\([0-9]*\) wrong=\([0-9]*\) point=\(-\?[0-9]*\).*/\1 \2 \3 \4/p')
-	if [ "$3" = local ]; then
-		acked=$((acked + a))
-	fi
-	lost=$((lost + l))
-	wrong=$((wrong + w))
-	if [ -n "${4:-}" ] && [ "$p" != "$4" ]; then
-		echo "  the server moved to point $p without any sync"
-		wrong=$((wrong + 1))
-		bad=1
-	fi
-}
 
 modes=(write periodic sync hydrate)
 cycle=0
@@ -109,7 +76,13 @@ for ((cycle = 1; cycle <= n; cycle++)); do
 	fi
 
 	# The remount: every acknowledged record, the next sync succeeds.
-	mount_image "$SERVER_URL/disk" "$T/mnt" --sync-interval 0 --no-hydrate
+	if ! remount "$T/mnt" --sync-interval 0 --no-hydrate; then
+		rescue "$T/data/local.img"
+		check "$log" "$T/data/local.img" local
+		[ "$bad" = 0 ] || break
+		cp "$T/data/server-now.img" "$T/data/base.img"
+		continue
+	fi
 	cp "$T/mnt/disk.img" "$T/data/local.img"
 	check "$log" "$T/data/local.img" local
 	"$VMFERRY" sync "$T/mnt" >>"$T/logs/sync.log" 2>&1 || fail "cycle $cycle: sync after the crash"
@@ -125,5 +98,6 @@ if [ "$bad" = 0 ]; then
 	fresh_read "$T/data/server.img"
 	cmp "$T/data/server.img" "$T/data/base.img" || { wrong=$((wrong + 1)); echo "server differs after the final sync"; }
 fi
+echo "$stranded of $cycle copies stranded (a known bug, docs/faults.md)"
 fault_result client-crash "$cycle" "$acked" "$lost" "$wrong"
 [ "$bad" = 0 ] || fail "a check failed (seed $seed)"
