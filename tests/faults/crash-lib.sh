@@ -10,6 +10,7 @@
 #                          to acked, lost and wrong; sets bad=1 on a
 #                          failure.  Needs base.img and cycle_seed.
 VERIFIER="$TOP/tests/helpers/verifier.py"
+cleanup_fn 'mountpoint -q "$T/fresh/mnt" && fusermount3 -u "$T/fresh/mnt"'
 
 fresh_read() {
 	rm -rf "$T/fresh"
@@ -18,7 +19,7 @@ fresh_read() {
 		--key-file "$T/user.key" --cacert "$CACERT" \
 		--token-file "$ADMIN_TOKEN_FILE" --read-only --no-hydrate \
 		>>"$T/logs/fresh.log" 2>&1 || fail "fresh read-only mount"
-	cp "$T/fresh/mnt/disk.img" "$1" || fail "reading the server's version"
+	cp "$T/fresh/mnt/${2:-disk}.img" "$1" || fail "reading the server's version"
 	"$VMFERRY" umount "$T/fresh/mnt" >>"$T/logs/fresh.log" 2>&1 ||
 		fail "fresh umount"
 }
