@@ -311,8 +311,47 @@ static int pc_unlink(const char *path)
 	return unlinkat(base_fd, rel(path), 0) < 0 ? -errno : 0;
 }
 
+/* libfuse renames a file unlinked while open to .fuse_hidden*; a disk
+ * would have removed it (vmferry discard removes a copy it still has
+ * open).  Remove those, if that is all the directory holds. */
+static int drop_hidden(const char *path)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	fd = openat(base_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strncmp(de->d_name, ".fuse_hidden", 12) != 0)
+			r = -ENOTEMPTY;
+		else if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+			r = -errno;
+	}
+	closedir(d);
+	return r;
+}
+
 static int pc_rmdir(const char *path)
 {
+	int r;
+
+	if (unlinkat(base_fd, rel(path), AT_REMOVEDIR) == 0)
+		return 0;
+	if (errno != ENOTEMPTY)
+		return -errno;
+	r = drop_hidden(rel(path));
+	if (r < 0)
+		return r;
 	return unlinkat(base_fd, rel(path), AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
