@@ -39,6 +39,8 @@
 #include "keys.h"
 #include "lease.h"
 #include "pin.h"
+#include "pending.h"
+#include "upload.h"
 #include "expiry.h"
 #include "lifecycle.h"
 #include "local.h"
@@ -1014,13 +1016,94 @@ static int cache_blocks_for(struct mount *m, const struct manifest_header *h,
 	return 0;
 }
 
+/* The copy's last sync was recorded as pending (pending.h) and the
+ * server moved on since: the client died between the server's commit
+ * and the copy's record of it.  Send the same commit again (same id: a
+ * commit that landed answers its version) and clean the copy as the sync
+ * would have; *ret_bound is then the version the copy holds.  Anything
+ * failing leaves things as they were (the caller's checks decide). */
+static void finish_pending(struct mount *m, uint64_t prev,
+			   const struct manifest_header *now,
+			   uint64_t *ret_bound)
+{
+	_cleanup_free_ struct cache_clean *clean = NULL;
+	_cleanup_free_ bool *cleaned = NULL;
+	_cleanup_free_ uint8_t *man = NULL;
+	_cleanup_free_ void *lease = NULL;
+	struct manifest_header h = *now;
+	struct fetch_req req = {0};
+	struct pending p;
+	char path[256], why[256], ver[32];
+	uint64_t version;
+	size_t len, llen;
+	int r;
+
+	if (pending_get(m->cache, &p) < 0)
+		return;
+	if (p.base != prev)
+		goto out;
+	/* Version prev's manifest, whole (the image's size never changes). */
+	len = (size_t)manifest_encoded_size(&h);
+	man = malloc(len);
+	clean = calloc(p.n + 1, sizeof(*clean));
+	cleaned = calloc(p.n + 1, sizeof(*cleaned));
+	if (!man || !clean || !cleaned)
+		goto out;
+	remote_manifest_path(m->url.name, prev, path, sizeof(path));
+	req.path = path;
+	req.buf = man;
+	req.buf_len = len;
+	req.prio = FETCH_PRIO_DEMAND;
+	if (fetch_run(m->fetch, &req) < 0 || req.got != len) {
+		log_warn("%s: cannot read version %" PRIu64
+			 " to finish the last sync: %s",
+			 m->o.url, prev, req.errmsg);
+		goto out;
+	}
+	h.version = 0;
+	manifest_header_encode(&h, man);
+	for (size_t i = 0; i < p.n; i++) {
+		memcpy(man + manifest_entry_offset(p.items[i].blkno),
+		       p.items[i].hash, VMF_HASH_LEN);
+		clean[i].blkno = p.items[i].blkno;
+		clean[i].gen = p.items[i].gen;
+	}
+	if (cache_meta_get(m->cache, "lease_id", &lease, &llen) < 0)
+		lease = NULL;
+	r = upload_commit(m->fetch, m->url.name, prev, man, len, lease, p.id,
+			  &version, why);
+	if (r < 0) {
+		log_warn("%s: the last sync's commit could not be finished "
+			 "(%s)",
+			 m->o.url, why);
+		if (r == -ESTALE)
+			(void)pending_clear(m->cache);
+		goto out;
+	}
+	snprintf(ver, sizeof(ver), "%" PRIu64, version);
+	r = cache_clean_dirty(m->cache, clean, p.n, cleaned, "version", ver,
+			      strlen(ver));
+	if (r == 0)
+		r = pending_clear(m->cache);
+	if (r < 0) {
+		log_warn_errno(r, "%s: recording the last sync: %m", m->o.url);
+		goto out;
+	}
+	log_info("%s: the last sync (cut short by a crash) landed as version "
+		 "%" PRIu64 ": finished",
+		 m->o.url, version);
+	*ret_bound = version;
+out:
+	pending_fini(&p);
+}
+
 static int setup(struct mount *m)
 {
 	struct remote_image img;
 	struct manifest_header hdr;
 	struct image_config icfg = {0};
 	char why[256], data_path[256], manifest_path[256];
-	uint64_t prev = 0;
+	uint64_t prev = 0, bound = 0;
 	int64_t ndirty;
 	int r;
 
@@ -1032,7 +1115,7 @@ static int setup(struct mount *m)
 		r = open_offline(m, remote_strerror(r), &hdr);
 		if (r < 0)
 			return r;
-		prev = hdr.version;
+		prev = bound = hdr.version;
 		img.version = hdr.version;
 	} else if (r < 0) {
 		log_error("%s: %s (%s)", m->o.url, remote_strerror(r), why);
@@ -1050,6 +1133,9 @@ static int setup(struct mount *m)
 		r = open_copy(m, true, &prev);
 		if (r < 0)
 			return r;
+		bound = prev;
+		if (prev && prev != img.version)
+			finish_pending(m, prev, &hdr, &bound);
 	}
 	remote_data_path(m->url.name, img.version, data_path,
 			 sizeof(data_path));
@@ -1075,7 +1161,7 @@ static int setup(struct mount *m)
 		return log_error_errno((int)ndirty,
 				       "reading the unsynced changes in %s: %m",
 				       m->cache_path);
-	if (ndirty > 0 && prev && prev != hdr.version) {
+	if (ndirty > 0 && bound && bound != hdr.version) {
 		r = image_adopt(m->im);
 		if (r < 0)
 			return log_error_errno(r,
@@ -1092,7 +1178,7 @@ static int setup(struct mount *m)
 			ndirty = 0;
 		}
 	}
-	if (ndirty > 0 && prev && prev != hdr.version) {
+	if (ndirty > 0 && bound && bound != hdr.version) {
 		log_error("%s: the local copy holds %" PRId64
 			  " changed blocks made on version %" PRIu64
 			  ", but the server is now at version %" PRIu64
@@ -1100,7 +1186,7 @@ static int setup(struct mount *m)
 			  "kept in %s: keep them as a new image with "
 			  "`vmferry push --as NEW %s`, or drop them with "
 			  "`vmferry discard %s`",
-			  m->o.url, ndirty, prev, hdr.version, m->cache_path,
+			  m->o.url, ndirty, bound, hdr.version, m->cache_path,
 			  m->o.url, m->o.url);
 		return -ESTALE;
 	}

@@ -172,16 +172,20 @@ int upload_blocks(struct fetch *f, const struct upload_block *blocks, size_t n,
 
 int upload_commit(struct fetch *f, const char *name, uint64_t base,
 		  const void *buf, size_t len, const char *lease_id,
-		  uint64_t *ret_version, char *ret_why)
+		  const char *commit_id, uint64_t *ret_version, char *ret_why)
 {
 	uint8_t id[16];
 	char idhex[33], hdrs[3][160], path[256], reply[4096];
 	int r;
 
-	r = crypto_random(id, sizeof(id));
-	if (r < 0)
-		return r;
-	hash_to_hex(id, sizeof(id), idhex);
+	if (commit_id) {
+		snprintf(idhex, sizeof(idhex), "%s", commit_id);
+	} else {
+		r = crypto_random(id, sizeof(id));
+		if (r < 0)
+			return r;
+		hash_to_hex(id, sizeof(id), idhex);
+	}
 	snprintf(hdrs[0], sizeof(hdrs[0]), VMF_HDR_COMMIT_ID ": %s", idhex);
 	snprintf(hdrs[1], sizeof(hdrs[1]), VMF_HDR_BASE ": %" PRIu64, base);
 	if (lease_id)

@@ -46,13 +46,15 @@ int upload_blocks(struct fetch *f, const struct upload_block *blocks, size_t n,
 
 /* Commit the encoded manifest (buf, len) as the next version of name on
  * top of version base (0 for a new image), with lease_id if not NULL.
- * A random commit id makes a retry after a lost answer safe: it is
- * retried a few times with the same id.  Returns 0 and *ret_version;
+ * The commit id (commit_id, 32 hex digits, or a random one when NULL)
+ * makes a retry after a lost answer safe: it is retried a few times with
+ * the same id, and a caller that recorded the id can send the same
+ * commit again later (pending.h).  Returns 0 and *ret_version;
  * -ESTALE when the server refuses it as a conflict (HTTP 409: stale base,
  * another holder's lease, a broken lease); or a fetch error.  ret_why
  * (256 bytes) says why. */
 int upload_commit(struct fetch *f, const char *name, uint64_t base,
 		  const void *buf, size_t len, const char *lease_id,
-		  uint64_t *ret_version, char *ret_why);
+		  const char *commit_id, uint64_t *ret_version, char *ret_why);
 
 #endif

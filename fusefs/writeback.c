@@ -25,6 +25,7 @@
 #include "cache.h"
 #include "image.h"
 #include "lease.h"
+#include "pending.h"
 #include "remote.h"
 #include "upload.h"
 #include "writeback.h"
@@ -32,10 +33,8 @@
 /* Blocks read from the snapshot and uploaded at a time. */
 #define WB_CHUNK 256
 
-struct wb_item {
-	uint64_t blkno, gen;
-	uint8_t hash[VMF_HASH_LEN];
-};
+/* A dirty block in a sync's snapshot (the record pending.h keeps). */
+#define wb_item pending_item
 
 struct writeback {
 	char *name;
@@ -131,20 +130,158 @@ static int upload_dirty(struct writeback *w, struct cache_snap *snap,
 }
 
 /* One sync.  Returns 0 (or an error) with *ret_blocks committed. */
+/* The commit of items as version (its manifest man) landed: clear the
+ * dirty records that did not move since, bind the copy to version (one
+ * transaction), forget the pending record, and move the image onto the
+ * new version. */
+static int record_commit(struct writeback *w, const struct wb_item *items,
+			 size_t n, uint64_t version, const uint8_t *man,
+			 size_t man_len, char *why)
+{
+	_cleanup_free_ struct cache_clean *clean =
+	    calloc(n + 1, sizeof(*clean));
+	_cleanup_free_ bool *cleaned = calloc(n + 1, sizeof(*cleaned));
+	char ver[32], data_path[256];
+	int r;
+
+	if (!clean || !cleaned)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		clean[i].blkno = items[i].blkno;
+		clean[i].gen = items[i].gen;
+	}
+	snprintf(ver, sizeof(ver), "%" PRIu64, version);
+	r = cache_clean_dirty(w->cache, clean, n, cleaned, "version", ver,
+			      strlen(ver));
+	if (r < 0) {
+		/* The server has the version; the marks and the pending
+		 * record stay, and the next sync sends the same commit
+		 * again (the server answers the version it made). */
+		snprintf(why, 256,
+			 "committed version %" PRIu64
+			 ", but recording it in the cache failed",
+			 version);
+		return r;
+	}
+	if (pending_clear(w->cache) < 0)
+		log_warn("%s: cannot clear the pending commit record; the "
+			 "next mount sends it again (harmless)",
+			 w->name);
+	for (size_t i = 0; i < n; i++)
+		if (cleaned[i])
+			image_mark_clean(w->im, items[i].blkno, items[i].hash);
+	memcpy(w->committed, man + MANIFEST_HEADER_SIZE,
+	       man_len - MANIFEST_HEADER_SIZE);
+	mutex_lock(&w->lock);
+	w->version = version;
+	mutex_unlock(&w->lock);
+	/* Fetch from the new version from now on; its synced blocks become
+	 * plain, evictable blocks of it. */
+	remote_data_path(w->name, version, data_path, sizeof(data_path));
+	if (image_rebase(w->im, version, data_path) < 0)
+		log_warn("%s: out of memory moving onto version %" PRIu64
+			 "; synced blocks stay pinned in the cache",
+			 w->name, version);
+	return 0;
+}
+
+/* The manifest of items on top of the last committed version: a new
+ * buffer in *ret of *ret_len bytes. */
+static int build_manifest(struct writeback *w, const struct wb_item *items,
+			  size_t n, uint8_t **ret, size_t *ret_len)
+{
+	struct manifest_header nh = *image_header(w->im);
+	size_t len;
+	uint8_t *man;
+
+	nh.version = 0;
+	len = (size_t)manifest_encoded_size(&nh);
+	man = malloc(len);
+	if (!man)
+		return -ENOMEM;
+	manifest_header_encode(&nh, man);
+	memcpy(man + MANIFEST_HEADER_SIZE, w->committed,
+	       len - MANIFEST_HEADER_SIZE);
+	for (size_t i = 0; i < n; i++)
+		memcpy(man + manifest_entry_offset(items[i].blkno),
+		       items[i].hash, VMF_HASH_LEN);
+	*ret = man;
+	*ret_len = len;
+	return 0;
+}
+
+/* A commit recorded as pending whose outcome is unknown (its answer was
+ * lost, or the client died): send it again, under the same id, before
+ * anything else.  0 when there was none or it is now recorded; else the
+ * sync fails (the record stays for the next try). */
+static int resume_pending(struct writeback *w, char *why)
+{
+	struct pending p;
+	_cleanup_free_ uint8_t *man = NULL;
+	char lease[VMF_LEASE_ID_HEX_LEN + 1];
+	uint64_t base, version;
+	size_t len;
+	int r;
+
+	r = pending_get(w->cache, &p);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		log_warn("%s: a damaged pending commit record: dropped",
+			 w->name);
+		return pending_clear(w->cache);
+	}
+	mutex_lock(&w->lock);
+	base = w->version;
+	memcpy(lease, w->lease_id, sizeof(lease));
+	mutex_unlock(&w->lock);
+	if (p.base != base) {
+		/* Recorded before a commit that did land and was recorded. */
+		pending_fini(&p);
+		return pending_clear(w->cache);
+	}
+	r = build_manifest(w, p.items, p.n, &man, &len);
+	if (r == 0)
+		r = upload_commit(w->fetch, w->name, base, man, len,
+				  *lease ? lease : NULL, p.id, &version, why);
+	if (r == -ESTALE) {
+		/* Refused: it never landed and never will; its blocks are
+		 * still dirty and go up with the next commit (or conflict). */
+		pending_fini(&p);
+		return pending_clear(w->cache);
+	}
+	if (r == 0) {
+		log_info("%s: the commit whose answer was lost is version "
+			 "%" PRIu64,
+			 w->name, version);
+		r = record_commit(w, p.items, p.n, version, man, len, why);
+	}
+	pending_fini(&p);
+	return r;
+}
+
+/* Tests only (tests/faults/037): VMFERRY_TEST_PAUSE_AFTER_COMMIT=SECS
+ * opens a window between the server's commit and the copy's record of
+ * it, in which a test writes more and kills the client. */
+static void test_pause_after_commit(void)
+{
+	const char *s = getenv("VMFERRY_TEST_PAUSE_AFTER_COMMIT");
+	uint64_t secs;
+
+	if (s && parse_u64(s, &secs) == 0 && secs > 0 && secs < 600)
+		sleep((unsigned)secs);
+}
+
 static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 {
-	const struct manifest_header *h = image_header(w->im);
-	struct manifest_header nh = *h;
 	struct cache_snap *snap = NULL;
 	struct collect d = {0};
 	struct upload_stats st = {0};
+	struct pending p = {0};
 	_cleanup_free_ uint8_t *man = NULL;
-	_cleanup_free_ struct cache_clean *clean = NULL;
-	_cleanup_free_ bool *cleaned = NULL;
 	uint64_t base, version = 0;
-	char lease[VMF_LEASE_ID_HEX_LEN + 1], data_path[256];
+	char lease[VMF_LEASE_ID_HEX_LEN + 1];
 	size_t man_len;
-	char ver[32];
 	int64_t n;
 	int r;
 
@@ -155,6 +292,20 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 		snprintf(why, 256, "the local copy failed");
 		return r;
 	}
+	/* The base of the first commit is the mounted version's manifest,
+	 * loaded now rather than at mount (a large one must not delay the
+	 * first read). */
+	if (!w->have_committed) {
+		r = image_copy_manifest(w->im, w->committed);
+		if (r < 0) {
+			snprintf(why, 256, "cannot load the manifest");
+			return r;
+		}
+		w->have_committed = true;
+	}
+	r = resume_pending(w, why);
+	if (r < 0)
+		return r;
 	r = cache_snap_begin(w->cache, &snap);
 	if (r < 0) {
 		snprintf(why, 256, "cache snapshot failed");
@@ -169,86 +320,39 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 			snprintf(why, 256, "nothing to sync");
 		goto out;
 	}
-	/* The base of the first commit is the mounted version's manifest,
-	 * loaded now rather than at mount (a large one must not delay the
-	 * first read). */
-	if (!w->have_committed) {
-		r = image_copy_manifest(w->im, w->committed);
-		if (r < 0) {
-			snprintf(why, 256, "cannot load the manifest");
-			goto out;
-		}
-		w->have_committed = true;
-	}
 	r = upload_dirty(w, snap, &d, &st, why);
 	if (r < 0)
 		goto out;
 
 	/* The new manifest: the last committed one with the snapshot's
-	 * blocks in it. */
-	nh.version = 0;
-	man_len = (size_t)manifest_encoded_size(&nh);
-	man = malloc(man_len);
-	if (!man) {
-		r = -ENOMEM;
+	 * blocks in it, recorded as pending before it is sent. */
+	r = build_manifest(w, d.items, d.n, &man, &man_len);
+	if (r < 0)
 		goto out;
-	}
-	manifest_header_encode(&nh, man);
-	memcpy(man + MANIFEST_HEADER_SIZE, w->committed,
-	       man_len - MANIFEST_HEADER_SIZE);
-	for (size_t i = 0; i < d.n; i++)
-		memcpy(man + manifest_entry_offset(d.items[i].blkno),
-		       d.items[i].hash, VMF_HASH_LEN);
 	mutex_lock(&w->lock);
 	base = w->version;
 	memcpy(lease, w->lease_id, sizeof(lease));
 	mutex_unlock(&w->lock);
+	p.base = base;
+	p.items = d.items;
+	p.n = d.n;
+	r = pending_new_id(p.id);
+	if (r == 0)
+		r = pending_put(w->cache, &p);
+	if (r < 0) {
+		snprintf(why, 256, "cannot record the commit in the cache");
+		goto out;
+	}
 	r = upload_commit(w->fetch, w->name, base, man, man_len,
-			  *lease ? lease : NULL, &version, why);
+			  *lease ? lease : NULL, p.id, &version, why);
+	if (r == -ESTALE)
+		(void)pending_clear(w->cache); /* refused: it never lands */
 	if (r < 0)
 		goto out;
-
-	/* Committed: clear what did not move since the snapshot, and bind
-	 * the copy to the new version, in one transaction. */
-	clean = calloc(d.n, sizeof(*clean));
-	cleaned = calloc(d.n, sizeof(*cleaned));
-	if (!clean || !cleaned) {
-		r = -ENOMEM;
+	test_pause_after_commit();
+	r = record_commit(w, d.items, d.n, version, man, man_len, why);
+	if (r < 0)
 		goto out;
-	}
-	for (size_t i = 0; i < d.n; i++) {
-		clean[i].blkno = d.items[i].blkno;
-		clean[i].gen = d.items[i].gen;
-	}
-	snprintf(ver, sizeof(ver), "%" PRIu64, version);
-	r = cache_clean_dirty(w->cache, clean, d.n, cleaned, "version", ver,
-			      strlen(ver));
-	if (r < 0) {
-		/* The server has the version; the marks stay and the next
-		 * sync commits the same blocks again (nothing re-uploads:
-		 * the server has them). */
-		snprintf(why, 256,
-			 "committed version %" PRIu64
-			 ", but recording it in the cache failed",
-			 version);
-		goto out;
-	}
-	for (size_t i = 0; i < d.n; i++)
-		if (cleaned[i])
-			image_mark_clean(w->im, d.items[i].blkno,
-					 d.items[i].hash);
-	memcpy(w->committed, man + MANIFEST_HEADER_SIZE,
-	       man_len - MANIFEST_HEADER_SIZE);
-	mutex_lock(&w->lock);
-	w->version = version;
-	mutex_unlock(&w->lock);
-	/* Fetch from the new version from now on; its synced blocks become
-	 * plain, evictable blocks of it. */
-	remote_data_path(w->name, version, data_path, sizeof(data_path));
-	if (image_rebase(w->im, version, data_path) < 0)
-		log_warn("%s: out of memory moving onto version %" PRIu64
-			 "; synced blocks stay pinned in the cache",
-			 w->name, version);
 	*ret_blocks = d.n;
 	snprintf(why, 256,
 		 "version %" PRIu64 ": %zu blocks changed, %" PRIu64

@@ -158,7 +158,7 @@ static int commit(struct publish *p, uint64_t base, uint64_t *ret_version)
 	map = mmap(NULL, total, PROT_READ, MAP_SHARED, p->manifest_fd, 0);
 	if (map == MAP_FAILED)
 		return log_error_errno(-errno, "mapping the manifest: %m");
-	r = upload_commit(p->fetch, p->url.name, base, map, total, NULL,
+	r = upload_commit(p->fetch, p->url.name, base, map, total, NULL, NULL,
 			  ret_version, why);
 	munmap(map, total);
 	if (r < 0)

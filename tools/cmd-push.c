@@ -180,7 +180,7 @@ static int run(struct push *p, const char *cache_base,
 	r = manifest_encode(&p->man, &enc, &len);
 	if (r < 0)
 		return log_error_errno(r, "encoding the manifest: %m");
-	r = upload_commit(p->fetch, p->as, 0, enc, len, NULL, &newv, why);
+	r = upload_commit(p->fetch, p->as, 0, enc, len, NULL, NULL, &newv, why);
 	if (r < 0) {
 		log_error("creating %s: %s", p->as, why);
 		return r;
