@@ -175,14 +175,26 @@ int upload_commit(struct fetch *f, const char *name, uint64_t base,
 		  uint64_t *ret_version, char *ret_why)
 {
 	uint8_t id[16];
-	char idhex[33], hdrs[3][160], path[256], reply[4096];
+	char idhex[33];
 	int r;
 
 	r = crypto_random(id, sizeof(id));
 	if (r < 0)
 		return r;
 	hash_to_hex(id, sizeof(id), idhex);
-	snprintf(hdrs[0], sizeof(hdrs[0]), VMF_HDR_COMMIT_ID ": %s", idhex);
+	return upload_commit_id(f, name, base, buf, len, lease_id, idhex,
+				ret_version, ret_why);
+}
+
+int upload_commit_id(struct fetch *f, const char *name, uint64_t base,
+		     const void *buf, size_t len, const char *lease_id,
+		     const char *commit_id, uint64_t *ret_version,
+		     char *ret_why)
+{
+	char hdrs[3][160], path[256], reply[4096];
+	int r;
+
+	snprintf(hdrs[0], sizeof(hdrs[0]), VMF_HDR_COMMIT_ID ": %s", commit_id);
 	snprintf(hdrs[1], sizeof(hdrs[1]), VMF_HDR_BASE ": %" PRIu64, base);
 	if (lease_id)
 		snprintf(hdrs[2], sizeof(hdrs[2]), VMF_HDR_LEASE ": %s",
@@ -207,7 +219,11 @@ int upload_commit(struct fetch *f, const char *name, uint64_t base,
 		if (r == 0) {
 			reply[q.got] = '\0';
 			o = json_loads(reply, 0, NULL);
-			r = json_is_integer(json_object_get(o, "version"))
+			/* A commit is always base + 1: anything else is a
+			 * damaged answer, whatever happened on the server. */
+			r = json_is_integer(json_object_get(o, "version")) &&
+				    json_integer_value(json_object_get(
+					o, "version")) == (json_int_t)base + 1
 				? 0
 				: -EBADMSG;
 			if (r == 0)

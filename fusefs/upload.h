@@ -55,4 +55,14 @@ int upload_commit(struct fetch *f, const char *name, uint64_t base,
 		  const void *buf, size_t len, const char *lease_id,
 		  uint64_t *ret_version, char *ret_why);
 
+/* upload_commit() with the caller's commit id (16 to 128 characters of
+ * [A-Za-z0-9_-]), for a caller that must retry a commit whose answer was
+ * lost after upload_commit() gave up: the same id, base and manifest get
+ * the same answer, never a second version.  An answer whose version is
+ * not base + 1 is refused (-EBADMSG): its outcome is unknown. */
+int upload_commit_id(struct fetch *f, const char *name, uint64_t base,
+		     const void *buf, size_t len, const char *lease_id,
+		     const char *commit_id, uint64_t *ret_version,
+		     char *ret_why);
+
 #endif

@@ -23,6 +23,7 @@
 #include "util.h"
 
 #include "cache.h"
+#include "crypto.h"
 #include "image.h"
 #include "lease.h"
 #include "remote.h"
@@ -49,6 +50,13 @@ struct writeback {
 	pthread_t thread;
 	uint8_t *committed;  /* manifest hashes of `version`; thread only */
 	bool have_committed; /* committed is filled; thread only */
+	/* A commit whose outcome is unknown (its answer was lost): it is
+	 * sent again, same id, base and manifest, before the next one, so
+	 * that it lands exactly once.  Thread only. */
+	uint8_t *pending_man; /* NULL when there is none */
+	size_t pending_len;
+	uint64_t pending_base;
+	char pending_id[33];
 
 	pthread_mutex_t lock; /* protects everything below */
 	pthread_cond_t cond;  /* a request, an answer, or stop */
@@ -130,6 +138,64 @@ static int upload_dirty(struct writeback *w, struct cache_snap *snap,
 	return 0;
 }
 
+static void drop_pending(struct writeback *w)
+{
+	free(w->pending_man);
+	w->pending_man = NULL;
+}
+
+/* Send the pending commit again.  If it lands (or had landed), its
+ * version becomes the base of what follows; if the server refuses it
+ * (409: it never landed and cannot now), it is forgotten.  Returns 0, or
+ * a fetch error when the outcome is still unknown. */
+static int resolve_pending(struct writeback *w, char *why)
+{
+	char lease[VMF_LEASE_ID_HEX_LEN + 1];
+	uint64_t base, version;
+	int r;
+
+	mutex_lock(&w->lock);
+	base = w->version;
+	memcpy(lease, w->lease_id, sizeof(lease));
+	mutex_unlock(&w->lock);
+	if (w->pending_base != base) {
+		drop_pending(w);
+		return 0;
+	}
+	r = upload_commit_id(w->fetch, w->name, base, w->pending_man,
+			     w->pending_len, *lease ? lease : NULL,
+			     w->pending_id, &version, why);
+	if (r == -ESTALE) {
+		log_warn("%s: a commit whose answer was lost did not land: %s",
+			 w->name, why);
+		drop_pending(w);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	log_info("%s: a commit whose answer was lost is version %" PRIu64,
+		 w->name, version);
+	memcpy(w->committed, w->pending_man + MANIFEST_HEADER_SIZE,
+	       w->pending_len - MANIFEST_HEADER_SIZE);
+	mutex_lock(&w->lock);
+	w->version = version;
+	mutex_unlock(&w->lock);
+	drop_pending(w);
+	return 0;
+}
+
+/* True when every block of d already has its hash in the last committed
+ * version (a commit whose answer was lost held them): nothing to commit,
+ * only dirty marks to clear. */
+static bool all_committed(const struct writeback *w, const struct collect *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (memcmp(w->committed + d->items[i].blkno * VMF_HASH_LEN,
+			   d->items[i].hash, VMF_HASH_LEN) != 0)
+			return false;
+	return true;
+}
+
 /* One sync.  Returns 0 (or an error) with *ret_blocks committed. */
 static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 {
@@ -146,6 +212,7 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 	size_t man_len;
 	char ver[32];
 	int64_t n;
+	bool skip;
 	int r;
 
 	*ret_blocks = 0;
@@ -180,9 +247,17 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 		}
 		w->have_committed = true;
 	}
-	r = upload_dirty(w, snap, &d, &st, why);
-	if (r < 0)
-		goto out;
+	if (w->pending_man) {
+		r = resolve_pending(w, why);
+		if (r < 0)
+			goto out;
+	}
+	skip = all_committed(w, &d);
+	if (!skip) {
+		r = upload_dirty(w, snap, &d, &st, why);
+		if (r < 0)
+			goto out;
+	}
 
 	/* The new manifest: the last committed one with the snapshot's
 	 * blocks in it. */
@@ -203,10 +278,31 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 	base = w->version;
 	memcpy(lease, w->lease_id, sizeof(lease));
 	mutex_unlock(&w->lock);
-	r = upload_commit(w->fetch, w->name, base, man, man_len,
-			  *lease ? lease : NULL, &version, why);
-	if (r < 0)
-		goto out;
+	if (skip) {
+		version = base;
+	} else {
+		uint8_t id[16];
+		char idhex[33];
+
+		r = crypto_random(id, sizeof(id));
+		if (r < 0)
+			goto out;
+		hash_to_hex(id, sizeof(id), idhex);
+		r = upload_commit_id(w->fetch, w->name, base, man, man_len,
+				     *lease ? lease : NULL, idhex, &version,
+				     why);
+		if (r < 0 && r != -ESTALE) {
+			/* Lost on the way back, perhaps after the server
+			 * committed: the next sync sends it again. */
+			free(w->pending_man);
+			w->pending_man = steal_ptr(&man);
+			w->pending_len = man_len;
+			w->pending_base = base;
+			memcpy(w->pending_id, idhex, sizeof(idhex));
+		}
+		if (r < 0)
+			goto out;
+	}
 
 	/* Committed: clear what did not move since the snapshot, and bind
 	 * the copy to the new version, in one transaction. */
@@ -416,6 +512,7 @@ void writeback_stop(struct writeback *w)
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->committed);
+	free(w->pending_man);
 	free(w->holder);
 	free(w->name);
 	free(w);
