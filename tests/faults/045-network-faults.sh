@@ -21,7 +21,9 @@ stall=$(faults_count 2 35)       # stall length (the client gives up at 30)
 size=$(faults_count $((1024 * 1024)) $((16 * 1024 * 1024)))
 maxn=$(faults_count 1 5)        # write faults hit the next 1..maxn requests
 
-start_server "$T/srv"
+# Every version kept (retention drops all but the last 10 by default),
+# so that each sync point can be checked.
+start_server "$T/srv" --keep-versions 100000
 # Mostly data blocks (make_image's zero runs can cover a small image),
 # some zero blocks and a short last block.
 python3 - "$T/data/img.raw" "$size" "$seed" <<'PY'
@@ -159,7 +161,7 @@ PY
 	"$VMFERRY" sync "$T/mnt" >>"$T/logs/sync.log" 2>&1 || echo "round $r: sync under $f (n=$n) failed" >>"$T/logs/sync.log"
 	ctl clear
 	ok=0
-	for try in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do
 		if "$VMFERRY" sync "$T/mnt" >>"$T/logs/sync.log" 2>&1; then
 			ok=1
 			break

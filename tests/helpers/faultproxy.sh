@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Shell side of tests/helpers/faultproxy.py (source after tests/lib.sh
 # and start_server):
 #   start_faultproxy [SEED]   a proxy in front of the test server, with
@@ -14,7 +15,8 @@ start_faultproxy() {
 	local ready="$T/proxy.ready"
 	SRV_CACERT=$CACERT
 	PROXY_CACERT="$T/proxy.pem"
-	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+		-nodes -days 2 -subj /CN=127.0.0.1 \
 		-addext "subjectAltName=IP:127.0.0.1" -keyout "$T/proxy.key" \
 		-out "$PROXY_CACERT" >"$T/logs/openssl.log" 2>&1 ||
 		fail "openssl: a certificate for the proxy"
@@ -25,6 +27,7 @@ start_faultproxy() {
 	cleanup_fn "kill $PROXY_PID 2>/dev/null; wait $PROXY_PID 2>/dev/null"
 	wait_for_file "$ready" || fail "fault proxy not ready"
 	read -r PROXY_PORT PROXY_CTL_PORT <"$ready"
+	# shellcheck disable=SC2034 # for the test that sources this
 	PROXY_URL="https://127.0.0.1:$PROXY_PORT"
 }
 
