@@ -211,7 +211,11 @@ int upload_commit(struct fetch *f, const char *name, uint64_t base,
 		if (r == 0) {
 			reply[q.got] = '\0';
 			o = json_loads(reply, 0, NULL);
-			r = json_is_integer(json_object_get(o, "version"))
+			/* A commit is always base + 1: anything else is a
+			 * damaged answer, whatever happened on the server. */
+			r = json_is_integer(json_object_get(o, "version")) &&
+				    json_integer_value(json_object_get(
+					o, "version")) == (json_int_t)base + 1
 				? 0
 				: -EBADMSG;
 			if (r == 0)

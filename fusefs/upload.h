@@ -49,7 +49,8 @@ int upload_blocks(struct fetch *f, const struct upload_block *blocks, size_t n,
  * The commit id (commit_id, 32 hex digits, or a random one when NULL)
  * makes a retry after a lost answer safe: it is retried a few times with
  * the same id, and a caller that recorded the id can send the same
- * commit again later (pending.h).  Returns 0 and *ret_version;
+ * commit again later (pending.h).  An answer whose version is not
+ * base + 1 is refused (-EBADMSG): its outcome is unknown.  Returns 0 and *ret_version;
  * -ESTALE when the server refuses it as a conflict (HTTP 409: stale base,
  * another holder's lease, a broken lease); or a fetch error.  ret_why
  * (256 bytes) says why. */

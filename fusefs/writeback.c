@@ -212,9 +212,10 @@ static int build_manifest(struct writeback *w, const struct wb_item *items,
 
 /* A commit recorded as pending whose outcome is unknown (its answer was
  * lost, or the client died): send it again, under the same id, before
- * anything else.  0 when there was none or it is now recorded; else the
- * sync fails (the record stays for the next try). */
-static int resume_pending(struct writeback *w, char *why)
+ * anything else.  0 when there was none (or it was dropped), 1 with
+ * *ret_blocks when it is now recorded; else the sync fails (the record
+ * stays for the next try). */
+static int resume_pending(struct writeback *w, uint64_t *ret_blocks, char *why)
 {
 	struct pending p;
 	_cleanup_free_ uint8_t *man = NULL;
@@ -256,6 +257,14 @@ static int resume_pending(struct writeback *w, char *why)
 			 w->name, version);
 		r = record_commit(w, p.items, p.n, version, man, len, why);
 	}
+	if (r == 0) {
+		*ret_blocks = p.n;
+		snprintf(why, 256,
+			 "version %" PRIu64 ": %zu blocks changed (a commit "
+			 "whose answer had been lost)",
+			 version, p.n);
+		r = 1;
+	}
 	pending_fini(&p);
 	return r;
 }
@@ -282,6 +291,7 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 	uint64_t base, version = 0;
 	char lease[VMF_LEASE_ID_HEX_LEN + 1];
 	size_t man_len;
+	bool resumed;
 	int64_t n;
 	int r;
 
@@ -303,9 +313,10 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 		}
 		w->have_committed = true;
 	}
-	r = resume_pending(w, why);
+	r = resume_pending(w, ret_blocks, why);
 	if (r < 0)
 		return r;
+	resumed = r == 1;
 	r = cache_snap_begin(w->cache, &snap);
 	if (r < 0) {
 		snprintf(why, 256, "cache snapshot failed");
@@ -316,7 +327,7 @@ static int do_sync(struct writeback *w, uint64_t *ret_blocks, char *why)
 		r = (int)n;
 		if (r < 0)
 			snprintf(why, 256, "reading the dirty set failed");
-		else
+		else if (!resumed)
 			snprintf(why, 256, "nothing to sync");
 		goto out;
 	}
