@@ -11,6 +11,8 @@
 #include "log.h"
 
 #include "cli.h"
+#include "versions.h"
+#include "store.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -61,5 +63,23 @@ int cli_check_server_dir(const char *dir)
 				       "%s is not a vmferry server directory "
 				       "(no %s; run '" CLI_PROG " init %s')",
 				       dir, CLI_TOKENS, dir);
+	return 0;
+}
+
+int cli_open_store(const char *dir, struct store **ret_s,
+		   struct versions **ret_v)
+{
+	int r = cli_check_server_dir(dir);
+
+	if (r < 0)
+		return r;
+	r = store_open(dir, ret_s);
+	if (r == 0) {
+		r = versions_open(dir, *ret_s, ret_v);
+		if (r < 0)
+			store_free(*ret_s);
+	}
+	if (r < 0)
+		return log_error_errno(r, "opening %s: %m", dir);
 	return 0;
 }

@@ -29,4 +29,12 @@ char *cli_dir_file(const char *dir, const char *name);
 /* 0 if dir holds a server (its tokens.json), else logs and -ENOENT. */
 int cli_check_server_dir(const char *dir);
 
+struct store;
+struct versions;
+
+/* cli_check_server_dir(), then open DIR's store and images (*ret_s and
+ * *ret_v, the caller frees both); errors are logged. */
+int cli_open_store(const char *dir, struct store **ret_s,
+		   struct versions **ret_v);
+
 #endif

@@ -89,16 +89,10 @@ int cmd_gc(int argc, char **argv)
 	if (r != 0)
 		return r == 1 ? 0 : r;
 	dir = argv[optind];
-	r = cli_check_server_dir(dir);
+	r = cli_open_store(dir, &s, &v);
 	if (r < 0)
 		return r;
-	r = store_open(dir, &s);
-	if (r == 0)
-		r = versions_open(dir, s, &v);
-	if (r < 0)
-		log_error_errno(r, "opening the store in %s: %m", dir);
-	else
-		r = gc_run(s, v, &o, &res); /* logs its errors */
+	r = gc_run(s, v, &o, &res); /* logs its errors */
 	versions_free(v);
 	store_free(s);
 	if (r < 0)

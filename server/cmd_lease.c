@@ -47,25 +47,6 @@ static const char usage_versions[] =
     "previous version and the bytes of those blocks.  '-' marks what is\n"
     "not known (versions committed by older servers).\n";
 
-/* Open DIR's store and images. */
-static int open_dir(const char *dir, struct store **ret_s,
-		    struct versions **ret_v)
-{
-	int r = cli_check_server_dir(dir);
-
-	if (r < 0)
-		return r;
-	r = store_open(dir, ret_s);
-	if (r == 0) {
-		r = versions_open(dir, *ret_s, ret_v);
-		if (r < 0)
-			store_free(*ret_s);
-	}
-	if (r < 0)
-		return log_error_errno(r, "opening %s: %m", dir);
-	return 0;
-}
-
 /* The live pins of the images names, if any. */
 static void pin_list_all(struct versions *v, char **names, size_t n,
 			 int64_t now)
@@ -183,7 +164,7 @@ int cmd_lease(int argc, char **argv)
 	if (argc == 2 && !image_name_valid(argv[1]))
 		return cli_usage_error("lease", "invalid image name '%s'",
 				       argv[1]);
-	r = open_dir(argv[0], &s, &v);
+	r = cli_open_store(argv[0], &s, &v);
 	if (r < 0)
 		return r;
 	r = argc == 1 ? lease_list(v) : lease_break_cmd(argv[0], v, argv[1]);
@@ -248,7 +229,7 @@ int cmd_versions(int argc, char **argv)
 	if (!image_name_valid(name))
 		return cli_usage_error("versions", "invalid image name '%s'",
 				       name);
-	r = open_dir(argv[optind], &s, &v);
+	r = cli_open_store(argv[optind], &s, &v);
 	if (r < 0)
 		return r;
 	r = history_list(v, name, &list);

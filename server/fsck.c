@@ -336,16 +336,6 @@ static int check_images(struct fsck *f)
 }
 
 /* True if name is a block file's name in blocks/sub; its hash into h. */
-static bool block_name(const char *sub, const char *name, uint8_t *h)
-{
-	if (strlen(name) != VMF_HASH_HEX_LEN || strncmp(name, sub, 2) != 0)
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return hash_from_hex(name, h, VMF_HASH_LEN) == 0;
-}
-
 static int sweep_subdir(struct fsck *f, int blocks_fd, const char *sub)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
@@ -366,8 +356,8 @@ static int sweep_subdir(struct fsck *f, int blocks_fd, const char *sub)
 		return r;
 	}
 	while ((e = readdir(d)) != NULL) {
-		if (!block_name(sub, e->d_name, h) || marks_has(&f->good, h) ||
-		    marks_has(&f->corrupt, h))
+		if (!marks_block_name(sub, e->d_name, h) ||
+		    marks_has(&f->good, h) || marks_has(&f->corrupt, h))
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) <
 			0 ||

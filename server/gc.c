@@ -114,18 +114,6 @@ static void closedirp(DIR **d)
 		(void)closedir(*d); /* read-only: nothing to report */
 }
 
-/* True if name is 64 lower-case hex digits beginning with sub; the
- * hash into h. */
-static bool block_name(const char *sub, const char *name, uint8_t *h)
-{
-	if (strlen(name) != VMF_HASH_HEX_LEN || strncmp(name, sub, 2) != 0)
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return hash_from_hex(name, h, VMF_HASH_LEN) == 0;
-}
-
 /* Step 2 in one blocks/XX directory. */
 static int sweep_subdir(int blocks_fd, const char *sub, const struct marks *m,
 			const struct gc_options *o, int64_t cutoff,
@@ -149,7 +137,7 @@ static int sweep_subdir(int blocks_fd, const char *sub, const struct marks *m,
 		return r;
 	}
 	while ((e = readdir(d)) != NULL) {
-		if (!block_name(sub, e->d_name, h))
+		if (!marks_block_name(sub, e->d_name, h))
 			continue; /* not a block: not ours to remove */
 		if (marks_has(m, h)) {
 			res->blocks_kept++;

@@ -768,16 +768,10 @@ static int cmd_fsck(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage_error("fsck", "fsck takes one argument, DIR");
 	dir = argv[optind];
-	r = cli_check_server_dir(dir);
+	r = cli_open_store(dir, &s, &v);
 	if (r < 0)
 		return r;
-	r = store_open(dir, &s);
-	if (r == 0)
-		r = versions_open(dir, s, &v);
-	if (r < 0)
-		log_error_errno(r, "opening the store in %s: %m", dir);
-	else
-		r = fsck_run(s, v, &o, &res); /* logs its errors */
+	r = fsck_run(s, v, &o, &res); /* logs its errors */
 	versions_free(v);
 	store_free(s);
 	if (r < 0)

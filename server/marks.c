@@ -92,3 +92,13 @@ bool marks_has(const struct marks *m, const uint8_t *h)
 
 	return m->cap > 0 && marks_find(m, h, &slot);
 }
+
+bool marks_block_name(const char *sub, const char *name, uint8_t *h)
+{
+	if (strlen(name) != VMF_HASH_HEX_LEN || strncmp(name, sub, 2) != 0)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return hash_from_hex(name, h, VMF_HASH_LEN) == 0;
+}

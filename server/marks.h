@@ -26,4 +26,8 @@ int marks_add(struct marks *m, const uint8_t *h);
 /* True if h was added. */
 bool marks_has(const struct marks *m, const uint8_t *h);
 
+/* True if name is a block file's name in blocks/sub: 64 lower-case hex
+ * digits beginning with sub; the hash into h (gc and fsck). */
+bool marks_block_name(const char *sub, const char *name, uint8_t *h);
+
 #endif
