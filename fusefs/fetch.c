@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -218,19 +219,27 @@ static void fetch_start_one(struct fetch *f, struct fetch_req *req)
 static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 {
 	struct fetch_req *batch = NULL, **tail = &batch, *req;
+	struct fetch_req *late = NULL;
+	uint64_t now = now_ns();
 	bool stop;
 
 	mutex_lock(&f->lock);
 	stop = f->stop;
 	*ret_wait_ms = FETCH_POLL_MS;
 	if (!stop) {
-		fetch_bucket_refill(f, now_ns());
+		fetch_bucket_refill(f, now);
 		while (f->inflight < f->max_inflight) {
 			req = queue_pop(&f->demand);
 			if (!req && fetch_bg_may_start(f))
 				req = queue_pop(&f->background);
 			if (!req)
 				break;
+			if (req->deadline_ns && now >= req->deadline_ns) {
+				/* Nobody waits for it any more. */
+				req->next = late;
+				late = req;
+				continue;
+			}
 			f->inflight++;
 			if (req->prio == FETCH_PRIO_BACKGROUND) {
 				f->bg_inflight++;
@@ -243,6 +252,14 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 	}
 	mutex_unlock(&f->lock);
 
+	while (late) {
+		req = late;
+		late = req->next;
+		req->next = NULL;
+		snprintf(req->errmsg, sizeof(req->errmsg),
+			 "its deadline passed while it was queued");
+		fetch_complete(f, req, -ETIMEDOUT);
+	}
 	while (batch) {
 		req = batch;
 		batch = req->next;

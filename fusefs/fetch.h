@@ -88,6 +88,9 @@ struct fetch_req {
 	void *buf;	   /* response body goes here (see above) */
 	size_t buf_len;	   /* room in buf (>= len for a range) */
 	enum fetch_prio prio;
+	/* 0, or a now_ns() time: the request is abandoned then (-ETIMEDOUT),
+	 * however long it waited in the queue or stalled on the wire. */
+	uint64_t deadline_ns;
 	fetch_done_fn *done; /* called once on the fetch thread */
 	void *opaque;	     /* for the caller */
 

@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "proto.h"
+#include "util.h"
 
 #include "fetch_xfer.h"
 
@@ -523,6 +524,15 @@ static CURLcode xfer_setopts(struct xfer *x, bool head, bool upload)
 	setopt_chain(cc, e, CURLOPT_CONNECTTIMEOUT, xc->connect_timeout_s);
 	setopt_chain(cc, e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	setopt_chain(cc, e, CURLOPT_LOW_SPEED_TIME, xc->stall_timeout_s);
+	if (req->deadline_ns) {
+		uint64_t now = now_ns();
+		long left_ms = req->deadline_ns > now
+				   ? (long)((req->deadline_ns - now) / 1000000)
+				   : 0;
+
+		setopt_chain(cc, e, CURLOPT_TIMEOUT_MS,
+			     left_ms > 0 ? left_ms : 1L);
+	}
 	setopt_chain(cc, e, CURLOPT_ERRORBUFFER, x->errbuf);
 	setopt_chain(cc, e, CURLOPT_WRITEFUNCTION, xfer_write_cb);
 	setopt_chain(cc, e, CURLOPT_WRITEDATA, (void *)x);

@@ -402,16 +402,18 @@ static void sleep_ns(uint64_t ns)
 		;
 }
 
-/* Retry pacing: returns false once the deadline has passed; otherwise
- * sleeps *backoff (or what is left before the deadline, so the last try
- * lands on it) and doubles *backoff up to 2 s. */
+/* Retry pacing: returns false once less than 100 ms are left before the
+ * deadline; otherwise sleeps *backoff, but at most half of what is left
+ * (so that each try still has time before a deadline that also bounds
+ * the request itself), and doubles *backoff up to 2 s. */
 static bool backoff_wait(uint64_t *backoff, uint64_t deadline)
 {
-	uint64_t now = now_ns();
+	uint64_t now = now_ns(), left;
 
-	if (now >= deadline)
+	if (now + 100000000ull >= deadline)
 		return false;
-	sleep_ns(*backoff < deadline - now ? *backoff : deadline - now);
+	left = deadline - now;
+	sleep_ns(*backoff < left / 2 ? *backoff : left / 2);
 	*backoff = *backoff * 2 < 2000000000ull ? *backoff * 2 : 2000000000ull;
 	return true;
 }
@@ -449,6 +451,7 @@ static int fetch_demand(struct image *im, uint64_t first, uint32_t count,
 		req.buf = run + (lo - first) * bs;
 		req.buf_len = rlen;
 		req.prio = FETCH_PRIO_DEMAND;
+		req.deadline_ns = deadline;
 		if (fetch_run(im->fetch, &req) == 0) {
 			image_verify_run(im, lo, (uint32_t)(hi - lo),
 					 run + (lo - first) * bs,
@@ -676,10 +679,23 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			continue;
 		}
 		if (busy) {
-			/* Another reader is fetching it: wait, then look
-			 * again (it may have failed). */
-			while (bit_get(im->busy, b))
-				cond_wait(&im->cond, &im->lock);
+			/* Another reader (or hydration) is fetching it:
+			 * wait, then look again (it may have failed); but
+			 * never past this read's own deadline. */
+			uint64_t now;
+
+			while (bit_get(im->busy, b) &&
+			       (now = now_ns()) < deadline)
+				cond_wait_ns(&im->cond, &im->lock,
+					     deadline - now);
+			if (bit_get(im->busy, b)) {
+				unlock(im);
+				log_error("%s: block %" PRIu64
+					  " unavailable: another fetch of it "
+					  "outlasted the I/O timeout",
+					  im->name, b);
+				return -EIO;
+			}
 			unlock(im);
 			b--;
 			continue;

@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cleanup.h"
 #include "hash.h"
 #include "log.h"
+#include "util.h"
 
 #include "cache.h"
 #include "image_int.h"
@@ -24,19 +24,14 @@
  * turns synced blocks into evictable ones), then -ENOSPC. */
 static int wait_for_room(struct image *im, uint64_t b)
 {
-	struct timespec ts;
-	uint64_t t;
+	uint64_t deadline = now_ns() + im->io_timeout_ns, now;
 
 	if (!im->max_blocks || bit_get(im->written, b) ||
 	    im->written_count < im->max_blocks)
 		return 0;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	t = (uint64_t)ts.tv_nsec + im->io_timeout_ns;
-	ts.tv_sec += (time_t)(t / 1000000000ull);
-	ts.tv_nsec = (long)(t % 1000000000ull);
-	while (im->written_count >= im->max_blocks && !im->writer_stop)
-		if (pthread_cond_timedwait(&im->cond, &im->lock, &ts) != 0)
-			break;
+	while (im->written_count >= im->max_blocks && !im->writer_stop &&
+	       (now = now_ns()) < deadline)
+		cond_wait_ns(&im->cond, &im->lock, deadline - now);
 	return im->written_count < im->max_blocks ? 0 : -ENOSPC;
 }
 

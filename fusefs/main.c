@@ -149,7 +149,8 @@ static void usage(FILE *out)
 	    "      --no-hydrate        fetch only what is read\n"
 	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
 	    "      --io-timeout SECS   fail a read with EIO after this long without\n"
-	    "                          a verified block (default 60)\n"
+	    "                          a verified block (default 60); a request\n"
+	    "                          that stalls for min(30 s, SECS) is retried\n"
 	    "      --connect-timeout SECS  (default 10)\n"
 	    "      --readahead SIZE    extra bytes fetched after a missed read\n"
 	    "                          (default 256K)\n"
@@ -431,7 +432,10 @@ static int start_fetch(struct mount *m)
 		cfg.pin_sha256 = pin;
 	}
 	cfg.connect_timeout_s = (long)m->o.connect_timeout_s;
-	cfg.stall_timeout_s = 30;
+	/* A request that receives nothing for this long is abandoned and
+	 * retried: never longer than a reader is willing to wait. */
+	cfg.stall_timeout_s =
+	    m->o.io_timeout_s < 30 ? (long)m->o.io_timeout_s : 30;
 	cfg.max_inflight = 8;
 	cfg.max_background = 4;
 	if (m->o.insecure)

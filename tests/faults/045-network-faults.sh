@@ -17,7 +17,8 @@ echo "seed $seed"
 reads=$(faults_count 12 400)     # reads per fault kind, under the fault
 rounds=$(faults_count 5 200)     # write-back rounds (one sync point each)
 mixreads=$(faults_count 24 3000) # reads under the mixed random schedule
-stall=$(faults_count 2 35)       # stall length (the client gives up at 30)
+stall=$(faults_count 25 35)      # stall length: past the reads' --io-timeout 3
+slowest=10                       # a read may take at most this many seconds
 size=$(faults_count $((1024 * 1024)) $((16 * 1024 * 1024)))
 maxn=$(faults_count 1 5)        # write faults hit the next 1..maxn requests
 
@@ -44,36 +45,40 @@ checked=0 writes=0 wrong=0 lost=0 cycles=0 eio=0
 # reader N SEED EIO_OK: N reads (random offsets and lengths, some
 # sequential runs) through the mount with O_DIRECT, each compared with
 # the reference; prints "checked eio wrong".  EIO is allowed only when
-# EIO_OK is 1.
+# EIO_OK is 1; and the slowest read's seconds.
 reader() {
 	python3 - "$T/mnt/disk.img" "$T/data/img.raw" "$@" <<'PY'
-import mmap, os, random, sys
+import mmap, os, random, sys, time
 path, ref_path, n, seed, eio_ok = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 ref = open(ref_path, "rb").read()
 rng = random.Random(seed)
 fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
 buf = mmap.mmap(-1, 1 << 20)
 checked = eio = wrong = 0
+slowest = 0.0
 off = 0
 for i in range(n):
     ln = rng.choice([4096, 65536, 131072, 1 << 20]) // 4096 * 4096
     if rng.random() < 0.5 or off + ln > len(ref):
         off = rng.randrange(0, (len(ref) - ln) // 4096 + 1) * 4096
+    t0 = time.monotonic()
     try:
         got = os.preadv(fd, [memoryview(buf)[:ln]], off)
     except OSError as e:
+        slowest = max(slowest, time.monotonic() - t0)
         if e.errno == 5 and eio_ok:
             eio += 1
             off += ln
             continue
         print("read %d+%d: %s" % (off, ln, e), file=sys.stderr)
         sys.exit(1)
+    slowest = max(slowest, time.monotonic() - t0)
     if buf[:got] != ref[off:off + got] or got != min(ln, len(ref) - off):
         wrong += 1
         print("WRONG bytes at %d+%d" % (off, ln), file=sys.stderr)
     checked += 1
     off += ln
-print(checked, eio, wrong)
+print(checked, eio, wrong, "%.1f" % slowest)
 PY
 }
 
@@ -81,17 +86,20 @@ PY
 # then heal, reads again (no EIO), hydration completes, and the whole
 # file equals the reference.
 read_round() {
-	local name=$1 n=$2 out c e w
+	local name=$1 n=$2 out c e w s c2 e2 w2 s2
 	out=$(reader "$n" "$((seed + cycles))" 1) || fail "$name: reader"
-	read -r c e w <<<"$out"
+	read -r c e w s <<<"$out"
 	ctl clear
 	out=$(reader "$n" "$((seed + cycles + 7))" 0) || fail "$name: reads after healing"
-	read -r c2 e2 w2 <<<"$out"
+	read -r c2 e2 w2 s2 <<<"$out"
+	# A stalled server must not hold a reader much past its timeout.
+	python3 -c "import sys; sys.exit(max($s, $s2) >= $slowest)" ||
+		fail "$name: a read took ${s}s under the fault (limit ${slowest}s)"
 	wait_hydrated 120
 	cmp "$T/mnt/disk.img" "$T/data/img.raw" || fail "$name: hydrated copy differs"
 	checked=$((checked + c + c2 + 1)) wrong=$((wrong + w + w2)) eio=$((eio + e + e2))
 	cycles=$((cycles + 1))
-	echo "$name: $c reads checked under the fault ($e EIO), $c2 after, $((w + w2)) wrong (${SECONDS}s)"
+	echo "$name: $c reads checked under the fault ($e EIO, slowest ${s}s), $c2 after, $((w + w2)) wrong (${SECONDS}s)"
 }
 
 fresh_mount() { # through the proxy, an empty cache
@@ -105,8 +113,6 @@ fresh_mount() { # through the proxy, an empty cache
 # the reader's misses meet it) fetches under it too.
 for kind in drop stall 500 503 truncate flip range range-bytes drop-request; do
 	p=0.5
-	# A full-length stall costs the client's 30 s stall timeout.
-	[ "$kind" != stall ] || p=$(faults_count 0.5 0.05)
 	ctl "set?kind=$kind&p=$p&stall=$stall&match=^GET%20.*/data$"
 	fresh_mount --read-only --io-timeout 3 --readahead 128K --max-rate 1M
 	read_round "$kind" "$reads"

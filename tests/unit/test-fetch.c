@@ -730,12 +730,14 @@ static void test_bad_replies(void)
 	expect_bad("/data", 0, 0, -EFBIG, false, NULL);
 }
 
+/* A stalled transfer times out; and a request's deadline bounds it
+ * whatever the stall timeout (it is how a reader's --io-timeout cuts a
+ * stalled server short). */
 static void test_stall(void)
 {
 	struct fetch_config cfg = {
 	    .base_url = srv_url,
 	    .allow_plain = true,
-	    .stall_timeout_s = 1,
 	};
 	struct fetch *f = NULL;
 	struct fetch_req req = {0};
@@ -743,13 +745,35 @@ static void test_stall(void)
 	uint64_t t0;
 	int r;
 
-	r = fetch_new(&cfg, &f);
-	check_int(r, ==, 0);
-	t0 = now_ns();
-	r = run(f, &req, "/bad/stall", 0, sizeof(buf), buf, sizeof(buf));
-	check_int(r, ==, -ETIMEDOUT);
-	check_uint(now_ns() - t0, <, 5000000000ull);
-	fetch_free(f);
+	for (long stall = 1; stall <= 30; stall += 29) {
+		cfg.stall_timeout_s = stall;
+		r = fetch_new(&cfg, &f);
+		check_int(r, ==, 0);
+		memset(&req, 0, sizeof(req));
+		t0 = now_ns();
+		if (stall == 30)
+			req.deadline_ns = t0 + 300000000ull;
+		r = run(f, &req, "/bad/stall", 0, sizeof(buf), buf,
+			sizeof(buf));
+		check_int(r, ==, -ETIMEDOUT);
+		check_uint(now_ns() - t0, <, 5000000000ull);
+		if (stall == 1) {
+			fetch_free(f);
+			continue;
+		}
+		check_uint(now_ns() - t0, >=, 290000000ull);
+		/* Past already: abandoned at once, even for a good range. */
+		memset(&req, 0, sizeof(req));
+		req.deadline_ns = now_ns() - 1;
+		r = run(f, &req, "/data", 0, sizeof(buf), buf, sizeof(buf));
+		check_int(r, ==, -ETIMEDOUT);
+		/* A deadline with room changes nothing. */
+		memset(&req, 0, sizeof(req));
+		req.deadline_ns = now_ns() + 10000000000ull;
+		r = run(f, &req, "/data", 0, sizeof(buf), buf, sizeof(buf));
+		check_int(r, ==, 0);
+		fetch_free(f);
+	}
 }
 
 static int run_with(const char *base_url, bool allow_plain, const char *path,
@@ -1216,7 +1240,8 @@ int main(void)
 	TEST(test_range_read(), "range and whole-body reads return the bytes");
 	TEST(test_concurrent(), "200 concurrent mixed-priority ranges");
 	TEST(test_bad_replies(), "bad replies are errors, never data");
-	TEST(test_stall(), "a stalled transfer times out");
+	TEST(test_stall(), "a stalled transfer times out; a deadline bounds "
+			   "a request");
 	TEST(test_protocols(), "only allowed protocols");
 	TEST(test_refused(), "connection refused");
 	TEST(test_config(), "bad configuration refused");
