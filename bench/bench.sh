@@ -14,12 +14,20 @@
 #   nbdkit-curl  nbdkit's curl plugin, QEMU on its NBD socket
 #   vmferry-cold a vmferry mount with an empty cache
 #   vmferry-warm the same with the copy complete
-# The peers read from nginx over HTTPS on 127.0.0.1, vmferry from
-# vmferry-server; both use the same certificate.  Figures: seconds to the
-# marker, and the bytes the server sent meanwhile.
+# The peers read from nginx over HTTPS, vmferry from vmferry-server; both
+# use the same certificate and run in a network namespace behind a veth
+# pair (bench/link.sh).  Figures: seconds to the marker, the bytes the
+# server sent meanwhile, the bytes the guest read (vmferry's counter),
+# the plain download's rate and vmferry's hydration rate alone.
 #
-# Links: loopback only for now (issue 6 adds shaped and far links).
+# Links (BENCH_LINKS, default all four): loopback (the veth unshaped),
+# 100mbit and 20mbit (tc tbf on both ends), far (100mbit plus 40 ms round
+# trip from bench/delayproxy.py).  The local file boots on the first
+# link only.  bench/report.py writes RESULTS.md with the targets.
 # Usage: bench/bench.sh [RUNS]  (default 3; make bench runs it)
+#   BENCH_LINKS="loopback far"  a subset of links
+#   BENCH_OUT=DIR               where the results go
+#   BENCH_CONTENDERS="local vmferry_cold"  a subset of contenders
 set -euo pipefail
 RUNS=${1:-${BENCH_RUNS:-3}}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,14 +46,37 @@ export VMFERRY_ACCEL=${VMFERRY_ACCEL:-$("$TOP/tests/qemu/accel.sh" "$IMG")}
 # cache=writeback for everyone: QEMU's default, and httpdirfs cannot do
 # O_DIRECT.
 export VMFERRY_QEMU_READONLY=1 VMFERRY_QEMU_CACHE=writeback VMFERRY_BOOT_LOG=/dev/null
-size=$(stat -c %s "$IMG")
+size=$(du -B1 "$IMG" | cut -f1) # the bytes that are not holes
 
-start_server "$T/srv"
+# The servers sit in a network namespace behind a veth pair, so that tc
+# can shape the link between them and the clients (bench/link.sh).
+source "$TOP/bench/link.sh"
+link_create
+cleanup_fn link_destroy
+# One certificate for both servers, valid for the namespace's address
+# and for 127.0.0.1 (the far link's delaying proxies).
+mkdir -p "$T/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+	-days 2 -subj /CN=vmferry-bench \
+	-addext "subjectAltName=IP:$NS_IP,IP:127.0.0.1" \
+	-keyout "$T/tls/key.pem" -out "$T/tls/cert.pem" >"$T/logs/openssl.log" 2>&1 ||
+	fail "openssl: $(cat "$T/logs/openssl.log")"
+CACERT=$T/tls/cert.pem
+
+server_init "$T/srv"
+SERVER_DIR=$T/srv
+ADMIN_TOKEN_FILE=$T/srv/admin.token
 import_image testvm "$IMG"
+ip netns exec "$NS" "$VMFERRY_SERVER" serve "$T/srv" --listen "$NS_IP:8443" \
+	--cert "$T/tls/cert.pem" --key "$T/tls/key.pem" \
+	--max-connections-per-address 1000 \
+	--ready-file "$T/server.ready" >"$T/logs/server.log" 2>&1 &
+SERVER_PID=$!
+stop_bench_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+cleanup_fn stop_bench_server
+wait_for_file "$T/server.ready" 30 || fail "vmferry-server did not start: $(cat "$T/logs/server.log")"
 
-# nginx over HTTPS on a free port of 127.0.0.1, with the same certificate.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-NGINX_PORT=$(free_port)
+# nginx over HTTPS in the namespace, with the same certificate.
 mkdir -p "$T/www" "$T/nginx"
 ln -s "$IMG" "$T/www/test.img"
 cat >"$T/nginx/nginx.conf" <<CONF
@@ -65,25 +96,58 @@ http {
 	uwsgi_temp_path $T/nginx/uwsgi;
 	scgi_temp_path $T/nginx/scgi;
 	server {
-		listen 127.0.0.1:$NGINX_PORT ssl;
-		ssl_certificate $T/srv/cert.pem;
-		ssl_certificate_key $T/srv/key.pem;
+		listen $NS_IP:8444 ssl;
+		ssl_certificate $T/tls/cert.pem;
+		ssl_certificate_key $T/tls/key.pem;
 		root $T/www;
 		disable_symlinks off;
 		autoindex on; # httpdirfs lists the directory
 	}
 }
 CONF
-nginx -c "$T/nginx/nginx.conf" -e "$T/logs/nginx-error.log" >"$T/logs/nginx.out" 2>&1 &
+ip netns exec "$NS" nginx -c "$T/nginx/nginx.conf" -e "$T/logs/nginx-error.log" >"$T/logs/nginx.out" 2>&1 &
 NGINX_PID=$!
 stop_nginx() { kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; }
 cleanup_fn stop_nginx
-URL="https://127.0.0.1:$NGINX_PORT/test.img"
-for ((i = 0; i < 100; i++)); do
-	curl -sf --cacert "$CACERT" -o /dev/null -r 0-0 "$URL" && break
-	sleep 0.1
-done
-curl -sf --cacert "$CACERT" -o /dev/null -r 0-0 "$URL" || fail "nginx does not serve $URL"
+
+# The far link: a delaying proxy on 127.0.0.1 in front of each server.
+start_delayproxy() { # start_delayproxy PORT VAR: the proxy's port in VAR
+	local ready="$T/delay-$1.ready"
+	python3 "$TOP/bench/delayproxy.py" "$FAR_DELAY_MS" "$NS_IP" "$1" "$ready" \
+		>"$T/logs/delay-$1.log" 2>&1 &
+	DELAY_PIDS+=("$!")
+	wait_for_file "$ready" 30 || fail "delayproxy: $(cat "$T/logs/delay-$1.log")"
+	printf -v "$2" '%s' "$(cat "$ready")"
+}
+DELAY_PIDS=()
+stop_delay() { local p; for p in "${DELAY_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup_fn stop_delay
+start_delayproxy 8443 FAR_SERVER_PORT
+start_delayproxy 8444 FAR_NGINX_PORT
+
+# use_link LINK: shape the veth and point SERVER_URL (vmferry-server) and
+# URL (nginx) at the link.
+use_link() {
+	case $1 in
+	loopback) link_shape none ;;
+	far) link_shape "$FAR_RATE" ;;
+	*) link_shape "$1" ;;
+	esac
+	if [ "$1" = far ]; then
+		SERVER_URL="https://127.0.0.1:$FAR_SERVER_PORT"
+		URL="https://127.0.0.1:$FAR_NGINX_PORT/test.img"
+	else
+		SERVER_URL="https://$NS_IP:8443"
+		URL="https://$NS_IP:8444/test.img"
+	fi
+	local i
+	for ((i = 0; i < 100; i++)); do
+		curl -sf --cacert "$CACERT" -o /dev/null -r 0-0 "$URL" && break
+		sleep 0.1
+	done
+	curl -sf --cacert "$CACERT" -o /dev/null -r 0-0 "$URL" || fail "nginx does not serve $URL"
+	scurl -o /dev/null "$SERVER_URL/v1/stats" || fail "vmferry-server does not answer on $SERVER_URL"
+}
 
 secs() { sed -n 's/.*marker after \([0-9.]*\) s.*/\1/p' "$1"; }
 nginx_bytes() { awk '{s += $1} END {print s + 0}' "$T/nginx/access.log"; }
@@ -92,7 +156,9 @@ boot() { # boot LOGNAME IMAGE: seconds to the marker; fails quietly
 	secs "$T/logs/boot-$1.out"
 }
 
-# Each contender prints "SECONDS BYTES".
+# Each contender prints "SECONDS BYTES [GUEST_READ]": seconds to the
+# marker, bytes the server sent meanwhile, and (vmferry) the bytes the
+# guest read through the mount.
 run_local() { echo "$(boot local "$IMG") 0"; }
 run_download() {
 	: >"$T/nginx/access.log"
@@ -100,6 +166,8 @@ run_download() {
 	s=$(date +%s.%N)
 	curl -sf --cacert "$CACERT" -o "$T/dl.img" "$URL" || return 1
 	e=$(date +%s.%N)
+	# The plain download's rate, for hydration's target.
+	echo "$LINK,curl,$run,$(echo "$e - $s" | bc),$(nginx_bytes)," >>"$OUT/raw.csv"
 	b=$(boot download "$T/dl.img") || return 1
 	rm -f "$T/dl.img"
 	echo "$(echo "$e - $s + $b" | bc) $(nginx_bytes)"
@@ -108,14 +176,14 @@ run_qemu_curl() {
 	: >"$T/nginx/access.log"
 	local t
 	t=$(VMFERRY_QEMU_DRIVE="file.driver=https,file.url=$URL,file.sslverify=off" \
-		boot qemu-curl qemu-curl)
+		boot qemu-curl qemu-curl) || return 1
 	echo "$t $(nginx_bytes)"
 }
 run_httpdirfs() {
 	: >"$T/nginx/access.log"
 	rm -rf "$T/hd-cache"
 	mkdir -p "$T/hd"
-	httpdirfs --insecure-tls "https://127.0.0.1:$NGINX_PORT/" "$T/hd" >"$T/logs/httpdirfs.log" 2>&1 ||
+	httpdirfs --insecure-tls "${URL%test.img}" "$T/hd" >"$T/logs/httpdirfs.log" 2>&1 ||
 		fail "httpdirfs: $(cat "$T/logs/httpdirfs.log")"
 	local t st=0
 	t=$(boot httpdirfs "$T/hd/test.img") || st=1
@@ -134,97 +202,76 @@ run_nbdkit() {
 	[ $st = 0 ] && echo "$t $(nginx_bytes)"
 }
 vmferry_boot() { # vmferry_boot NAME: boot from the mount; cache as it is
-	local before t st=0
+	local before t st=0 sent rd
 	before=$(server_stat bytes_sent)
 	mount_image "$SERVER_URL/testvm" "$T/mnt" --read-only
 	t=$(boot "$1" "$T/mnt/testvm.img") || st=1
+	sent=$(($(server_stat bytes_sent) - before))
+	rd=$(mount_status read_bytes)
 	unmount "$T/mnt"
-	[ $st = 0 ] && echo "$t $(($(server_stat bytes_sent) - before))"
+	[ $st = 0 ] && echo "$t $sent $rd"
 }
 run_vmferry_cold() { rm -rf "$T/cache"; vmferry_boot vmferry-cold; }
 run_vmferry_warm() {
 	if [ ! -d "$T/cache" ]; then
+		# Build the complete copy, timing hydration on its own.
+		local s e before
+		before=$(server_stat bytes_sent)
+		s=$(date +%s.%N)
 		mount_image "$SERVER_URL/testvm" "$T/mnt" --read-only
-		wait_hydrated 600
+		wait_hydrated 1200
+		e=$(date +%s.%N)
+		echo "$LINK,hydrate,$run,$(echo "$e - $s" | bc),$(($(server_stat bytes_sent) - before))," >>"$OUT/raw.csv"
 		unmount "$T/mnt"
 	fi
 	vmferry_boot vmferry-warm
 }
 
-CONTENDERS=(local download qemu_curl httpdirfs nbdkit vmferry_cold vmferry_warm)
-echo "link,contender,run,seconds,bytes" >"$OUT/raw.csv"
-for run in $(seq "$RUNS"); do
-	for c in "${CONTENDERS[@]}"; do
-		if ! r=$("run_$c") || [ -z "$r" ]; then
-			echo "loopback run $run: ${c//_/-} FAILED (see $T/logs)"
-			echo "loopback,${c//_/-},$run,failed,0" >>"$OUT/raw.csv"
-			continue
-		fi
-		echo "loopback run $run: ${c//_/-} ${r% *} s, $(( ${r#* } / 1048576 )) MiB from the server"
-		echo "loopback,${c//_/-},$run,${r% *},${r#* }" >>"$OUT/raw.csv"
-		# The warm contender needs a complete copy: rebuild it after a
-		# cold run wiped it.
-		[ "$c" = vmferry_cold ] && rm -rf "$T/cache"
+LINKS=(${BENCH_LINKS:-loopback 100mbit 20mbit far})
+CONTENDERS=(${BENCH_CONTENDERS:-local download qemu_curl httpdirfs nbdkit vmferry_cold vmferry_warm})
+echo "link,contender,run,seconds,bytes,guest_read" >"$OUT/raw.csv"
+for LINK in "${LINKS[@]}"; do
+	use_link "$LINK"
+	echo "== link $LINK: vmferry-server $SERVER_URL, nginx $URL"
+	for run in $(seq "$RUNS"); do
+		rm -rf "$T/cache"
+		for c in "${CONTENDERS[@]}"; do
+			# The local file does not depend on the link.
+			[ "$c" = local ] && [ "$LINK" != "${LINKS[0]}" ] && continue
+			if ! r=$("run_$c") || [ -z "$r" ]; then
+				echo "$LINK run $run: ${c//_/-} FAILED (see $T/logs)"
+				echo "$LINK,${c//_/-},$run,failed,0," >>"$OUT/raw.csv"
+				continue
+			fi
+			read -r sec sent rd <<<"$r"
+			echo "$LINK run $run: ${c//_/-} $sec s, $((sent / 1048576)) MiB from the server${rd:+, guest read $((rd / 1048576)) MiB}"
+			echo "$LINK,${c//_/-},$run,$sec,$sent,${rd:-}" >>"$OUT/raw.csv"
+			# The warm contender needs a complete copy: rebuild it
+			# after a cold run wiped it.
+			[ "$c" = vmferry_cold ] && rm -rf "$T/cache"
+		done
 	done
 done
+link_shape none
 
-python3 - "$OUT/raw.csv" "$OUT/RESULTS.md" "$VMFERRY_ACCEL" "$RUNS" "$size" <<'PY'
-import csv, statistics, sys, datetime
-raw, out, accel, runs, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-rows = list(csv.DictReader(open(raw)))
-by = {}
-failed = {}
-for r in rows:
-    key = (r["link"], r["contender"])
-    if r["seconds"] == "failed":
-        failed[key] = failed.get(key, 0) + 1
-        by.setdefault(key, [])
-        continue
-    by.setdefault(key, []).append((float(r["seconds"]), int(r["bytes"])))
-with open(out, "w") as f:
-    f.write("# vmferry benchmark results\n\n")
-    f.write(f"Written by `make bench` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC: the 1 GiB "
-            f"test image ({size // 1048576} MiB) booted to its marker line, {runs} runs per contender, "
-            f"interleaved; QEMU accelerator: {accel}.  Seconds to the marker (median, min-max) and the "
-            "bytes the server sent meanwhile (median).  Ratios are against the fastest peer in the same run.\n\n")
-    for link in sorted({k[0] for k in by}):
-        peers = {c: statistics.median(s for s, _ in v) for (l, c), v in by.items()
-                 if l == link and v and c not in ("local", "vmferry-cold", "vmferry-warm")}
-        best = min(peers.values()) if peers else None
-        f.write(f"## {link}\n\n| contender | seconds (median) | min | max | MiB sent | vs fastest peer |\n|---|---|---|---|---|---|\n")
-        for (l, c), v in by.items():
-            if l != link:
-                continue
-            if not v:
-                f.write(f"| {c} | failed ({failed.get((l, c), 0)} of {runs} runs did not boot) | | | | |\n")
-                continue
-            s = [x for x, _ in v]
-            b = statistics.median(y for _, y in v)
-            if failed.get((l, c)):
-                c = f"{c} ({failed[(l, c)]} failed runs)"
-            ratio = f"{statistics.median(s) / best:.2f}x" if best else "-"
-            f.write(f"| {c} | {statistics.median(s):.2f} | {min(s):.2f} | {max(s):.2f} | {b / 1048576:.0f} | {ratio} |\n")
-        f.write("\n")
-print(open(out).read())
-PY
+python3 "$TOP/bench/report.py" "$OUT/raw.csv" "$OUT/RESULTS.md" "$VMFERRY_ACCEL" "$RUNS" "$size" \
+	"${LINKS[0]}" "$T/boot.dat" || fail "report"
+cat "$OUT/RESULTS.md"
 
 if command -v gnuplot >/dev/null; then
-	awk -F, 'NR > 1 && $4 != "failed" {print $2, $4}' "$OUT/raw.csv" |
-		python3 -c 'import sys, statistics
-d = {}
-for l in sys.stdin:
-    c, s = l.split(); d.setdefault(c, []).append(float(s))
-for c, v in d.items(): print(c, statistics.median(v), min(v), max(v))' >"$T/med.dat"
 	gnuplot <<GP 2>"$T/logs/gnuplot.log" || echo "gnuplot failed: $(cat "$T/logs/gnuplot.log")"
-set terminal png size 900,500
+set terminal png size 1000,540
 set output "$OUT/boot.png"
-set title "Seconds to a booted VM (loopback, $VMFERRY_ACCEL), median with min-max"
+set title "Seconds to a booted VM per contender and link ($VMFERRY_ACCEL), median"
 set style data histograms
-set style fill solid 0.6
+set style histogram clustered gap 1
+set style fill solid 0.7 border -1
+set datafile missing "?"
+set key top left
 set ylabel "seconds"
 set xtics rotate by -30
 set yrange [0:*]
-plot "$T/med.dat" using 2:xtic(1) title "median", "" using 0:2:3:4 with yerrorbars lc rgb "black" notitle
+plot for [i=2:$((${#LINKS[@]} + 1))] "$T/boot.dat" using i:xtic(1) title columnheader(i)
 GP
 fi
 echo "results: $OUT/RESULTS.md, $OUT/raw.csv, $OUT/boot.png"

@@ -608,9 +608,10 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	    (json_int_t)is.written_bytes, "blocks_reused",
 	    (json_int_t)is.blocks_reused);
 	if (o && json_object_update_new(
-		     o, json_pack("{s:I, s:I}", "max_cache",
+		     o, json_pack("{s:I, s:I, s:I}", "max_cache",
 				  (json_int_t)m->o.max_cache, "evicted_blocks",
-				  (json_int_t)is.evicted_blocks)) < 0) {
+				  (json_int_t)is.evicted_blocks, "read_bytes",
+				  (json_int_t)is.read_bytes)) < 0) {
 		json_decref(o);
 		o = NULL;
 	}

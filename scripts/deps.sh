@@ -13,7 +13,7 @@ pkgs=(
 	clang-format cppcheck clang libclang-rt-dev
 	qemu-block-extra
 	# make bench: the peers and the chart (bench/bench.sh)
-	nginx-light httpdirfs nbdkit gnuplot-nox
+	nginx-light httpdirfs nbdkit gnuplot-nox iproute2
 )
 
 missing=()
