@@ -40,6 +40,10 @@
 
 #define FETCH_MAX_INFLIGHT 1024 /* sanity bound on config.max_inflight */
 #define FETCH_POLL_MS	   1000 /* longest sleep; curl shortens it */
+/* While demand requests run, and for this long after the last one, at
+ * most one background request is in flight: on a slow link a reader
+ * gets most of it, and hydration still moves. */
+#define FETCH_DEMAND_QUIET_NS 200000000ull
 
 struct fetch_queue {
 	struct fetch_req *head, *tail;
@@ -69,7 +73,8 @@ struct fetch {
 	struct xfer *idle;
 	unsigned inflight;
 	unsigned bg_inflight;
-	double budget; /* background bytes; negative is debt */
+	uint64_t demand_seen_ns; /* when demand last started or ended */
+	double budget;		 /* background bytes; negative is debt */
 	uint64_t refill_ns;
 
 	/* Counters; relaxed, as nothing else is ordered against them. */
@@ -138,18 +143,35 @@ static void fetch_bucket_refill(struct fetch *f, uint64_t now)
 		f->budget = burst;
 }
 
-static bool fetch_bg_may_start(const struct fetch *f)
+/* Background slots open now: max_background, or one while demand is
+ * recent (in flight: inflight > bg_inflight). */
+static unsigned fetch_bg_limit(const struct fetch *f, uint64_t now)
 {
-	return f->bg_inflight < f->max_background &&
+	if (f->inflight > f->bg_inflight ||
+	    now - f->demand_seen_ns < FETCH_DEMAND_QUIET_NS)
+		return 1;
+	return f->max_background;
+}
+
+static bool fetch_bg_may_start(const struct fetch *f, uint64_t now)
+{
+	return f->bg_inflight < fetch_bg_limit(f, now) &&
 	       (f->rate == 0 || f->budget >= 0);
 }
 
 /* How long the thread may sleep before the bucket lets the next
  * background request go.  Caller holds f->lock. */
-static int fetch_pacing_wait_ms(const struct fetch *f)
+static int fetch_pacing_wait_ms(const struct fetch *f, uint64_t now)
 {
 	double ms;
 
+	if (f->background.head && f->inflight == f->bg_inflight &&
+	    f->bg_inflight >= 1 && f->bg_inflight < f->max_background &&
+	    now - f->demand_seen_ns < FETCH_DEMAND_QUIET_NS)
+		/* Wake when the quiet time after demand is over. */
+		return (int)((f->demand_seen_ns + FETCH_DEMAND_QUIET_NS - now) /
+			     1000000) +
+		       1;
 	if (!f->background.head || f->inflight >= f->max_inflight ||
 	    f->bg_inflight >= f->max_background || f->rate == 0 ||
 	    f->budget >= 0)
@@ -189,6 +211,8 @@ static void fetch_finish(struct fetch *f, struct xfer *x, int r)
 	x->next_idle = f->idle;
 	f->idle = x;
 	f->inflight--;
+	if (!x->background)
+		f->demand_seen_ns = now_ns();
 	if (x->background) {
 		f->bg_inflight--;
 		/* Settle the charge: refund what was reserved and did not
@@ -230,7 +254,7 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 		fetch_bucket_refill(f, now);
 		while (f->inflight < f->max_inflight) {
 			req = queue_pop(&f->demand);
-			if (!req && fetch_bg_may_start(f))
+			if (!req && fetch_bg_may_start(f, now))
 				req = queue_pop(&f->background);
 			if (!req)
 				break;
@@ -241,6 +265,8 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 				continue;
 			}
 			f->inflight++;
+			if (req->prio == FETCH_PRIO_DEMAND)
+				f->demand_seen_ns = now;
 			if (req->prio == FETCH_PRIO_BACKGROUND) {
 				f->bg_inflight++;
 				f->budget -= (double)req->len;
@@ -248,7 +274,7 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 			*tail = req;
 			tail = &req->next;
 		}
-		*ret_wait_ms = fetch_pacing_wait_ms(f);
+		*ret_wait_ms = fetch_pacing_wait_ms(f, now);
 	}
 	mutex_unlock(&f->lock);
 

@@ -105,6 +105,17 @@ static void gate_set(unsigned g, bool open)
 
 /* Wait until n handlers are blocked at gate g (so those requests are
  * surely in flight). */
+/* Requests waiting at gate g now. */
+static int gate_count(unsigned g)
+{
+	int n;
+
+	pthread_mutex_lock(&srv_lock);
+	n = gate_waiting[g];
+	pthread_mutex_unlock(&srv_lock);
+	return n;
+}
+
 static bool gate_wait_for(unsigned g, int n)
 {
 	struct timespec until = deadline(10);
@@ -1060,9 +1071,9 @@ static void test_token(void)
 static void test_demand_first(void)
 {
 	enum { NB = 20 };
-	struct fetch *f = engine(2, 1);
+	struct fetch *f = engine(2, 1), *f4 = engine(8, 4);
 	struct item bg[NB], d, g1, b1, q[4];
-	struct batch b, bd, bq;
+	struct batch b, bd, bq, bw;
 	int bad = 0;
 
 	/* Background requests block in the server (one at a time, the
@@ -1120,7 +1131,34 @@ static void test_demand_first(void)
 	check(item_ok(&g1));
 	check(item_ok(&b1));
 
+	/* While a demand request is in flight, one background request at
+	 * a time; all of them once demand has been quiet for a while. */
+	gate_set(3, false);
+	gate_set(4, false);
+	free(g1.buf);
+	batch_init(&bw, 5);
+	item_set(&g1, &bw, "/gate/3", 0, 100, FETCH_PRIO_DEMAND);
+	fetch_submit(f4, &g1.req);
+	check(gate_wait_for(3, 1));
+	for (int i = 0; i < 4; i++) {
+		free(q[i].buf);
+		item_set(&q[i], &bw, "/gate/4", (uint64_t)i * 100, 100,
+			 FETCH_PRIO_BACKGROUND);
+		fetch_submit(f4, &q[i].req);
+	}
+	check(gate_wait_for(4, 1));
+	usleep(300000);
+	check_int(gate_count(4), ==, 1);
+	gate_set(3, true);
+	check(gate_wait_for(4, 4));
+	gate_set(4, true);
+	check(batch_wait(&bw, 0, 10));
+	for (int i = 0; i < 4; i++)
+		check(item_ok(&q[i]));
+
 	fetch_free(f);
+	fetch_free(f4);
+	batch_fini(&bw);
 	for (int i = 0; i < NB; i++)
 		free(bg[i].buf);
 	for (int i = 0; i < 4; i++)
