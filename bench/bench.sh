@@ -183,7 +183,11 @@ run_httpdirfs() {
 	: >"$T/nginx/access.log"
 	rm -rf "$T/hd-cache"
 	mkdir -p "$T/hd"
-	httpdirfs --insecure-tls "${URL%test.img}" "$T/hd" >"$T/logs/httpdirfs.log" 2>&1 ||
+	# --no-range-check: httpdirfs 1.2.5's probe for range support fails
+	# on nginx ("This web server does not support HTTP range requests",
+	# its issue #188) although nginx serves ranges; reads then return 0
+	# bytes.
+	httpdirfs --no-range-check --insecure-tls "${URL%test.img}" "$T/hd" >"$T/logs/httpdirfs.log" 2>&1 ||
 		fail "httpdirfs: $(cat "$T/logs/httpdirfs.log")"
 	local t st=0
 	t=$(boot httpdirfs "$T/hd/test.img") || st=1
