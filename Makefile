@@ -5,7 +5,7 @@
 SHELL	= /bin/bash
 B	?= build
 CC	?= gcc
-PKGS	= fuse3 libcurl openssl lmdb libmicrohttpd jansson
+PKGS	= fuse3 libcurl openssl lmdb libmicrohttpd jansson libzstd
 
 CSTD	= -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 WARN	= -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 -Wundef \
@@ -69,6 +69,7 @@ UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto fusefs/passphrase
 UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
 UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer
 UNIT_DEPS_test-range	= server/range
+UNIT_DEPS_test-zrange	= server/zrange
 UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
 			  fusefs/image_evict \
 			  fusefs/cache fusefs/crypto

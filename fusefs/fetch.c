@@ -80,6 +80,7 @@ struct fetch {
 	/* Counters; relaxed, as nothing else is ordered against them. */
 	atomic_uint_fast64_t st_requests;
 	atomic_uint_fast64_t st_bytes;
+	atomic_uint_fast64_t st_wire;
 	atomic_uint_fast64_t st_demand;
 	atomic_uint_fast64_t st_errors;
 	atomic_int_fast64_t st_last_ok; /* wall time of the last success */
@@ -207,6 +208,8 @@ static void fetch_complete(struct fetch *f, struct fetch_req *req, int r)
 static void fetch_finish(struct fetch *f, struct xfer *x, int r)
 {
 	struct fetch_req *req = xfer_release(x);
+
+	atomic_fetch_add_explicit(&f->st_wire, x->wire, memory_order_relaxed);
 
 	x->next_idle = f->idle;
 	f->idle = x;
@@ -587,6 +590,8 @@ void fetch_get_stats(struct fetch *f, struct fetch_stats *ret)
 	ret->requests =
 	    atomic_load_explicit(&f->st_requests, memory_order_relaxed);
 	ret->bytes = atomic_load_explicit(&f->st_bytes, memory_order_relaxed);
+	ret->wire_bytes =
+	    atomic_load_explicit(&f->st_wire, memory_order_relaxed);
 	ret->demand_requests =
 	    atomic_load_explicit(&f->st_demand, memory_order_relaxed);
 	ret->errors = atomic_load_explicit(&f->st_errors, memory_order_relaxed);

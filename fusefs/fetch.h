@@ -68,6 +68,7 @@ struct fetch_config {
 	const char *pin_sha256;	 /* "sha256//BASE64", copied, may be NULL */
 	bool insecure;		 /* skip TLS verification */
 	bool allow_plain;	 /* allow http:// and ftp:// */
+	bool compress;		 /* ask vmferry-server for zstd ranges */
 	long connect_timeout_s;	 /* default 10 */
 	long stall_timeout_s;	 /* default 30 */
 	unsigned max_inflight;	 /* default 8, at least 2 */
@@ -129,7 +130,8 @@ void fetch_set_background_rate(struct fetch *f, uint64_t bytes_per_sec);
 
 struct fetch_stats {
 	uint64_t requests;	  /* completed, any result */
-	uint64_t bytes;		  /* body bytes received */
+	uint64_t bytes;		  /* body bytes received (decoded) */
+	uint64_t wire_bytes;	  /* of which on the wire (compressed) */
 	uint64_t demand_requests; /* of which demand */
 	uint64_t errors;
 	int64_t last_ok_wall; /* wall time of the last success; 0: none */

@@ -26,6 +26,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <zstd.h>
 
 #include "log.h"
 #include "proto.h"
@@ -107,6 +108,7 @@ int xfer_config_init(struct xfer_config *xc, const struct fetch_config *cfg)
 	if (r < 0)
 		return r;
 	xc->insecure = cfg->insecure;
+	xc->compress = cfg->compress;
 	xc->protocols = cfg->allow_plain ? "https,http,ftp" : "https";
 	xc->is_ftp = strncasecmp(xc->base_url, "ftp://", 6) == 0;
 	xc->is_https = strncasecmp(xc->base_url, "https://", 8) == 0;
@@ -134,6 +136,8 @@ void xfer_fini(struct xfer *x)
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
 	x->easy = NULL;
+	ZSTD_freeDCtx(x->zctx);
+	x->zctx = NULL;
 }
 
 int fetch_errmsg(struct fetch_req *req, int r, const char *fmt, ...)
@@ -269,6 +273,12 @@ static int xfer_check_success(struct xfer *x, long status, bool final)
 	if (x->encoded)
 		return fetch_errmsg(req, -EBADMSG,
 				    "reply has a Content-Encoding");
+	if (x->zstd && (!x->xc->compress || req->len == 0))
+		return fetch_errmsg(req, -EBADMSG, "reply compressed unasked");
+	if (final && x->zstd && !x->zdone)
+		return fetch_errmsg(req, -EBADMSG,
+				    "compressed reply: the frame is cut "
+				    "short");
 	if (final && req->len > 0 && req->got != req->len)
 		return fetch_errmsg(req, -EBADMSG,
 				    "range reply: %zu bytes, not %" PRIu64,
@@ -359,6 +369,7 @@ static size_t xfer_header_cb(char *buf, size_t size, size_t nitems,
 		x->n_crange = 0;
 		x->crange_long = false;
 		x->encoded = false;
+		x->zstd = false;
 		x->crange[0] = '\0';
 		return n;
 	}
@@ -384,6 +395,14 @@ static size_t xfer_header_cb(char *buf, size_t size, size_t nitems,
 		   strncasecmp(buf, "Content-Encoding", 16) == 0) {
 		if (end - v != 8 || strncasecmp(v, "identity", 8) != 0)
 			x->encoded = true;
+	} else if (name_len == 16 &&
+		   strncasecmp(buf, "Vmferry-Encoding", 16) == 0) {
+		/* Only zstd exists; anything else is an encoding we
+		 * cannot read: refuse the reply. */
+		if (end - v == 4 && strncasecmp(v, "zstd", 4) == 0)
+			x->zstd = true;
+		else
+			x->encoded = true;
 	}
 	return n;
 }
@@ -405,6 +424,63 @@ static int xfer_first_byte(struct xfer *x)
 		return 0;
 	}
 	return xfer_check_success(x, status, false);
+}
+
+/* A compressed range reply's body bytes: decoded straight into the
+ * caller's buffer, which must end up holding exactly req->len bytes and
+ * one whole frame.  Returns n, or 0 (x->err set) to abort. */
+static size_t xfer_write_zstd(struct xfer *x, const char *ptr, size_t n)
+{
+	struct fetch_req *req = x->req;
+	ZSTD_inBuffer in = {ptr, n, 0};
+	ZSTD_outBuffer out = {req->buf, req->len, req->got};
+	size_t zr;
+
+	if (x->zdone) {
+		x->err = fetch_errmsg(req, -EBADMSG,
+				      "compressed reply: bytes after the "
+				      "frame");
+		return 0;
+	}
+	if (!x->zctx) {
+		x->zctx = ZSTD_createDCtx();
+		if (!x->zctx) {
+			x->err = fetch_errmsg(req, -ENOMEM, "out of memory");
+			return 0;
+		}
+	}
+	while (in.pos < in.size) {
+		size_t in_was = in.pos, out_was = out.pos;
+
+		zr = ZSTD_decompressStream(x->zctx, &out, &in);
+		if (ZSTD_isError(zr)) {
+			x->err =
+			    fetch_errmsg(req, -EBADMSG, "compressed reply: %s",
+					 ZSTD_getErrorName(zr));
+			return 0;
+		}
+		req->got = out.pos;
+		if (zr == 0) {
+			x->zdone = true;
+			if (in.pos < in.size) {
+				x->err = fetch_errmsg(
+				    req, -EBADMSG,
+				    "compressed reply: bytes after the frame");
+				return 0;
+			}
+			break;
+		}
+		if (in.pos == in_was && out.pos == out_was) {
+			/* No progress: the buffer is full and the frame
+			 * holds more. */
+			x->err = fetch_errmsg(req, -EBADMSG,
+					      "compressed reply: more than "
+					      "%" PRIu64 " bytes",
+					      req->len);
+			return 0;
+		}
+	}
+	return n;
 }
 
 static size_t xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *opaque)
@@ -441,6 +517,9 @@ static size_t xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *opaque)
 		x->dropped += n;
 		return n;
 	}
+	x->wire += n;
+	if (x->zstd)
+		return xfer_write_zstd(x, ptr, n);
 	limit = req->len > 0 ? req->len : req->buf_len;
 	if (n > limit - req->got) {
 		if (req->len > 0)
@@ -479,6 +558,8 @@ static int xfer_headers(struct xfer *x, bool upload)
 
 	if (xc->auth_header && !xc->is_ftp)
 		r = slist_add(&x->headers, xc->auth_header);
+	if (r == 0 && xc->compress && req->len > 0 && !xc->is_ftp)
+		r = slist_add(&x->headers, "Vmferry-Accept-Encoding: zstd");
 	if (r == 0 && upload) {
 		snprintf(line, sizeof(line), "Content-Type: %s",
 			 req->content_type ? req->content_type
@@ -584,6 +665,10 @@ int xfer_start(struct xfer *x, struct fetch_req *req, CURLM *multi)
 	x->checked = x->error_body = false;
 	x->n_crange = 0;
 	x->crange_long = x->encoded = false;
+	x->zstd = x->zdone = false;
+	x->wire = 0;
+	if (x->zctx) /* a new frame; a cut one may have left state */
+		(void)ZSTD_DCtx_reset(x->zctx, ZSTD_reset_session_only);
 	x->crange[0] = '\0';
 	x->side_len = 0;
 	x->dropped = 0;

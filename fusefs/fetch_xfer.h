@@ -38,6 +38,7 @@ struct xfer_config {
 	bool insecure;
 	bool is_ftp;   /* base_url is ftp:// (no HTTP status rules) */
 	bool is_https; /* base_url is https:// (may multiplex) */
+	bool compress; /* ask for zstd on range GETs */
 	long connect_timeout_s;
 	long stall_timeout_s;
 };
@@ -65,6 +66,10 @@ struct xfer {
 	unsigned n_crange; /* Content-Range headers seen */
 	bool crange_long;  /* one was too long to be valid */
 	bool encoded;	   /* a Content-Encoding other than identity */
+	bool zstd;	   /* Vmferry-Encoding: zstd (docs/protocol.md) */
+	bool zdone;	   /* the zstd frame ended */
+	void *zctx;	   /* ZSTD_DCtx, created on first use */
+	uint64_t wire;	   /* body bytes as they came (compressed) */
 	char crange[96];
 	size_t side_len;
 	char side[FETCH_SIDE_MAX];

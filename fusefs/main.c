@@ -60,6 +60,7 @@ struct mount_opts {
 	bool foreground;
 	bool insecure;
 	bool no_hydrate;
+	bool no_compress;
 	bool read_only;
 	bool no_sync;
 	bool ephemeral, keep;
@@ -147,6 +148,9 @@ static void usage(FILE *out)
 	    "      --check-interval SECS  check the copy's expiry and renew its\n"
 	    "                          offline clock this often (default 60)\n"
 	    "      --no-hydrate        fetch only what is read\n"
+	    "      --no-compress       do not ask the server for zstd-compressed\n"
+	    "                          blocks (it sends them compressed only\n"
+	    "                          when that saves at least 1/16)\n"
 	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
 	    "      --io-timeout SECS   fail a read with EIO after this long without\n"
 	    "                          a verified block (default 60); a request\n"
@@ -172,6 +176,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_PASSPHRASE,
 		OPT_PASSPHRASE_FILE,
 		OPT_NO_HYDRATE,
+		OPT_NO_COMPRESS,
 		OPT_MAX_RATE,
 		OPT_IO_TIMEOUT,
 		OPT_CONNECT_TIMEOUT,
@@ -196,6 +201,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"passphrase", no_argument, NULL, OPT_PASSPHRASE},
 	    {"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
 	    {"no-hydrate", no_argument, NULL, OPT_NO_HYDRATE},
+	    {"no-compress", no_argument, NULL, OPT_NO_COMPRESS},
 	    {"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	    {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
 	    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -251,6 +257,9 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			break;
 		case OPT_PASSPHRASE_FILE:
 			o->keys.passphrase_file = optarg;
+			break;
+		case OPT_NO_COMPRESS:
+			o->no_compress = true;
 			break;
 		case OPT_NO_HYDRATE:
 			o->no_hydrate = true;
@@ -427,6 +436,7 @@ static int start_fetch(struct mount *m)
 	cfg.token = m->token;
 	cfg.cacert = m->o.cacert;
 	cfg.insecure = m->o.insecure;
+	cfg.compress = !m->o.no_compress;
 	if (m->o.pin) {
 		snprintf(pin, sizeof(pin), "sha256//%s", m->o.pin);
 		cfg.pin_sha256 = pin;
@@ -608,10 +618,11 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	    (json_int_t)is.written_bytes, "blocks_reused",
 	    (json_int_t)is.blocks_reused);
 	if (o && json_object_update_new(
-		     o, json_pack("{s:I, s:I, s:I}", "max_cache",
+		     o, json_pack("{s:I, s:I, s:I, s:I}", "max_cache",
 				  (json_int_t)m->o.max_cache, "evicted_blocks",
 				  (json_int_t)is.evicted_blocks, "read_bytes",
-				  (json_int_t)is.read_bytes)) < 0) {
+				  (json_int_t)is.read_bytes, "bytes_wire",
+				  (json_int_t)fs.wire_bytes)) < 0) {
 		json_decref(o);
 		o = NULL;
 	}

@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
 	build-essential pkg-config
 	libfuse3-dev fuse3 liblmdb-dev lmdb-utils libcurl4-openssl-dev
-	libssl-dev libmicrohttpd-dev libjansson-dev
+	libssl-dev libmicrohttpd-dev libjansson-dev libzstd-dev zstd
 	qemu-system-x86 qemu-utils syslinux syslinux-common mtools dosfstools
 	e2fsprogs busybox-static cpio kmod fdisk curl openssl xxd bc python3 fio
 	clang-format cppcheck clang libclang-rt-dev

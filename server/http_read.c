@@ -27,6 +27,7 @@
 #include "range.h"
 #include "store.h"
 #include "versions.h"
+#include "zrange.h"
 
 #define IMMUTABLE   "public, max-age=31536000, immutable"
 #define READ_BUFFER (64u * 1024) /* bytes per reader callback */
@@ -211,9 +212,12 @@ static int data_reader_seek(struct data_reader *d, uint64_t blkno)
 	return 0;
 }
 
-static ssize_t data_reader_read(void *cls, uint64_t pos, char *buf, size_t max)
+/* Up to max bytes of the range from pos into buf: at most to the end of
+ * a block.  Returns the count, 0 past the end of the image, or -errno
+ * (logged). */
+static ssize_t data_reader_fill(struct data_reader *d, uint64_t pos, char *buf,
+				size_t max)
 {
-	struct data_reader *d = cls;
 	uint64_t off = d->start + pos;
 	uint64_t blkno = off / d->hdr.block_size;
 	uint32_t within = (uint32_t)(off % d->hdr.block_size);
@@ -221,7 +225,7 @@ static ssize_t data_reader_read(void *cls, uint64_t pos, char *buf, size_t max)
 	int r;
 
 	if (off >= d->hdr.image_size)
-		return MHD_CONTENT_READER_END_OF_STREAM;
+		return 0;
 	if (n > max)
 		n = max;
 	if (blkno != d->blkno) {
@@ -236,21 +240,32 @@ static ssize_t data_reader_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (r < 0)
 			goto fail;
 	}
-	http_count(&d->stats->data_bytes, n);
-	http_count(&d->stats->bytes_sent, n);
 	return (ssize_t)n;
 fail:
-	/* The client sees a short body; it never sees wrong bytes. */
 	log_error_errno(r, "%s block %" PRIu64 ": %m", d->what, blkno);
-	return MHD_CONTENT_READER_END_WITH_ERROR;
+	return r;
 }
 
-static struct MHD_Response *data_response(struct http_request *req, int *mfd,
-					  const struct version_info *info,
-					  const struct range *rg)
+static ssize_t data_reader_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct data_reader *d = cls;
+	ssize_t n = data_reader_fill(d, pos, buf, max);
+
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* The client sees a short body; it never sees wrong bytes. */
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	http_count(&d->stats->data_bytes, (uint64_t)n);
+	http_count(&d->stats->bytes_sent, (uint64_t)n);
+	return n;
+}
+
+static struct data_reader *data_reader_new(struct http_request *req, int *mfd,
+					   const struct version_info *info,
+					   const struct range *rg)
 {
 	struct data_reader *d = calloc(1, sizeof(*d));
-	struct MHD_Response *resp;
 
 	if (!d)
 		return NULL;
@@ -263,6 +278,71 @@ static struct MHD_Response *data_response(struct http_request *req, int *mfd,
 	d->blkno = UINT64_MAX;
 	snprintf(d->what, sizeof(d->what), "image %s version %" PRIu64,
 		 req->name, req->version);
+	return d;
+}
+
+/* A range the client may take compressed (Vmferry-Accept-Encoding: zstd,
+ * docs/protocol.md): read it whole, and answer with the zstd frame when
+ * it saves enough, else with the bytes.  Sets *ret_zstd.  NULL on a
+ * store error (the client retries) or no memory. */
+static struct MHD_Response *zdata_response(struct http_request *req, int *mfd,
+					   const struct version_info *info,
+					   const struct range *rg,
+					   bool *ret_zstd)
+{
+	struct data_reader *d = data_reader_new(req, mfd, info, rg);
+	char *raw = d ? malloc(rg->len) : NULL;
+	struct MHD_Response *resp = NULL;
+	uint64_t got = 0;
+	void *z = NULL;
+	size_t zlen = 0;
+	ssize_t n;
+	int r;
+
+	*ret_zstd = false;
+	while (raw && got < rg->len) {
+		n = data_reader_fill(d, got, raw + got, rg->len - got);
+		if (n <= 0)
+			goto out;
+		got += (uint64_t)n;
+	}
+	if (!raw)
+		goto out;
+	r = zrange_compress(raw, rg->len, &z, &zlen);
+	if (r < 0)
+		goto out;
+	http_count(&req->ctx->stats.data_bytes, rg->len);
+	if (r > 0) {
+		resp = MHD_create_response_from_buffer(zlen, z,
+						       MHD_RESPMEM_MUST_FREE);
+		if (resp)
+			z = NULL;
+		*ret_zstd = true;
+		http_count(&req->ctx->stats.bytes_sent, zlen);
+	} else {
+		resp = MHD_create_response_from_buffer(rg->len, raw,
+						       MHD_RESPMEM_MUST_FREE);
+		if (resp)
+			raw = NULL;
+		http_count(&req->ctx->stats.bytes_sent, rg->len);
+	}
+out:
+	free(z);
+	free(raw);
+	if (d)
+		data_reader_free(d);
+	return resp;
+}
+
+static struct MHD_Response *data_response(struct http_request *req, int *mfd,
+					  const struct version_info *info,
+					  const struct range *rg)
+{
+	struct data_reader *d = data_reader_new(req, mfd, info, rg);
+	struct MHD_Response *resp;
+
+	if (!d)
+		return NULL;
 	resp = MHD_create_response_from_callback(
 	    rg->len, READ_BUFFER, data_reader_read, d, data_reader_free);
 	if (!resp)
@@ -365,6 +445,7 @@ enum MHD_Result http_read_version(struct http_request *req)
 	struct range rg;
 	uint64_t total;
 	unsigned status;
+	bool zstd = false;
 	int partial;
 
 	fd = versions_open_manifest(req->ctx->versions, req->name, req->version,
@@ -388,6 +469,9 @@ enum MHD_Result http_read_version(struct http_request *req)
 	if (rg.len == 0)
 		resp = MHD_create_response_from_buffer(0, NULL,
 						       MHD_RESPMEM_PERSISTENT);
+	else if (data && !req->head && rg.len <= ZRANGE_MAX &&
+		 zrange_accepted(http_header(req, "Vmferry-Accept-Encoding")))
+		resp = zdata_response(req, &fd, &info, &rg, &zstd);
 	else if (data)
 		resp = data_response(req, &fd, &info, &rg);
 	else
@@ -401,7 +485,11 @@ enum MHD_Result http_read_version(struct http_request *req)
 		 rg.off, rg.off + rg.len - 1, total);
 	if (add_headers(resp, etag) < 0 ||
 	    (partial &&
-	     MHD_add_response_header(resp, "Content-Range", cr) != MHD_YES)) {
+	     MHD_add_response_header(resp, "Content-Range", cr) != MHD_YES) ||
+	    (data && MHD_add_response_header(
+			 resp, "Vary", "Vmferry-Accept-Encoding") != MHD_YES) ||
+	    (zstd && MHD_add_response_header(resp, "Vmferry-Encoding",
+					     "zstd") != MHD_YES)) {
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
