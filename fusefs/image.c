@@ -587,7 +587,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 	uint32_t bs = im->hdr.block_size;
 	uint32_t max_run = IMAGE_MAX_RUN_BYTES / bs;
 	_cleanup_free_ uint8_t *tmp = NULL;
-	uint64_t first, last, deadline;
+	uint64_t first, last, deadline, deadline_max = 0;
 	uint32_t ra;
 	int r;
 
@@ -679,15 +679,21 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			continue;
 		}
 		if (busy) {
-			/* Another reader (or hydration) is fetching it:
-			 * wait, then look again (it may have failed); but
-			 * never past this read's own deadline. */
-			uint64_t now;
+			/* Another read (or its read-ahead) is fetching it:
+			 * wait, then look again (it may have failed).  That
+			 * fetch is bounded by its own deadline or stall
+			 * timeout, both at most the I/O timeout: wait that
+			 * long at most, and do not count the wait against
+			 * this read's own time for a try of its own, up to
+			 * once the I/O timeout in all (so a read takes at
+			 * most about twice --io-timeout). */
+			uint64_t t0 = now_ns(), now = t0;
+			uint64_t cap = t0 + im->io_timeout_ns + 1000000000ull;
 
-			while (bit_get(im->busy, b) &&
-			       (now = now_ns()) < deadline)
-				cond_wait_ns(&im->cond, &im->lock,
-					     deadline - now);
+			while (bit_get(im->busy, b) && now < cap) {
+				cond_wait_ns(&im->cond, &im->lock, cap - now);
+				now = now_ns();
+			}
 			if (bit_get(im->busy, b)) {
 				unlock(im);
 				log_error("%s: block %" PRIu64
@@ -697,6 +703,11 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 				return -EIO;
 			}
 			unlock(im);
+			if (deadline_max == 0)
+				deadline_max = deadline + im->io_timeout_ns;
+			deadline += now - t0;
+			if (deadline > deadline_max)
+				deadline = deadline_max;
 			b--;
 			continue;
 		}
