@@ -1364,9 +1364,11 @@ static int setup(struct mount *m)
 	r = ctl_start(m->ctl_path, ctl_handler, m, &m->ctl);
 	if (r < 0)
 		return log_error_errno(r, "control socket %s: %m", m->ctl_path);
-	log_info("mounted %s version %" PRIu64 " (%" PRIu64 " bytes) on %s/%s",
+	log_info("mounted %s version %" PRIu64 " (%" PRIu64
+		 " bytes) on %s/%s%s",
 		 m->url.name, m->version, hdr.image_size, m->o.mountpoint,
-		 m->fctx.file_name);
+		 m->fctx.file_name,
+		 m->o.plain ? ", read-only (a plain export)" : "");
 	return 0;
 }
 
@@ -1519,9 +1521,7 @@ static int parse_url(struct mount *m)
 		return 2;
 	}
 	m->o.plain = true;
-	if (!m->o.read_only)
-		log_info("%s: a plain export: mounted read-only", m->url.base);
-	m->o.read_only = true;
+	m->o.read_only = true; /* said by the "mounted" line */
 	return 0;
 }
 

@@ -20,6 +20,13 @@
 #   start_nginx 'LINES'    nginx on 127.0.0.1 over HTTPS with the test
 #                          server's certificate, LINES inside its server
 #                          block; sets NGINX_PID NGINX_URL NGINX_LOG
+#   export_image NAME DIR  vmferry export of NAME into DIR/NAME/; sets
+#                          EXPORT_SHA (the manifest's SHA-256)
+#   mount_refused STATUS REGEX URL [opts...]  vmferry mount must exit
+#                          STATUS with REGEX on stderr, mounting nothing
+#   exported_image SIZE SEED DIR  a test server with image "disk" (make_image
+#                          into $T/data/img.raw), exported into DIR/disk/;
+#                          sets WANT (its sha256) and EXPORT_SHA
 #   start_ftp DIR          an anonymous read-only FTP server (pyftpdlib)
 #                          on 127.0.0.1 serving DIR; sets FTP_PID FTP_URL
 #   fail MSG               print MSG and exit 1
@@ -364,6 +371,39 @@ stop_nginx() {
 # nginx_hits REGEX: requests in the access log whose URI matches REGEX.
 nginx_hits() {
 	grep -cE "^$1 " "$NGINX_LOG" || true
+}
+
+# export_image NAME DIR: the current version of NAME on the test server,
+# exported into DIR/NAME/.
+export_image() {
+	"$VMFERRY" export --cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE" \
+		"$SERVER_URL/$1" "$2" >"$T/logs/export-$1.out" 2>&1 ||
+		fail "vmferry export $1 $2: $(cat "$T/logs/export-$1.out")"
+	EXPORT_SHA=$(sed -n 's/^manifest sha256: //p' "$T/logs/export-$1.out")
+	[ ${#EXPORT_SHA} = 64 ] || fail "export printed no manifest sha256"
+}
+
+# mount_refused STATUS REGEX URL [options...]: a mount on $T/mnt (own
+# cache, the test's key) that must exit with STATUS, say REGEX (grep -E)
+# on stderr, and leave nothing mounted.  Its stderr: $T/logs/refused.err.
+mount_refused() {
+	local want=$1 re=$2 url=$3 st=0 err="$T/logs/refused.err"
+	shift 3
+	"$VMFERRY" mount -f "$url" "$T/mnt" --cache "$T/cache-refused" \
+		"${MOUNT_KEY[@]}" "$@" 2>"$err" || st=$?
+	[ "$st" = "$want" ] || fail "mount $url: exit $st, want $want: $(cat "$err")"
+	grep -qE -- "$re" "$err" || fail "mount $url: no \"$re\" in: $(cat "$err")"
+	! mountpoint -q "$T/mnt" || fail "mount $url: mounted anyway"
+}
+
+# exported_image SIZE SEED DIR: start_server, then image "disk" made,
+# imported and exported into DIR/disk/.
+exported_image() {
+	start_server "$T/srv"
+	make_image "$T/data/img.raw" "$1" "$2"
+	import_image disk "$T/data/img.raw"
+	WANT=$(sha256sum <"$T/data/img.raw" | cut -d' ' -f1)
+	export_image disk "$3"
 }
 
 # start_ftp DIR: pyftpdlib, anonymous and read-only, on 127.0.0.1
