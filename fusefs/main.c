@@ -73,8 +73,11 @@ struct mount_opts {
 	uint64_t io_timeout_s;
 	uint64_t connect_timeout_s;
 	uint64_t readahead;
-	/* A plain export (plain.h): read-only, no token, no lease. */
+	/* A plain export (plain.h): read-only, no token, no lease.  url
+	 * is then its display form (no query: it may hold a CDN's
+	 * signature), plain_url what the user gave. */
 	bool plain;
+	const char *plain_url;
 	bool has_manifest_pin;
 	uint8_t manifest_pin[VMF_HASH_LEN]; /* --manifest-sha256 */
 };
@@ -1140,7 +1143,7 @@ static int open_plain(struct mount *m, struct remote_image *ret_img,
 	char why[512];
 	int r;
 
-	r = plain_open(m->fetch, m->o.url,
+	r = plain_open(m->fetch, m->o.plain_url,
 		       m->o.has_manifest_pin ? m->o.manifest_pin : NULL,
 		       &m->src, why, sizeof(why));
 	if (r < 0) {
@@ -1521,6 +1524,8 @@ static int parse_url(struct mount *m)
 		return 2;
 	}
 	m->o.plain = true;
+	m->o.plain_url = m->o.url;
+	m->o.url = m->url.base;
 	m->o.read_only = true; /* said by the "mounted" line */
 	return 0;
 }

@@ -88,8 +88,11 @@ static int name_from_path(const char *path, char *out, size_t out_len)
 {
 	char buf[VMF_URL_MAX];
 	char *slash, *seg;
+	size_t n = strlen(path);
 
-	snprintf(buf, sizeof(buf), "%s", path);
+	if (n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, path, n + 1);
 	if (str_ends(buf, "/"))
 		buf[strlen(buf) - 1] = '\0';
 	else if (str_ends(buf, "/" VMF_EXPORT_DESCRIPTOR))
@@ -100,9 +103,10 @@ static int name_from_path(const char *path, char *out, size_t out_len)
 		return -EINVAL;
 	slash = strrchr(buf, '/');
 	seg = slash ? slash + 1 : buf;
-	if (!image_name_valid(seg) || strlen(seg) >= out_len)
+	n = strlen(seg);
+	if (!image_name_valid(seg) || n >= out_len)
 		return -EINVAL;
-	snprintf(out, out_len, "%s", seg);
+	memcpy(out, seg, n + 1);
 	return 0;
 }
 
