@@ -988,6 +988,7 @@ static int start_expiry(struct mount *m)
 	    .name = m->url.name,
 	    .lc = m->lc,
 	    .interval_s = m->o.check_interval_s,
+	    .no_policy = m->o.plain,
 	    .expired = on_expired,
 	    .counts = fill_counts,
 	    .opaque = m,
@@ -1175,6 +1176,9 @@ static int fill_plain(struct mount *m)
 	if (r < 0)
 		return log_error_errno(r, "%s: storing the manifest in %s: %m",
 				       m->url.base, m->cache_path);
+	/* The copy holds it now; the image keeps its pages. */
+	free(m->src.manifest);
+	m->src.manifest = NULL;
 	if (m->src.ranges)
 		return 0;
 	if (image_complete(m->im)) {

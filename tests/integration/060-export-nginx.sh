@@ -44,10 +44,16 @@ sum=$(sed -n 's/^manifest sha256: //p' "$T/logs/export2.out")
 want=$(sha256sum <"$T/data/v2.raw" | cut -d' ' -f1)
 
 start_nginx "root $T/www;"
-mount_plain "$NGINX_URL/disk/vmferry.json" "$T/mnt" --cacert "$CACERT" --no-hydrate
+mount_plain "$NGINX_URL/disk/vmferry.json" "$T/mnt" --cacert "$CACERT" --no-hydrate \
+	-D fetch --check-interval 1
 [ "$(stat -c %s "$T/mnt/disk.img")" = "$size" ] || fail "size differs"
 got=$(dd if="$T/mnt/disk.img" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "sha256 through the mount $got != $want"
+# Nothing but the export's files is asked for, even by the expiry check
+# (every second here): a plain server has no API.
+sleep 2
+grep "fetch GET" "$T/logs/mount.log" | grep -v "/disk/" && fail "a request outside the export"
+grep -q "fetch GET .*/disk/2/data" "$T/logs/mount.log" || fail "no data request logged"
 # Only range requests for the data; the manifest whole, once.
 [ "$(nginx_hits '/disk/2/data' | tr -d ' ')" -gt 0 ] || fail "no data requests seen"
 grep -E '^/disk/2/data 200 ' "$NGINX_LOG" && fail "a data request was answered whole"
