@@ -168,6 +168,15 @@ int plain_parse_url(const char *url, struct remote_url *ret,
 	return 0;
 }
 
+int plain_or_remote_url(const char *url, struct remote_url *ret,
+			bool *ret_plain, const char **ret_why)
+{
+	*ret_plain = plain_url_is_plain(url);
+	if (*ret_plain)
+		return plain_parse_url(url, ret, ret_why);
+	return remote_parse_url(url, ret, ret_why);
+}
+
 /* url's scheme into buf ("" if none). */
 static void url_scheme(const char *url, char *buf, size_t len)
 {

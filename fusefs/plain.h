@@ -43,6 +43,12 @@ bool plain_url_is_tls(const char *url);
 int plain_parse_url(const char *url, struct remote_url *ret,
 		    const char **ret_why);
 
+/* A copy's URL of either kind (for the tools that only find the copy:
+ * discard, rekey): plain_parse_url() if plain_url_is_plain(), else
+ * remote_parse_url().  Sets *ret_plain. */
+int plain_or_remote_url(const char *url, struct remote_url *ret,
+			bool *ret_plain, const char **ret_why);
+
 struct plain_source {
 	char data_url[VMF_URL_MAX];	/* final, after redirects */
 	char manifest_url[VMF_URL_MAX]; /* final, after redirects */

@@ -208,6 +208,11 @@ unmount() {
 		sleep 0.1
 	done
 	if kill -0 "$MOUNT_PID" 2>/dev/null; then
+		# Where it is stuck, for the failure's logs.
+		if command -v gdb >/dev/null; then
+			gdb -p "$MOUNT_PID" -batch -ex "thread apply all bt" \
+				>"$T/logs/stuck-mount-bt.log" 2>&1 || true
+		fi
 		fail "vmferry mount still running 30 s after unmount"
 	fi
 	wait "$MOUNT_PID" || fail "vmferry mount exited with status $?"

@@ -33,6 +33,10 @@ stop_ftp
 got=$(dd if="$T/mnt/disk.img" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)
 [ "$got" = "$WANT" ] || fail "sha256 of the hydrated copy $got != $WANT"
 unmount "$T/mnt"
+# Discard finds a plain export's copy by its URL, and destroys it.
+"$VMFERRY" discard --cache "$T/cache" "$FTP_URL/disk/" >"$T/logs/discard.out" 2>&1 ||
+	fail "discard: $(cat "$T/logs/discard.out")"
+[ -z "$(ls -A "$T/cache"/*/ 2>/dev/null)" ] || fail "the copy is still there: $(ls -R "$T/cache")"
 
 # The FTP server's manifest replaced by another image's: refused.
 start_ftp "$T/ftp"
