@@ -11,6 +11,7 @@
 #ifndef VMFERRY_EXPIRY_H
 #define VMFERRY_EXPIRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "crypto.h"
@@ -26,6 +27,9 @@ struct expiry_config {
 	uint8_t data_key[CRYPTO_KEY_LEN]; /* copied; cleansed at stop */
 	uint8_t cache_id[CRYPTO_CACHE_ID_LEN];
 	uint64_t interval_s; /* >= 1 */
+	/* A plain export (plain.h): no server policy to ask for; the
+	 * record is still kept and checked. */
+	bool no_policy;
 	/* Called once when the copy expires, with the state and a phrase
 	 * saying why (lifecycle_describe()). */
 	void (*expired)(void *opaque, enum lifecycle_state s, const char *why);

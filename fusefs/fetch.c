@@ -506,9 +506,12 @@ void fetch_submit(struct fetch *f, struct fetch_req *req)
 	assert(req->prio == FETCH_PRIO_DEMAND ||
 	       req->prio == FETCH_PRIO_BACKGROUND);
 	assert(req->len == 0 || (req->buf && req->buf_len >= req->len));
+	assert(!req->sink || (req->len == 0 && !req->buf));
 	req->result = 0;
 	req->http_status = 0;
 	req->got = 0;
+	req->content_length = -1;
+	req->range_total = 0;
 	req->errmsg[0] = '\0';
 	req->priv = NULL;
 

@@ -30,6 +30,13 @@
  * bytes.  The stall timeout also bounds the wait for a reply, e.g. a
  * slow server-side commit after a POST.
  *
+ * URLs: base_url + path.  With an empty base_url each path is a whole
+ * URL (plain-server mounts, whose files may sit on other hosts after a
+ * redirect); the scheme rules above hold for each.  Plain servers:
+ * req.sink streams a whole body of any size; req.redirect asks for a
+ * 3xx answer's target instead of an error; content_length and
+ * range_total tell what the server said the file's length is.
+ *
  * Errors in req->result: -ECONNREFUSED / -EHOSTUNREACH (cannot connect),
  * -ETIMEDOUT (connect timeout or stall), -EPERM (TLS: certificate or pin
  * does not verify), -EACCES (401/403), -ENOENT (404), -ERANGE (416),
@@ -37,10 +44,13 @@
  * than buf_len), -EIO (other HTTP status or transfer error),
  * -EPROTONOSUPPORT (the URL's scheme is not allowed), -EINVAL (bad
  * request: method, a range with other than GET, a header value with a
- * line break, a malformed URL), -ENOMEM, -ECANCELED (engine stopping).
+ * line break, a malformed URL), -ENOMEM, -ECANCELED (engine stopping),
+ * -EREMCHG (a 3xx answer, when req.redirect asked for it; otherwise a
+ * 3xx is -EIO), or what req.sink returned.
  * req->errmsg holds one line of detail for the caller to log (curl's
- * error text, or "HTTP 403: <body's error field>"); it never contains
- * the token.
+ * error text, "HTTP 403: <body's error field>", or for a body that is
+ * not vmferry's JSON "HTTP 503: <the body's text, trimmed>"); it never
+ * contains the token.
  */
 #ifndef VMFERRY_FETCH_H
 #define VMFERRY_FETCH_H
@@ -48,6 +58,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct fetch;
 struct fetch_req;
@@ -55,6 +66,13 @@ struct fetch_req;
 #define FETCH_MAX_EXTRA_HEADERS 4
 
 typedef void fetch_done_fn(struct fetch_req *req);
+
+/* Takes (data, len), the next piece of a streamed body; returns 0, or
+ * -errno to abort the transfer (the request then fails with it; set
+ * req->errmsg to say why).  Runs on the fetch thread: it may hash and
+ * queue what it gets, but every other transfer waits meanwhile, so it
+ * is for requests that run alone (a full download). */
+typedef int fetch_sink_fn(struct fetch_req *req, const void *data, size_t len);
 
 enum fetch_prio {
 	FETCH_PRIO_DEMAND,
@@ -94,11 +112,23 @@ struct fetch_req {
 	uint64_t deadline_ns;
 	fetch_done_fn *done; /* called once on the fetch thread */
 	void *opaque;	     /* for the caller */
+	/* A whole-body GET (len 0, buf NULL) streamed to sink instead, of
+	 * any length; got counts what sink took. */
+	fetch_sink_fn *sink;
+	/* If set, a 3xx answer with a Location completes with -EREMCHG
+	 * and its target (absolute, as curl resolved it) copied here,
+	 * when it fits in redirect_len. */
+	char *redirect;
+	size_t redirect_len;
 
 	/* Set by the engine before done() is called. */
 	int result;	  /* 0 or -errno (see above) */
 	long http_status; /* 0 if no HTTP answer */
 	size_t got;	  /* body bytes written to buf */
+	/* The answer's Content-Length (FTP: the file size), -1 if none. */
+	int64_t content_length;
+	/* TOTAL of a 206's Content-Range, 0 if unknown ("*"). */
+	uint64_t range_total;
 	char errmsg[256]; /* detail when result < 0 */
 
 	/* Engine-private. */
@@ -138,5 +168,14 @@ struct fetch_stats {
 };
 /* Snapshot of the counters.  Any thread. */
 void fetch_get_stats(struct fetch *f, struct fetch_stats *ret);
+
+/* Length of a path or URL without its query string (never logged: it
+ * may hold a CDN's signature), for "%.*s". */
+static inline int no_query_len(const char *s)
+{
+	size_t n = strcspn(s, "?");
+
+	return n > 1024 ? 1024 : (int)n;
+}
 
 #endif

@@ -110,8 +110,6 @@ int xfer_config_init(struct xfer_config *xc, const struct fetch_config *cfg)
 	xc->insecure = cfg->insecure;
 	xc->compress = cfg->compress;
 	xc->protocols = cfg->allow_plain ? "https,http,ftp" : "https";
-	xc->is_ftp = strncasecmp(xc->base_url, "ftp://", 6) == 0;
-	xc->is_https = strncasecmp(xc->base_url, "https://", 8) == 0;
 	return 0;
 }
 
@@ -219,10 +217,12 @@ static int parse_digits(const char **p, uint64_t *ret)
 }
 
 /* True if s is exactly "bytes OFF-LAST/TOTAL" (TOTAL digits or '*') for
- * the range asked, and consistent with its total. */
-static bool content_range_matches(const char *s, uint64_t off, uint64_t len)
+ * the range asked, and consistent with its total (*ret_total; 0 for
+ * '*'). */
+static bool content_range_matches(const char *s, uint64_t off, uint64_t len,
+				  uint64_t *ret_total)
 {
-	uint64_t first, last, total;
+	uint64_t first, last, total = 0;
 
 	if (strncmp(s, "bytes ", 6) != 0)
 		return false;
@@ -234,6 +234,7 @@ static bool content_range_matches(const char *s, uint64_t off, uint64_t len)
 		if (parse_digits(&s, &total) < 0 || *s != '\0' || last >= total)
 			return false;
 	}
+	*ret_total = total;
 	return first == off && last == off + len - 1;
 }
 
@@ -256,7 +257,8 @@ static int xfer_check_success(struct xfer *x, long status, bool final)
 					    "range reply: %u Content-Range "
 					    "headers",
 					    x->n_crange);
-		if (!content_range_matches(x->crange, req->off, req->len)) {
+		if (!content_range_matches(x->crange, req->off, req->len,
+					   &x->total)) {
 			copy_printable(shown, sizeof(shown), x->crange,
 				       strlen(x->crange));
 			return fetch_errmsg(req, -EBADMSG,
@@ -286,7 +288,53 @@ static int xfer_check_success(struct xfer *x, long status, bool final)
 	return 0;
 }
 
-/* A non-2xx answer: "HTTP N: <the JSON body's error field>". */
+/* The body of an error answer that is not vmferry's JSON (a plain
+ * server's text or HTML page), as one printable line: runs of white
+ * space become one space, and it is cut at out_len. */
+static void trim_body(char *out, size_t out_len, const char *s, size_t len)
+{
+	size_t n = 0;
+	bool space = false;
+
+	for (size_t i = 0; i < len && n + 1 < out_len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			space = n > 0;
+			continue;
+		}
+		if (space && n + 2 < out_len)
+			out[n++] = ' ';
+		space = false;
+		out[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	out[n] = '\0';
+}
+
+/* A 3xx answer the caller asked to see: -EREMCHG with its target. */
+static int xfer_redirect(struct xfer *x, long status)
+{
+	struct fetch_req *req = x->req;
+	char *target = NULL;
+	size_t len;
+
+	if (curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &target) !=
+		CURLE_OK ||
+	    !target)
+		return fetch_errmsg(req, -EIO, "HTTP %ld without a Location",
+				    status);
+	len = strlen(target);
+	if (len >= req->redirect_len)
+		return fetch_errmsg(req, -EIO,
+				    "HTTP %ld to a URL of %zu bytes: too long",
+				    status, len);
+	memcpy(req->redirect, target, len + 1);
+	return fetch_errmsg(req, -EREMCHG, "HTTP %ld to %.*s", status,
+			    no_query_len(target), target);
+}
+
+/* A non-2xx answer: "HTTP N: <the JSON body's error field>", or the
+ * body's text when it is not vmferry's JSON. */
 static int xfer_status_error(struct xfer *x, long status)
 {
 	struct fetch_req *req = x->req;
@@ -296,6 +344,10 @@ static int xfer_status_error(struct xfer *x, long status)
 	char shown[160];
 	int r;
 
+	if (status >= 300 && status <= 399 && req->redirect) {
+		json_decref(root);
+		return xfer_redirect(x, status);
+	}
 	switch (status) {
 	case 401:
 	case 403:
@@ -311,12 +363,14 @@ static int xfer_status_error(struct xfer *x, long status)
 		r = -EIO;
 		break;
 	}
-	if (e) {
+	if (e)
 		copy_printable(shown, sizeof(shown), e, strlen(e));
+	else
+		trim_body(shown, sizeof(shown), x->side, x->side_len);
+	if (shown[0])
 		fetch_errmsg(req, r, "HTTP %ld: %s", status, shown);
-	} else {
+	else
 		fetch_errmsg(req, r, "HTTP %ld", status);
-	}
 	json_decref(root);
 	return r;
 }
@@ -327,11 +381,17 @@ int xfer_result(struct xfer *x, CURLcode cc)
 	struct fetch_req *req = x->req;
 	long status = 0;
 	int r;
+	curl_off_t clen = -1;
 
 	if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status) !=
 	    CURLE_OK)
 		status = 0;
-	req->http_status = x->xc->is_ftp ? 0 : status;
+	req->http_status = x->is_ftp ? 0 : status;
+	if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+			      &clen) != CURLE_OK)
+		clen = -1;
+	req->content_length = clen;
+	req->range_total = x->total;
 	if (x->err < 0)
 		return x->err; /* errmsg already says why */
 	if (cc != CURLE_OK) {
@@ -340,7 +400,7 @@ int xfer_result(struct xfer *x, CURLcode cc)
 				    x->errbuf[0] ? x->errbuf
 						 : curl_easy_strerror(cc));
 	}
-	if (x->xc->is_ftp) {
+	if (x->is_ftp) {
 		/* No status line or headers: the length is all to check. */
 		if (req->len > 0 && req->got != req->len)
 			return fetch_errmsg(req, -EBADMSG,
@@ -414,7 +474,7 @@ static int xfer_first_byte(struct xfer *x)
 	long status = 0;
 
 	x->checked = true;
-	if (x->xc->is_ftp)
+	if (x->is_ftp)
 		return 0;
 	if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status) !=
 	    CURLE_OK)
@@ -506,6 +566,15 @@ static size_t xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *opaque)
 		x->side_len += room;
 		return n;
 	}
+	if (req->sink) {
+		r = req->sink(req, ptr, n);
+		if (r < 0) {
+			x->err = r;
+			return 0;
+		}
+		req->got += n;
+		return n;
+	}
 	if (!req->buf && req->len == 0) {
 		/* The caller does not want the body; read a bounded one. */
 		if (n > VMF_JSON_MAX - x->dropped) {
@@ -556,9 +625,9 @@ static int xfer_headers(struct xfer *x, bool upload)
 	char line[FETCH_HEADER_VAL_MAX + 32];
 	int r = 0;
 
-	if (xc->auth_header && !xc->is_ftp)
+	if (xc->auth_header && !x->is_ftp)
 		r = slist_add(&x->headers, xc->auth_header);
-	if (r == 0 && xc->compress && req->len > 0 && !xc->is_ftp)
+	if (r == 0 && xc->compress && req->len > 0 && !x->is_ftp)
 		r = slist_add(&x->headers, "Vmferry-Accept-Encoding: zstd");
 	if (r == 0 && upload) {
 		snprintf(line, sizeof(line), "Content-Type: %s",
@@ -600,7 +669,7 @@ static CURLcode xfer_setopts(struct xfer *x, bool head, bool upload)
 	 * after the handshake) rather than open more.  Not over http://:
 	 * curl would learn it cannot multiplex only from the first reply,
 	 * so one slow request would hold up the others. */
-	if (xc->is_https)
+	if (x->is_https)
 		setopt_chain(cc, e, CURLOPT_PIPEWAIT, 1L);
 	setopt_chain(cc, e, CURLOPT_CONNECTTIMEOUT, xc->connect_timeout_s);
 	setopt_chain(cc, e, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -672,6 +741,7 @@ int xfer_start(struct xfer *x, struct fetch_req *req, CURLM *multi)
 	x->crange[0] = '\0';
 	x->side_len = 0;
 	x->dropped = 0;
+	x->total = 0;
 	x->errbuf[0] = '\0';
 
 	if (!strcmp(method, "HEAD"))
@@ -682,8 +752,8 @@ int xfer_start(struct xfer *x, struct fetch_req *req, CURLM *multi)
 		return fetch_errmsg(req, -EINVAL, "unsupported method");
 	if (req->len > 0 && strcmp(method, "GET") != 0)
 		return fetch_errmsg(req, -EINVAL, "a range needs GET");
-	if ((upload || !strcmp(method, "DELETE")) && xc->is_ftp)
-		return fetch_errmsg(req, -EINVAL, "ftp is read-only");
+	if (req->sink && (req->len > 0 || strcmp(method, "GET") != 0))
+		return fetch_errmsg(req, -EINVAL, "a stream needs a whole GET");
 	if (req->len > 0 && req->off > UINT64_MAX - (req->len - 1))
 		return fetch_errmsg(req, -EINVAL, "range overflows");
 	if (!header_value_ok(req->content_type))
@@ -697,6 +767,10 @@ int xfer_start(struct xfer *x, struct fetch_req *req, CURLM *multi)
 	if (!x->url)
 		return fetch_errmsg(req, -ENOMEM, "out of memory");
 	snprintf(x->url, url_len, "%s%s", xc->base_url, req->path);
+	x->is_ftp = strncasecmp(x->url, "ftp://", 6) == 0;
+	x->is_https = strncasecmp(x->url, "https://", 8) == 0;
+	if ((upload || !strcmp(method, "DELETE")) && x->is_ftp)
+		return fetch_errmsg(req, -EINVAL, "ftp is read-only");
 	if (req->len > 0)
 		snprintf(x->range, sizeof(x->range), "%" PRIu64 "-%" PRIu64,
 			 req->off, req->off + req->len - 1);

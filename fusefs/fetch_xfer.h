@@ -36,8 +36,6 @@ struct xfer_config {
 	char *pin;
 	const char *protocols;
 	bool insecure;
-	bool is_ftp;   /* base_url is ftp:// (no HTTP status rules) */
-	bool is_https; /* base_url is https:// (may multiplex) */
 	bool compress; /* ask for zstd on range GETs */
 	long connect_timeout_s;
 	long stall_timeout_s;
@@ -58,6 +56,8 @@ struct xfer {
 	struct fetch_req *req; /* NULL when idle */
 	struct curl_slist *headers;
 	char *url;
+	bool is_ftp;   /* url is ftp:// (no HTTP status rules) */
+	bool is_https; /* url is https:// (may multiplex) */
 
 	/* Reply state, reset for every request. */
 	int err;	   /* set by a callback that aborted the transfer */
@@ -74,6 +74,7 @@ struct xfer {
 	size_t side_len;
 	char side[FETCH_SIDE_MAX];
 	uint64_t dropped; /* body bytes read and dropped (buf NULL) */
+	uint64_t total;	  /* TOTAL of the Content-Range checked, 0: "*" */
 	char errbuf[CURL_ERROR_SIZE];
 	char range[48];
 };
@@ -131,13 +132,5 @@ struct fetch_req *xfer_release(struct xfer *x);
 /* Set req->errmsg from fmt; returns r. */
 int fetch_errmsg(struct fetch_req *req, int r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* Length of a path or URL without its query string (never logged). */
-static inline int no_query_len(const char *s)
-{
-	size_t n = strcspn(s, "?");
-
-	return n > 1024 ? 1024 : (int)n;
-}
 
 #endif

@@ -319,6 +319,44 @@ static int page_load(struct image *im, uint64_t page)
 	return r;
 }
 
+int image_seed_manifest(struct image *im, const uint8_t *hashes)
+{
+	for (uint64_t page = 0; page < im->npages; page++) {
+		size_t len = (size_t)(page_entries(im, page) * VMF_HASH_LEN);
+		const uint8_t *p =
+		    hashes + page * MANIFEST_PAGE_ENTRIES * VMF_HASH_LEN;
+		_cleanup_free_ void *cached = NULL;
+		size_t clen = 0;
+		char key[64];
+		int r;
+
+		page_meta_key(key, sizeof(key), im->hdr.version, page);
+		if (cache_meta_get(im->cache, key, &cached, &clen) == 0 &&
+		    clen == len && memcmp(cached, p, len) == 0)
+			continue;
+		r = cache_meta_put(im->cache, key, p, len);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int image_manifest_hash(struct image *im, uint64_t blkno,
+			uint8_t out[VMF_HASH_LEN])
+{
+	int r;
+
+	if (blkno >= im->hdr.nblocks)
+		return -EINVAL;
+	r = image_load_manifest(im, blkno, 1);
+	if (r < 0)
+		return r;
+	lock(im);
+	memcpy(out, base_hash(im, blkno), VMF_HASH_LEN);
+	unlock(im);
+	return 0;
+}
+
 int image_load_manifest(struct image *im, uint64_t first, uint64_t count)
 {
 	uint64_t p0, p1;

@@ -55,6 +55,20 @@ void image_free(struct image *im);
  * -EBADMSG (manifest does not match), or a fetch error. */
 int image_load_manifest(struct image *im, uint64_t first, uint64_t count);
 
+/* Give the image the mounted version's whole manifest, hashes
+ * (nblocks * VMF_HASH_LEN bytes, borrowed), already verified by the
+ * caller: each page is stored in the cache's meta where it is missing or
+ * differs, so no page is ever fetched (a plain server's manifest is
+ * checked whole, by its SHA-256).  Call before image_load_manifest().
+ * Returns 0 or -errno from the cache. */
+int image_seed_manifest(struct image *im, const uint8_t *hashes);
+
+/* The mounted version's manifest hash of block blkno (the zero hash for
+ * a zero block) into out, loading its page if needed.  Returns 0, -EINVAL
+ * past the end, or a manifest-loading error. */
+int image_manifest_hash(struct image *im, uint64_t blkno,
+			uint8_t out[VMF_HASH_LEN]);
+
 /* Read up to len bytes at off into buf.  Returns the byte count (short
  * only at the end of the image; 0 past it), or -EIO when a needed block
  * could not be fetched and verified within io_timeout_s. */

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "hash.h"
 #include "io.h"
 #include "log.h"
 #include "util.h"
@@ -39,6 +40,8 @@
 #include "keys.h"
 #include "lease.h"
 #include "pin.h"
+#include "plain.h"
+#include "fulldl.h"
 #include "pending.h"
 #include "upload.h"
 #include "expiry.h"
@@ -71,12 +74,20 @@ struct mount_opts {
 	uint64_t io_timeout_s;
 	uint64_t connect_timeout_s;
 	uint64_t readahead;
+	/* A plain export (plain.h): read-only, no token, no lease.  url
+	 * is then its display form (no query: it may hold a CDN's
+	 * signature), plain_url what the user gave. */
+	bool plain;
+	const char *plain_url;
+	bool has_manifest_pin;
+	uint8_t manifest_pin[VMF_HASH_LEN]; /* --manifest-sha256 */
 };
 
 /* Everything a running mount holds, torn down in reverse. */
 struct mount {
 	struct mount_opts o;
 	struct remote_url url;
+	struct plain_source src; /* plain exports: where the files are */
 	char *token;
 	struct keys_user user; /* cleansed once the copy is open */
 	/* The copy's data key and id, kept to seal its lifecycle record. */
@@ -113,10 +124,19 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: vmferry mount [OPTIONS] https://HOST:PORT/NAME MOUNTPOINT\n"
+	    "       vmferry mount [OPTIONS] URL/NAME/vmferry.json MOUNTPOINT\n"
 	    "\n"
 	    "Mount a remote disk image as MOUNTPOINT/NAME.img.  Blocks are\n"
 	    "fetched on demand, verified against the version's manifest and\n"
 	    "cached encrypted; a background thread completes the local copy.\n"
+	    "\n"
+	    "https://HOST:PORT/NAME is an image on vmferry-server.  A URL whose\n"
+	    "path ends in .json or / is a version exported with `vmferry\n"
+	    "export` and served by any HTTPS or FTP server (https://, ftp://,\n"
+	    "http://): mounted read-only, without a token; redirects are\n"
+	    "followed once, at mount; a server that ignores Range gets a full\n"
+	    "download into the cache first.  Without TLS (ftp://, http://)\n"
+	    "give --manifest-sha256 (printed by export), or --insecure.\n"
 	    "\n"
 	    "  -f, --foreground        stay in the foreground (default: return\n"
 	    "                          once mounted and serve in the background)\n"
@@ -132,6 +152,8 @@ static void usage(FILE *out)
 	    "      --passphrase        protect the copy with a passphrase instead,\n"
 	    "                          asked on the terminal (twice for a new copy)\n"
 	    "      --passphrase-file FILE  the passphrase: FILE's first line (0600)\n"
+	    "      --manifest-sha256 HEX  plain exports: require the manifest to\n"
+	    "                          have this SHA-256 (64 hex digits)\n"
 	    "      --read-only         refuse writes (default: writable; changes\n"
 	    "                          stay in the local copy until synced)\n"
 	    "      --sync-interval SECS  upload changes this often (default 30;\n"
@@ -189,6 +211,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_KEEP,
 		OPT_CHECK_INTERVAL,
 		OPT_MAX_CACHE,
+		OPT_MANIFEST_SHA256,
 	};
 	static const struct option longopts[] = {
 	    {"foreground", no_argument, NULL, 'f'},
@@ -214,6 +237,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"keep", no_argument, NULL, OPT_KEEP},
 	    {"check-interval", required_argument, NULL, OPT_CHECK_INTERVAL},
 	    {"max-cache", required_argument, NULL, OPT_MAX_CACHE},
+	    {"manifest-sha256", required_argument, NULL, OPT_MANIFEST_SHA256},
 	    {"debug", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -310,6 +334,14 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			r = parse_duration(optarg, &o->check_interval_s);
 			if (r == 0 && o->check_interval_s == 0)
 				r = -EINVAL;
+			break;
+		case OPT_MANIFEST_SHA256:
+			what = "--manifest-sha256";
+			o->has_manifest_pin = true;
+			r = strlen(optarg) == VMF_HASH_HEX_LEN
+				? hash_from_hex(optarg, o->manifest_pin,
+						VMF_HASH_LEN)
+				: -EINVAL;
 			break;
 		case 'D':
 			what = "--debug";
@@ -434,6 +466,11 @@ static int start_fetch(struct mount *m)
 
 	cfg.base_url = m->url.base;
 	cfg.token = m->token;
+	if (m->o.plain) {
+		/* Whole URLs, possibly on other hosts after a redirect. */
+		cfg.base_url = "";
+		cfg.allow_plain = !plain_url_is_tls(m->o.url);
+	}
 	cfg.cacert = m->o.cacert;
 	cfg.insecure = m->o.insecure;
 	cfg.compress = !m->o.no_compress;
@@ -967,6 +1004,7 @@ static int start_expiry(struct mount *m)
 	    .name = m->url.name,
 	    .lc = m->lc,
 	    .interval_s = m->o.check_interval_s,
+	    .no_policy = m->o.plain,
 	    .expired = on_expired,
 	    .counts = fill_counts,
 	    .opaque = m,
@@ -1113,6 +1151,83 @@ out:
 	pending_fini(&p);
 }
 
+/* A plain export: descriptor, whole manifest and a range probe
+ * (plain.h), then the copy.  There is no offline start: the manifest's
+ * check needs the server. */
+static int open_plain(struct mount *m, struct remote_image *ret_img,
+		      struct manifest_header *ret_hdr, uint64_t *ret_prev)
+{
+	char why[512];
+	int r;
+
+	r = plain_open(m->fetch, m->o.plain_url,
+		       m->o.has_manifest_pin ? m->o.manifest_pin : NULL,
+		       &m->src, why, sizeof(why));
+	if (r < 0) {
+		log_error("%s: %s", m->url.base, why);
+		return r;
+	}
+	memset(ret_img, 0, sizeof(*ret_img));
+	ret_img->version = m->src.hdr.version;
+	ret_img->size = m->src.hdr.image_size;
+	ret_img->block_size = m->src.hdr.block_size;
+	ret_img->manifest_size = m->src.manifest_len;
+	*ret_hdr = m->src.hdr;
+	m->version = m->src.hdr.version;
+	return open_copy(m, true, ret_prev);
+}
+
+/* A plain export's manifest goes into the copy whole (it was checked
+ * whole); a server that ignores Range gets the full download now,
+ * before the file is visible, and said so on stderr. */
+static int fill_plain(struct mount *m)
+{
+	const struct manifest_header *h = image_header(m->im);
+	char why[512], size[32];
+	int r;
+
+	r = image_seed_manifest(m->im, m->src.manifest + MANIFEST_HEADER_SIZE);
+	if (r == 0)
+		r = image_load_manifest(m->im, 0, h->nblocks);
+	if (r < 0)
+		return log_error_errno(r, "%s: storing the manifest in %s: %m",
+				       m->url.base, m->cache_path);
+	/* The copy holds it now; the image keeps its pages. */
+	free(m->src.manifest);
+	m->src.manifest = NULL;
+	if (m->src.ranges)
+		return 0;
+	if (image_complete(m->im)) {
+		log_info("%s: the server %s; the local copy is complete, "
+			 "nothing to fetch",
+			 m->url.base, m->src.no_range);
+		m->o.no_hydrate = true;
+		return 0;
+	}
+	if (m->o.max_cache) {
+		log_error("%s: the server %s, so the whole image must be "
+			  "downloaded into the cache: --max-cache cannot "
+			  "hold it",
+			  m->url.base, m->src.no_range);
+		return -EINVAL;
+	}
+	format_bytes(h->image_size, size, sizeof(size));
+	log_warn("%s: the server %s: blocks cannot be fetched one by one, "
+		 "so falling back to a full download of the image (%s) into "
+		 "the cache before mounting; every block is still verified",
+		 m->url.base, m->src.no_range, size);
+	r = fulldl_run(m->im, m->fetch, m->src.data_url, why, sizeof(why));
+	if (r < 0) {
+		log_error("%s: the full download failed: %s; nothing "
+			  "unverified was kept",
+			  m->url.base, why);
+		return r;
+	}
+	log_info("%s: full download complete", m->url.base);
+	m->o.no_hydrate = true;
+	return 0;
+}
+
 static int setup(struct mount *m)
 {
 	struct remote_image img;
@@ -1126,8 +1241,17 @@ static int setup(struct mount *m)
 	r = start_fetch(m);
 	if (r < 0)
 		return r;
-	r = remote_get_image(m->fetch, m->url.name, &img, why);
-	if (r < 0 && unreachable(r)) {
+	if (m->o.plain) {
+		r = open_plain(m, &img, &hdr, &prev);
+		if (r < 0)
+			return r;
+		bound = prev;
+	} else {
+		r = remote_get_image(m->fetch, m->url.name, &img, why);
+	}
+	if (m->o.plain) {
+		/* Done above. */
+	} else if (r < 0 && unreachable(r)) {
 		r = open_offline(m, remote_strerror(r), &hdr);
 		if (r < 0)
 			return r;
@@ -1158,8 +1282,8 @@ static int setup(struct mount *m)
 	remote_manifest_path(m->url.name, img.version, manifest_path,
 			     sizeof(manifest_path));
 	icfg.name = m->url.name;
-	icfg.data_path = data_path;
-	icfg.manifest_path = manifest_path;
+	icfg.data_path = m->o.plain ? m->src.data_url : data_path;
+	icfg.manifest_path = m->o.plain ? m->src.manifest_url : manifest_path;
 	icfg.hdr = hdr;
 	icfg.io_timeout_s = m->o.io_timeout_s;
 	icfg.readahead_blocks = (uint32_t)(m->o.readahead / hdr.block_size);
@@ -1211,6 +1335,11 @@ static int setup(struct mount *m)
 		r = start_lifecycle(m, m->offline ? NULL : &img, &hdr);
 	if (r < 0)
 		return r;
+	if (m->o.plain) {
+		r = fill_plain(m);
+		if (r < 0)
+			return r;
+	}
 	r = image_load_manifest(m->im, 0, 1);
 	if (r < 0) {
 		log_error("%s: manifest: %s", m->o.url, remote_strerror(r));
@@ -1234,7 +1363,7 @@ static int setup(struct mount *m)
 		if (r < 0)
 			return r;
 	}
-	if (m->o.read_only && !m->offline)
+	if (m->o.read_only && !m->offline && !m->o.plain)
 		take_pin(m); /* also when take_lease() fell back */
 	if (!m->o.read_only) {
 		struct writeback_config wcfg = {
@@ -1258,9 +1387,11 @@ static int setup(struct mount *m)
 	r = ctl_start(m->ctl_path, ctl_handler, m, &m->ctl);
 	if (r < 0)
 		return log_error_errno(r, "control socket %s: %m", m->ctl_path);
-	log_info("mounted %s version %" PRIu64 " (%" PRIu64 " bytes) on %s/%s",
+	log_info("mounted %s version %" PRIu64 " (%" PRIu64
+		 " bytes) on %s/%s%s",
 		 m->url.name, m->version, hdr.image_size, m->o.mountpoint,
-		 m->fctx.file_name);
+		 m->fctx.file_name,
+		 m->o.plain ? ", read-only (a plain export)" : "");
 	return 0;
 }
 
@@ -1353,6 +1484,7 @@ static void teardown(struct mount *m)
 	cache_free(m->cache);
 	m->cache = NULL;
 	fetch_free(m->fetch);
+	plain_source_fini(&m->src);
 	if (goes)
 		destroy_copy(m);
 	if (m->lock_fd >= 0)
@@ -1375,10 +1507,52 @@ static void no_core_dumps(void)
 		log_warn("cannot turn core dumps off: %m");
 }
 
+/* Which kind of server the URL names (plain.h says how they differ),
+ * and what a plain export implies.  Returns 0, or 2 for a usage error. */
+static int parse_url(struct mount *m)
+{
+	const char *why;
+
+	if (!plain_url_is_plain(m->o.url)) {
+		if (remote_parse_url(m->o.url, &m->url, &why) < 0) {
+			log_error("bad URL \"%s\": %s (a plain export is "
+				  "mounted by its descriptor's URL, "
+				  ".../NAME/" VMF_EXPORT_DESCRIPTOR ")",
+				  m->o.url, why);
+			return 2;
+		}
+		if (m->o.has_manifest_pin) {
+			log_error("--manifest-sha256 is for plain exports; "
+				  "vmferry-server's TLS and token vouch for "
+				  "its manifests");
+			return 2;
+		}
+		return 0;
+	}
+	if (plain_parse_url(m->o.url, &m->url, &why) < 0) {
+		log_error("bad URL \"%.*s\": %s", no_query_len(m->o.url),
+			  m->o.url, why);
+		return 2;
+	}
+	if (!plain_url_is_tls(m->o.url) && !m->o.has_manifest_pin &&
+	    !m->o.insecure) {
+		log_error("%s: without TLS nothing vouches for the manifest, "
+			  "which every block is checked against: give its "
+			  "SHA-256 with --manifest-sha256 HEX (vmferry export "
+			  "prints it), or accept the risk with --insecure",
+			  m->url.base);
+		return 2;
+	}
+	m->o.plain = true;
+	m->o.plain_url = m->o.url;
+	m->o.url = m->url.base;
+	m->o.read_only = true; /* said by the "mounted" line */
+	return 0;
+}
+
 int fusefs_mount_main(int argc, char **argv)
 {
 	struct mount m;
-	const char *why;
 	struct fuse_loop_config *lc;
 	int r;
 
@@ -1390,12 +1564,12 @@ int fusefs_mount_main(int argc, char **argv)
 	r = parse_opts(argc, argv, &m.o);
 	if (r)
 		return r;
-	if (remote_parse_url(m.o.url, &m.url, &why) < 0) {
-		log_error("bad URL \"%s\": %s", m.o.url, why);
-		return 2;
-	}
+	r = parse_url(&m);
+	if (r)
+		return r;
 	if (check_mountpoint(m.o.mountpoint) < 0 ||
-	    read_token(&m.o, &m.token) < 0 || load_user_key(&m) < 0) {
+	    (!m.o.plain && read_token(&m.o, &m.token) < 0) ||
+	    load_user_key(&m) < 0) {
 		teardown(&m);
 		return 1;
 	}

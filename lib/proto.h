@@ -73,6 +73,15 @@
 #define VMF_MISSING_MAX_HASHES 65536	  /* hashes per /blocks/missing */
 #define VMF_TOKEN_MAX	       256	  /* bearer token length */
 
+/* A version exported for plain servers (`vmferry export`; docs/protocol.md,
+ * "Plain servers"): DIR/vmferry.json names DIR/N/data and DIR/N/manifest. */
+#define VMF_EXPORT_DESCRIPTOR "vmferry.json"
+#define VMF_EXPORT_FORMAT     1		 /* its "vmferry_export" field */
+#define VMF_EXPORT_DATA	      "data"	 /* DIR/N/data: the flat image */
+#define VMF_EXPORT_MANIFEST   "manifest" /* DIR/N/manifest */
+#define VMF_EXPORT_REDIRECTS  5		 /* hops followed, once, at mount */
+#define VMF_URL_MAX	      2048	 /* a plain server's URLs */
+
 /* Default server port. */
 #define VMF_DEFAULT_PORT 8443
 

@@ -17,6 +17,18 @@
 #   unmount MNT            fusermount3 -u; fails if the daemon is still
 #                          running after 30 s
 #   make_image FILE SIZE   random data with zero runs (python3)
+#   start_nginx 'LINES'    nginx on 127.0.0.1 over HTTPS with the test
+#                          server's certificate, LINES inside its server
+#                          block; sets NGINX_PID NGINX_URL NGINX_LOG
+#   export_image NAME DIR  vmferry export of NAME into DIR/NAME/; sets
+#                          EXPORT_SHA (the manifest's SHA-256)
+#   mount_refused STATUS REGEX URL [opts...]  vmferry mount must exit
+#                          STATUS with REGEX on stderr, mounting nothing
+#   exported_image SIZE SEED DIR  a test server with image "disk" (make_image
+#                          into $T/data/img.raw), exported into DIR/disk/;
+#                          sets WANT (its sha256) and EXPORT_SHA
+#   start_ftp DIR          an anonymous read-only FTP server (pyftpdlib)
+#                          on 127.0.0.1 serving DIR; sets FTP_PID FTP_URL
 #   fail MSG               print MSG and exit 1
 # Each test gets its own directory $T (with mnt/ data/ logs/); its logs
 # are printed when the test fails.
@@ -170,8 +182,14 @@ mount_image() {
 	MOUNT_PID=$!
 	MOUNT_POINT=$mnt
 	cleanup_fn "unmount_quiet $mnt"
-	local i
-	for ((i = 0; i < 300; i++)); do
+	_wait_mounted "$mnt" 30
+}
+
+# _wait_mounted MNT SECS: until MNT shows the image file; fails if the
+# daemon ($MOUNT_PID) dies first.
+_wait_mounted() {
+	local mnt=$1 i
+	for ((i = 0; i < $2 * 10; i++)); do
 		if mountpoint -q "$mnt" && [ -n "$(ls -A "$mnt" 2>/dev/null)" ]; then
 			return 0
 		fi
@@ -179,7 +197,7 @@ mount_image() {
 			fail "vmferry mount exited before the mount appeared"
 		sleep 0.1
 	done
-	fail "mount did not appear after 30 s"
+	fail "mount did not appear after $2 s"
 }
 
 unmount() {
@@ -190,6 +208,11 @@ unmount() {
 		sleep 0.1
 	done
 	if kill -0 "$MOUNT_PID" 2>/dev/null; then
+		# Where it is stuck, for the failure's logs.
+		if command -v gdb >/dev/null; then
+			gdb -p "$MOUNT_PID" -batch -ex "thread apply all bt" \
+				>"$T/logs/stuck-mount-bt.log" 2>&1 || true
+		fi
 		fail "vmferry mount still running 30 s after unmount"
 	fi
 	wait "$MOUNT_PID" || fail "vmferry mount exited with status $?"
@@ -288,4 +311,161 @@ fault_result() {
 	echo "RESULT scenario=$1 cycles=$2 acked=$3 lost=$4 wrong=$5 secs=$secs"
 	[ "$4" = 0 ] || fail "$1: $4 acknowledged writes lost"
 	[ "$5" = 0 ] || fail "$1: $5 wrong bytes returned"
+}
+
+# start_nginx 'LINES': nginx (Debian's, as a foreground child, `user
+# root` to read $T) on a free port of 127.0.0.1 over HTTPS with the test
+# server's certificate ($CACERT: call start_server or server_init
+# first); LINES go inside its server block.  The access log
+# ($NGINX_LOG) has one "$request_uri $status $bytes_sent" per request.
+start_nginx() {
+	requires nginx
+	local srv=${SERVER_DIR:-$T/srv} i code
+	[ -f "$srv/cert.pem" ] || server_init "$srv"
+	CACERT="$srv/cert.pem"
+	NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	mkdir -p "$T/nginx"
+	NGINX_LOG="$T/logs/nginx-access.log"
+	cat >"$T/nginx/nginx.conf" <<CONF
+daemon off;
+user root;
+worker_processes 1;
+pid $T/nginx/nginx.pid;
+error_log $T/logs/nginx-error.log;
+events { worker_connections 64; }
+http {
+	log_format uri '\$request_uri \$status \$bytes_sent';
+	access_log $NGINX_LOG uri;
+	client_body_temp_path $T/nginx/body;
+	proxy_temp_path $T/nginx/proxy;
+	fastcgi_temp_path $T/nginx/fastcgi;
+	uwsgi_temp_path $T/nginx/uwsgi;
+	scgi_temp_path $T/nginx/scgi;
+	default_type application/octet-stream;
+	server {
+		listen 127.0.0.1:$NGINX_PORT ssl;
+		ssl_certificate $srv/cert.pem;
+		ssl_certificate_key $srv/key.pem;
+		$1
+	}
+}
+CONF
+	nginx -c "$T/nginx/nginx.conf" -e "$T/logs/nginx-error.log" \
+		>"$T/logs/nginx.out" 2>&1 &
+	NGINX_PID=$!
+	cleanup_fn stop_nginx
+	NGINX_URL="https://127.0.0.1:$NGINX_PORT"
+	for ((i = 0; i < 300; i++)); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CACERT" \
+			"$NGINX_URL/" 2>/dev/null || true)
+		[ -n "$code" ] && [ "$code" != 000 ] && break
+		kill -0 "$NGINX_PID" 2>/dev/null || fail "nginx exited before it was ready"
+		sleep 0.1
+	done
+	[ -n "$code" ] && [ "$code" != 000 ] || fail "nginx not ready after 30 s"
+	: >"$NGINX_LOG"
+}
+
+stop_nginx() {
+	[ -n "${NGINX_PID:-}" ] || return 0
+	kill "$NGINX_PID" 2>/dev/null || true
+	wait "$NGINX_PID" 2>/dev/null || true
+	NGINX_PID=
+}
+
+# nginx_hits REGEX: requests in the access log whose URI matches REGEX.
+nginx_hits() {
+	grep -cE "^$1 " "$NGINX_LOG" || true
+}
+
+# export_image NAME DIR: the current version of NAME on the test server,
+# exported into DIR/NAME/.
+export_image() {
+	"$VMFERRY" export --cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE" \
+		"$SERVER_URL/$1" "$2" >"$T/logs/export-$1.out" 2>&1 ||
+		fail "vmferry export $1 $2: $(cat "$T/logs/export-$1.out")"
+	EXPORT_SHA=$(sed -n 's/^manifest sha256: //p' "$T/logs/export-$1.out")
+	[ ${#EXPORT_SHA} = 64 ] || fail "export printed no manifest sha256"
+}
+
+# mount_refused STATUS REGEX URL [options...]: a mount on $T/mnt (own
+# cache, the test's key) that must exit with STATUS, say REGEX (grep -E)
+# on stderr, and leave nothing mounted.  Its stderr: $T/logs/refused.err.
+mount_refused() {
+	local want=$1 re=$2 url=$3 st=0 err="$T/logs/refused.err"
+	shift 3
+	"$VMFERRY" mount -f "$url" "$T/mnt" --cache "$T/cache-refused" \
+		"${MOUNT_KEY[@]}" "$@" 2>"$err" || st=$?
+	[ "$st" = "$want" ] || fail "mount $url: exit $st, want $want: $(cat "$err")"
+	grep -qE -- "$re" "$err" || fail "mount $url: no \"$re\" in: $(cat "$err")"
+	! mountpoint -q "$T/mnt" || fail "mount $url: mounted anyway"
+}
+
+# exported_image SIZE SEED DIR: start_server, then image "disk" made,
+# imported and exported into DIR/disk/.
+exported_image() {
+	start_server "$T/srv"
+	make_image "$T/data/img.raw" "$1" "$2"
+	import_image disk "$T/data/img.raw"
+	WANT=$(sha256sum <"$T/data/img.raw" | cut -d' ' -f1)
+	export_image disk "$3"
+}
+
+# start_ftp DIR: pyftpdlib, anonymous and read-only, on 127.0.0.1
+# (control and passive data connections alike).
+start_ftp() {
+	# Debian's python3-pyftpdlib is for Debian's python3, which another
+	# python3 earlier on PATH (pyenv, a venv) does not see.
+	local py=/usr/bin/python3
+	[ -x "$py" ] || py=python3
+	"$py" -c 'import pyftpdlib' 2>/dev/null ||
+		{ echo "SKIP: python3-pyftpdlib not installed" >&2; exit 77; }
+	local dir=$1 ready="$T/ftp.ready" i
+	rm -f "$ready"
+	"$py" - "$dir" "$ready" >"$T/logs/ftp.log" 2>&1 <<'PY' &
+import os, sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+auth = DummyAuthorizer()
+auth.add_anonymous(sys.argv[1], perm="elr")
+FTPHandler.authorizer = auth
+server = FTPServer(("127.0.0.1", 0), FTPHandler)
+with open(sys.argv[2] + ".tmp", "w") as f:
+    f.write("%d\n" % server.socket.getsockname()[1])
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+server.serve_forever()
+PY
+	FTP_PID=$!
+	cleanup_fn stop_ftp
+	for ((i = 0; i < 300; i++)); do
+		[ -s "$ready" ] && break
+		kill -0 "$FTP_PID" 2>/dev/null || fail "the FTP server exited before it was ready"
+		sleep 0.1
+	done
+	[ -s "$ready" ] || fail "the FTP server not ready after 30 s"
+	FTP_URL="ftp://127.0.0.1:$(cat "$ready")"
+}
+
+stop_ftp() {
+	[ -n "${FTP_PID:-}" ] || return 0
+	kill "$FTP_PID" 2>/dev/null || true
+	wait "$FTP_PID" 2>/dev/null || true
+	FTP_PID=
+}
+
+# mount_plain URL MNT [options...]: as mount_image, for a plain export
+# (no token, no --cacert unless given).
+mount_plain() {
+	local url=$1 mnt=$2
+	shift 2
+	# shellcheck disable=SC2046
+	$(_wrap) "$VMFERRY" mount -f "$url" "$mnt" \
+		--cache "$T/cache" "${MOUNT_KEY[@]}" "$@" \
+		>"$T/logs/mount.log" 2>&1 &
+	MOUNT_PID=$!
+	MOUNT_POINT=$mnt
+	cleanup_fn "unmount_quiet $mnt"
+	# A server without ranges gets a full download first: 60 s.
+	_wait_mounted "$mnt" 60
 }

@@ -18,6 +18,7 @@
 #include "../fusefs/keys.h"
 #include "../fusefs/lease.h"
 #include "../fusefs/local.h"
+#include "../fusefs/plain.h"
 #include "../fusefs/remote.h"
 #include "commands.h"
 #include "toolopts.h"
@@ -27,6 +28,7 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: vmferry discard [--cache DIR] https://HOST:PORT/NAME\n"
+	    "       vmferry discard [--cache DIR] URL/NAME/vmferry.json\n"
 	    "\n"
 	    "Destroy the local copy of NAME, with any changes not yet synced:\n"
 	    "its key is overwritten first, then its files are removed.  The copy\n"
@@ -96,6 +98,7 @@ int cmd_discard(int argc, char **argv)
 	struct fetch_config cfg = {0};
 	const char *why;
 	struct remote_url url;
+	bool plain;
 	_cleanup_close_ int lock = -1;
 	char dir[4096];
 	struct stat st;
@@ -109,7 +112,7 @@ int cmd_discard(int argc, char **argv)
 		return 2;
 	}
 	tool_fetch_config(&o, &cfg);
-	if (remote_parse_url(argv[optind], &url, &why) < 0) {
+	if (plain_or_remote_url(argv[optind], &url, &plain, &why) < 0) {
 		log_error("bad URL \"%s\": %s", argv[optind], why);
 		return 2;
 	}
@@ -131,7 +134,8 @@ int cmd_discard(int argc, char **argv)
 		log_error_errno(r, "%s: cannot lock it: %m", dir);
 		return 1;
 	}
-	release_copy_lease(dir, &url, &o.keys, o.token_file, &cfg);
+	if (!plain) /* a plain export's copy holds no lease */
+		release_copy_lease(dir, &url, &o.keys, o.token_file, &cfg);
 	r = keys_destroy(dir);
 	if (r < 0) {
 		log_error_errno(r, "destroying the key in %s: %m", dir);

@@ -15,6 +15,7 @@
 
 #include "../fusefs/keys.h"
 #include "../fusefs/local.h"
+#include "../fusefs/plain.h"
 #include "../fusefs/remote.h"
 #include "commands.h"
 #include "toolopts.h"
@@ -24,6 +25,7 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: vmferry rekey [OPTIONS] https://HOST:PORT/NAME | COPY-DIR\n"
+	    "       vmferry rekey [OPTIONS] URL/NAME/vmferry.json (a plain export)\n"
 	    "\n"
 	    "Protect a local copy with a new key file or passphrase.  Only the\n"
 	    "wrapped data key (data.key) is rewritten, atomically: the cached\n"
@@ -47,10 +49,11 @@ static int copy_dir(const char *cache, const char *arg, char *buf, size_t len)
 	struct remote_url url;
 	const char *why;
 	struct stat st;
+	bool plain;
 	int r, n;
 
-	if (strncmp(arg, "https://", 8) == 0) {
-		if (remote_parse_url(arg, &url, &why) < 0) {
+	if (strstr(arg, "://")) {
+		if (plain_or_remote_url(arg, &url, &plain, &why) < 0) {
 			log_error("bad URL \"%s\": %s", arg, why);
 			return -EINVAL;
 		}

@@ -11,6 +11,7 @@
 int cmd_status(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_discard(int argc, char **argv);
 int cmd_push(int argc, char **argv);

@@ -25,6 +25,8 @@ static const struct {
     {"discard", cmd_discard,
      "destroy a local copy and its unsynced changes: URL"},
     {"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
+    {"export", cmd_export,
+     "write a version as files for any HTTPS/FTP server: URL DIR"},
     {"list", cmd_list, "show every local copy, its state and time left"},
     {"purge", cmd_purge,
      "destroy the local copies whose time is up (expired, ephemeral)"},

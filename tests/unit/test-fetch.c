@@ -270,6 +270,16 @@ static enum MHD_Result serve_bad(struct MHD_Connection *con, const char *what,
 				  "application/json");
 	if (!strcmp(what, "500"))
 		return reply_text(con, 500, "internal error\n", "text/plain");
+	if (!strcmp(what, "503-text"))
+		return reply_text(con, 503, "  maintenance\n\n until\t2am \n",
+				  "text/plain");
+	if (!strcmp(what, "redirect")) {
+		struct MHD_Response *resp = MHD_create_response_from_buffer(
+		    0, NULL, MHD_RESPMEM_PERSISTENT);
+
+		MHD_add_response_header(resp, "Location", "/data");
+		return reply(con, 302, resp);
+	}
 	if (!strcmp(what, "stall")) {
 		/* Headers never come; the client must time out. */
 		(void)gate_pass(SRV_GATES - 1, 5);
@@ -1268,6 +1278,88 @@ out:
 	free(cert);
 }
 
+struct sunk {
+	struct fetch_req req; /* first: the sink gets &s->req */
+	uint8_t *buf;
+	size_t len;
+	size_t fail_after; /* 0: never */
+};
+
+static int sink_copy(struct fetch_req *req, const void *data, size_t len)
+{
+	struct sunk *s = (struct sunk *)req;
+
+	if (s->fail_after && s->len + len > s->fail_after) {
+		snprintf(req->errmsg, sizeof(req->errmsg), "sink says no");
+		return -EBADMSG;
+	}
+	if (len > SRV_SIZE - s->len)
+		return -EFBIG;
+	memcpy(s->buf + s->len, data, len);
+	s->len += len;
+	return 0;
+}
+
+/* What plain servers need: whole URLs on an empty base, a streamed
+ * body, redirect targets, lengths, and an error body's own words. */
+static void test_plain_helpers(void)
+{
+	struct fetch_config cfg = {.base_url = "", .allow_plain = true};
+	struct sunk sk = {0};
+	struct fetch_req req = {0};
+	struct fetch *f = NULL;
+	char url[128], target[128];
+	uint8_t small[10];
+	int r;
+
+	check_int(fetch_new(&cfg, &f), ==, 0);
+	sk.buf = malloc(SRV_SIZE);
+	snprintf(url, sizeof(url), "%s/data", srv_url);
+	sk.req.path = url;
+	sk.req.sink = sink_copy;
+	check_int(fetch_run(f, &sk.req), ==, 0);
+	check_int(sk.len, ==, SRV_SIZE);
+	check_int(sk.req.got, ==, SRV_SIZE);
+	check_int(sk.req.content_length, ==, SRV_SIZE);
+	check(memcmp(sk.buf, srv_data, SRV_SIZE) == 0);
+
+	/* A sink's error ends the transfer with it. */
+	sk.len = 0;
+	sk.fail_after = 100000;
+	memset(&sk.req, 0, sizeof(sk.req));
+	sk.req.path = url;
+	sk.req.sink = sink_copy;
+	check_int(fetch_run(f, &sk.req), ==, -EBADMSG);
+	check(strcmp(sk.req.errmsg, "sink says no") == 0);
+
+	/* The Content-Range's total. */
+	r = run(f, &req, url, 5, sizeof(small), small, sizeof(small));
+	check_int(r, ==, 0);
+	check_int(req.range_total, ==, SRV_SIZE);
+
+	/* A redirect: its target when asked for, else an error. */
+	snprintf(url, sizeof(url), "%s/bad/redirect", srv_url);
+	memset(&req, 0, sizeof(req));
+	req.redirect = target;
+	req.redirect_len = sizeof(target);
+	check_int(run(f, &req, url, 0, 0, small, sizeof(small)), ==, -EREMCHG);
+	snprintf(url, sizeof(url), "%s/data", srv_url);
+	check(strcmp(target, url) == 0);
+	snprintf(url, sizeof(url), "%s/bad/redirect", srv_url);
+	memset(&req, 0, sizeof(req));
+	check_int(run(f, &req, url, 0, 0, small, sizeof(small)), ==, -EIO);
+
+	/* A text error body's words, trimmed to one line. */
+	snprintf(url, sizeof(url), "%s/bad/503-text", srv_url);
+	memset(&req, 0, sizeof(req));
+	check_int(run(f, &req, url, 0, 4, small, sizeof(small)), ==, -EIO);
+	check(strcmp(req.errmsg, "HTTP 503: maintenance until 2am") == 0);
+	if (strcmp(req.errmsg, "HTTP 503: maintenance until 2am") != 0)
+		printf("# errmsg: %s\n", req.errmsg);
+	free(sk.buf);
+	fetch_free(f);
+}
+
 int main(void)
 {
 	log_init_from_env();
@@ -1289,6 +1381,8 @@ int main(void)
 	TEST(test_token(), "bearer token sent; 401 maps to EACCES");
 	TEST(test_demand_first(), "demand goes before background");
 	TEST(test_tls(), "TLS: CA file, pin, insecure; errors map to EPERM");
+	TEST(test_plain_helpers(),
+	     "whole URLs, streamed bodies, redirects, lengths, error words");
 	srv_stop();
 	return test_done();
 }
