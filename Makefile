@@ -70,7 +70,7 @@ UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
 UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer
 UNIT_DEPS_test-range	= server/range
 UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
-			  fusefs/image_evict \
+			  fusefs/image_evict fusefs/profile \
 			  fusefs/cache fusefs/crypto
 UNIT_DEPS_test-auth	= server/auth
 UNIT_DEPS_test-ratelimit = server/ratelimit
