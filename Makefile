@@ -75,6 +75,8 @@ UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
 UNIT_DEPS_test-auth	= server/auth
 UNIT_DEPS_test-ratelimit = server/ratelimit
 UNIT_DEPS_test-route	= server/route server/upload_parse
+UNIT_DEPS_test-profile	= fusefs/profile
+UNIT_DEPS_test-profiles	= server/profiles server/versions server/store
 
 .SECONDEXPANSION:
 # Keep intermediate objects (tests/tap.o) between runs.
