@@ -553,19 +553,22 @@ static int add_lifecycle(struct mount *m, json_t *o)
 					   : json_integer((json_int_t)left)));
 }
 
-/* The boot profile's part of "status": what was prefetched, and what
- * this session recorded. */
+/* The boot profile's part of "status": what was prefetched, what this
+ * session recorded, and the requests the guest waited for (demand). */
 static int add_profile(struct mount *m, json_t *o)
 {
 	struct hydrate_stats hs;
+	struct fetch_stats fs;
 	size_t recorded = 0;
 	bool closed = false;
 
 	hydrate_get_stats(m->hydrate, &hs);
+	fetch_get_stats(m->fetch, &fs);
 	if (m->prof)
 		profile_count(m->prof, &recorded, &closed);
 	return json_object_update_new(
-	    o, json_pack("{s:I, s:I, s:b, s:I, s:b}", "profile_blocks",
+	    o, json_pack("{s:I, s:I, s:I, s:b, s:I, s:b}", "demand_requests",
+			 (json_int_t)fs.demand_requests, "profile_blocks",
 			 (json_int_t)hs.profile_blocks, "profile_fetched",
 			 (json_int_t)hs.profile_fetched, "profile_done",
 			 !m->hydrate || hs.profile_done, "profile_recorded",
