@@ -137,7 +137,8 @@ int profiles_merge(struct profile *p, const uint64_t *blocks, size_t n)
 	for (i = 0; i < n; i++)
 		up[i] = (struct profile_entry){blocks[i], i, 1};
 	qsort(up, n, sizeof(*up), cmp_block);
-	qsort(p->e, p->n, sizeof(*p->e), cmp_block);
+	if (p->n) /* p->e may be NULL */
+		qsort(p->e, p->n, sizeof(*p->e), cmp_block);
 	/* Both sorted by block: one pass joins them. */
 	for (i = 0; i < p->n || k < n;) {
 		if (k == n || (i < p->n && p->e[i].block < up[k].block)) {
