@@ -44,13 +44,16 @@ struct pf_slot {
 };
 
 struct hydrate {
-	struct image *im;    /* borrowed */
-	struct fetch *fetch; /* borrowed */
-	uint64_t *profile;   /* set before the thread starts; owned */
-	size_t profile_n;
-	bool background; /* set before the thread starts */
+	struct image *im;		 /* borrowed */
+	struct fetch *fetch;		 /* borrowed */
+	hydrate_profile_fn *get_profile; /* set before the thread starts */
+	void *opaque;			 /* set before the thread starts */
+	bool background;		 /* set before the thread starts */
+	uint64_t *profile;		 /* hydrate thread only; owned */
+	size_t profile_n;		 /* protected by h->lock */
 	pthread_t thread;
-	/* Protects slots[].busy/done, pf[].busy, pf_fetched and stop. */
+	/* Protects slots[].busy/done, pf[].busy, pf_fetched, profile_n and
+	 * stop. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
@@ -217,12 +220,18 @@ static void *hydrate_thread(void *arg)
 	uint64_t demand_next, gen, seen_gen = 0;
 	bool wrapped = true; /* the first scan starts at 0 */
 	bool go = h->background, cancelled = false;
+	size_t n = 0;
 	unsigned backoff_ms = 0;
 	int inflight = 0;
 
 	if (max == 0)
 		max = 1;
 	log_debug(LOG_CAT_HYDRATE, "hydrate: started");
+	if (h->get_profile && h->get_profile(h->opaque, &h->profile, &n) == 0) {
+		mutex_lock(&h->lock);
+		h->profile_n = n;
+		mutex_unlock(&h->lock);
+	}
 	if (h->profile_n && !profile_phase(h, max))
 		go = false;
 	atomic_store_explicit(&h->pf_over, true, memory_order_relaxed);
@@ -361,16 +370,8 @@ int hydrate_start(const struct hydrate_config *cfg, struct image *im,
 	h->background = cfg->background;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
-	if (cfg->profile_n) {
-		h->profile = malloc(cfg->profile_n * sizeof(*h->profile));
-		if (!h->profile) {
-			hydrate_stop(h);
-			return -ENOMEM;
-		}
-		memcpy(h->profile, cfg->profile,
-		       cfg->profile_n * sizeof(*h->profile));
-		h->profile_n = cfg->profile_n;
-	}
+	h->get_profile = cfg->get_profile;
+	h->opaque = cfg->opaque;
 	for (int i = 0; i < HYDRATE_SLOTS; i++) {
 		h->slots[i].buf = malloc(room);
 		if (!h->slots[i].buf) {
@@ -418,10 +419,10 @@ void hydrate_get_stats(struct hydrate *h, struct hydrate_stats *ret)
 	memset(ret, 0, sizeof(*ret));
 	if (!h)
 		return;
-	ret->profile_blocks = h->profile_n;
 	ret->profile_done =
 	    atomic_load_explicit(&h->pf_over, memory_order_relaxed);
 	mutex_lock(&h->lock);
+	ret->profile_blocks = h->profile_n;
 	ret->profile_fetched = h->pf_fetched;
 	mutex_unlock(&h->lock);
 }

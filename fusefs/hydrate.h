@@ -25,10 +25,15 @@ struct fetch;
 struct image;
 struct hydrate;
 
+/* Get the boot profile, on the hydrate thread as it starts (so that
+ * the mount does not wait for it): 0 and a new array of block indices,
+ * best first, in *ret (NULL when *ret_n is 0; hydrate frees it), or
+ * -errno (no profile; the callback logs why). */
+typedef int hydrate_profile_fn(void *opaque, uint64_t **ret, size_t *ret_n);
+
 struct hydrate_config {
-	/* The boot profile's blocks, best first (copied; may be NULL). */
-	const uint64_t *profile;
-	size_t profile_n;
+	hydrate_profile_fn *get_profile; /* NULL: no profile */
+	void *opaque;			 /* for get_profile */
 	/* After the profile, complete the copy (false: --no-hydrate, the
 	 * profile only). */
 	bool background;

@@ -1147,18 +1147,17 @@ out:
 	pending_fini(&p);
 }
 
-/* The boot profile to prefetch, from the server (docs/client.md, "Boot
- * profiles"): none when the server has none, or on any error (a profile
- * is a hint; the mount goes on without). */
-static void get_profile(struct mount *m, const struct manifest_header *h,
-			uint64_t **ret, size_t *ret_n)
+/* hydrate_profile_fn: the boot profile to prefetch, from the server
+ * (docs/client.md, "Boot profiles").  None when the server has none, or
+ * on any error: a profile is a hint, the mount goes on without. */
+static int get_profile(void *opaque, uint64_t **ret, size_t *ret_n)
 {
+	struct mount *m = opaque;
+	const struct manifest_header *h = image_header(m->im);
 	uint64_t from = 0;
 	char why[256];
 	int r;
 
-	*ret = NULL;
-	*ret_n = 0;
 	r = remote_get_profile(m->fetch, m->url.name, h->version, h->block_size,
 			       h->nblocks, ret, ret_n, &from, why);
 	if (r == -ENOENT)
@@ -1170,20 +1169,22 @@ static void get_profile(struct mount *m, const struct manifest_header *h,
 		log_info("%s: boot profile of version %" PRIu64
 			 ": %zu blocks to prefetch",
 			 m->url.name, from, *ret_n);
+	return r;
 }
 
 /* Start hydration, with the boot profile first unless --no-profile;
  * with --no-hydrate, only the profile. */
-static int start_hydrate(struct mount *m, const struct manifest_header *h)
+static int start_hydrate(struct mount *m)
 {
-	_cleanup_free_ uint64_t *list = NULL;
-	struct hydrate_config hcfg = {.background = !m->o.no_hydrate};
+	struct hydrate_config hcfg = {
+	    .background = !m->o.no_hydrate,
+	    .opaque = m,
+	};
 	int r;
 
 	if (!m->o.no_profile && !m->offline)
-		get_profile(m, h, &list, &hcfg.profile_n);
-	hcfg.profile = list;
-	if (!hcfg.background && !hcfg.profile_n)
+		hcfg.get_profile = get_profile;
+	if (!hcfg.background && !hcfg.get_profile)
 		return 0;
 	r = hydrate_start(&hcfg, m->im, m->fetch, &m->hydrate);
 	if (r < 0)
@@ -1337,7 +1338,7 @@ static int setup(struct mount *m)
 	r = start_fuse(m);
 	if (r < 0)
 		return r;
-	r = start_hydrate(m, &hdr);
+	r = start_hydrate(m);
 	if (r == 0)
 		r = start_profile_upload(m, &hdr);
 	if (r < 0)
