@@ -48,7 +48,6 @@ struct hydrate {
 	struct fetch *fetch;		 /* borrowed */
 	hydrate_profile_fn *get_profile; /* set before the thread starts */
 	void *opaque;			 /* set before the thread starts */
-	bool background;		 /* set before the thread starts */
 	uint64_t *profile;		 /* hydrate thread only; owned */
 	size_t profile_n;		 /* protected by h->lock */
 	pthread_t thread;
@@ -156,7 +155,7 @@ static struct pf_slot *pf_slot_get(struct hydrate *h)
  * time; returns once every request is over: false if stopping. */
 static bool profile_phase(struct hydrate *h, uint32_t max)
 {
-	uint64_t started = now_ns(), first;
+	uint64_t started = now_ns(), first, fetched;
 	uint32_t count;
 	size_t idx = 0;
 	bool busy, stop;
@@ -195,11 +194,11 @@ static bool profile_phase(struct hydrate *h, uint32_t max)
 			cond_wait(&h->cond, &h->lock);
 	} while (busy);
 	stop = h->stop;
+	fetched = h->pf_fetched;
+	mutex_unlock(&h->lock);
 	log_info("hydrate: boot profile: %" PRIu64 " of its %zu blocks "
 		 "fetched in %.1f s",
-		 h->pf_fetched, h->profile_n,
-		 (double)(now_ns() - started) / 1e9);
-	mutex_unlock(&h->lock);
+		 fetched, h->profile_n, (double)(now_ns() - started) / 1e9);
 	return !stop;
 }
 
@@ -219,7 +218,7 @@ static void *hydrate_thread(void *arg)
 	uint64_t cursor = 0, started = now_ns();
 	uint64_t demand_next, gen, seen_gen = 0;
 	bool wrapped = true; /* the first scan starts at 0 */
-	bool go = h->background, cancelled = false;
+	bool go = true, cancelled = false;
 	size_t n = 0;
 	unsigned backoff_ms = 0;
 	int inflight = 0;
@@ -235,7 +234,6 @@ static void *hydrate_thread(void *arg)
 	if (h->profile_n && !profile_phase(h, max))
 		go = false;
 	atomic_store_explicit(&h->pf_over, true, memory_order_relaxed);
-	/* --no-hydrate: the profile was all. */
 	while (go) {
 		bool again = false, exhausted = false, stop;
 
@@ -344,10 +342,10 @@ static void *hydrate_thread(void *arg)
 		if (stop)
 			continue; /* drain: the engine cancels on free */
 	}
-	if (h->background && image_complete(h->im))
+	if (image_complete(h->im))
 		log_info("hydrate: local copy complete after %.1f s",
 			 (double)(now_ns() - started) / 1e9);
-	else if (h->background && image_cache_full(h->im))
+	else if (image_cache_full(h->im))
 		log_info("hydrate: stopped after %.1f s: the cache is at "
 			 "--max-cache",
 			 (double)(now_ns() - started) / 1e9);
@@ -367,7 +365,6 @@ int hydrate_start(const struct hydrate_config *cfg, struct image *im,
 		return -ENOMEM;
 	h->im = im;
 	h->fetch = f;
-	h->background = cfg->background;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	h->get_profile = cfg->get_profile;

@@ -34,9 +34,6 @@ typedef int hydrate_profile_fn(void *opaque, uint64_t **ret, size_t *ret_n);
 struct hydrate_config {
 	hydrate_profile_fn *get_profile; /* NULL: no profile */
 	void *opaque;			 /* for get_profile */
-	/* After the profile, complete the copy (false: --no-hydrate, the
-	 * profile only). */
-	bool background;
 };
 
 /* Start the thread.  im and f are borrowed and must outlive it.

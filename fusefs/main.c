@@ -152,8 +152,8 @@ static void usage(FILE *out)
 	    "                          used first; unsynced ones never are\n"
 	    "      --check-interval SECS  check the copy's expiry and renew its\n"
 	    "                          offline clock this often (default 60)\n"
-	    "      --no-hydrate        fetch only what is read (and the boot\n"
-	    "                          profile's blocks, unless --no-profile)\n"
+	    "      --no-hydrate        fetch only what is read (no prefetch of\n"
+	    "                          the boot profile either)\n"
 	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
 	    "      --no-profile        neither record, upload nor prefetch a boot\n"
 	    "                          profile (the order blocks are first read)\n"
@@ -1172,20 +1172,17 @@ static int get_profile(void *opaque, uint64_t **ret, size_t *ret_n)
 	return r;
 }
 
-/* Start hydration, with the boot profile first unless --no-profile;
- * with --no-hydrate, only the profile. */
+/* Start hydration (unless --no-hydrate: only what is read is fetched),
+ * with the boot profile first unless --no-profile. */
 static int start_hydrate(struct mount *m)
 {
-	struct hydrate_config hcfg = {
-	    .background = !m->o.no_hydrate,
-	    .opaque = m,
-	};
+	struct hydrate_config hcfg = {.opaque = m};
 	int r;
 
+	if (m->o.no_hydrate)
+		return 0;
 	if (!m->o.no_profile && !m->offline)
 		hcfg.get_profile = get_profile;
-	if (!hcfg.background && !hcfg.get_profile)
-		return 0;
 	r = hydrate_start(&hcfg, m->im, m->fetch, &m->hydrate);
 	if (r < 0)
 		return log_error_errno(r, "starting hydration: %m");

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # A cold boot with a boot profile waits for the network far less: the
-# test image is booted from a cold copy with demand fetching only
-# (--no-hydrate); the unmount uploads the boot's first-read order; a
+# test image is booted from a cold copy with background hydration
+# crawling (--max-rate 64K, so that the guest's reads are demand); the
+# unmount uploads the boot's first-read order; a
 # second cold copy prefetches it, and its boot makes a fraction of the
 # demand requests of the first (the guest finds the blocks fetched or
 # in flight).  Both boots check their data (the guest's sha256 of its
@@ -18,7 +19,7 @@ import_image testvm "$img"
 declare -A demand fetched secs
 for run in first profiled; do
 	rm -rf "$T/cache"
-	mount_image "$SERVER_URL/testvm" "$T/mnt" --no-hydrate --profile-seconds 0
+	mount_image "$SERVER_URL/testvm" "$T/mnt" --max-rate 64K --profile-seconds 0
 	if [ "$run" = profiled ]; then
 		for ((i = 0; i < 600; i++)); do
 			[ "$(mount_status profile_blocks)" != 0 ] && break
