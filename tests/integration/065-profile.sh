@@ -32,6 +32,7 @@ ORDER1=(40 7 8 9 23 0)
 mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --profile-seconds 0
 read_blocks "${ORDER1[@]}"
 [ "$(mount_status profile_recorded)" = ${#ORDER1[@]} ] || fail "recorded $(mount_status profile_recorded)"
+"$VMFERRY" status "$T/mnt" | grep -q "^recorded: ${#ORDER1[@]} blocks" || fail "status text"
 unmount "$T/mnt"
 got=$(scurl "$PURL" | blocks_of)
 [ "$got" = "${ORDER1[*]}" ] || fail "profile after one session: '$got', want '${ORDER1[*]}'"
@@ -49,6 +50,8 @@ done
 # At 16K/s the profile's 384 KiB would take 24 s if it were paced.
 [ "$(mount_status profile_done)" = True ] || fail "profile not fetched in 30 s"
 [ "$(mount_status profile_fetched)" = ${#ORDER1[@]} ] || fail "profile_fetched $(mount_status profile_fetched)"
+"$VMFERRY" status "$T/mnt" | grep -q "^profile:  6 of 6 boot-profile blocks prefetched$" ||
+	fail "status text: $("$VMFERRY" status "$T/mnt")"
 # The runs the profile makes: 40, 7-9, 23, 0.
 want="bytes=$((40 * BS))-$((41 * BS - 1)) bytes=$((7 * BS))-$((10 * BS - 1))"
 want+=" bytes=$((23 * BS))-$((24 * BS - 1)) bytes=0-$((BS - 1))"
