@@ -72,11 +72,13 @@ UNIT_DEPS_test-plain	= fusefs/plain fusefs/remote fusefs/fetch fusefs/fetch_xfer
 UNIT_DEPS_test-range	= server/range
 UNIT_DEPS_test-zrange	= server/zrange
 UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
-			  fusefs/image_evict \
+			  fusefs/image_evict fusefs/profile \
 			  fusefs/cache fusefs/crypto
 UNIT_DEPS_test-auth	= server/auth
 UNIT_DEPS_test-ratelimit = server/ratelimit
 UNIT_DEPS_test-route	= server/route server/upload_parse
+UNIT_DEPS_test-profile	= fusefs/profile
+UNIT_DEPS_test-profiles	= server/profiles server/versions server/store
 
 .SECONDEXPANSION:
 # Keep intermediate objects (tests/tap.o) between runs.

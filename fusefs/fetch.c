@@ -3,7 +3,8 @@
  *
  * Owns the CURLM, a pool of max_inflight transfers (each with an easy
  * handle that is created, reused and freed on the fetch thread only) and
- * two FIFO queues of submitted requests, demand and background.  Other
+ * three FIFO queues of submitted requests: demand, prefetch and
+ * background, started in that order.  Other
  * threads touch only the queues, the background rate and the stop flag,
  * under f->lock, and wake the thread with curl_multi_wakeup(), which
  * libcurl allows from any thread.  Completion callbacks run on the fetch
@@ -13,7 +14,8 @@
  * a background range request is charged its length when it starts and
  * refunded what did not arrive when it ends (a whole-body request is
  * charged what arrived); a background request starts only while the
- * bucket is not in debt.  Demand requests are never charged.
+ * bucket is not in debt.  Demand and prefetch requests are never
+ * charged; prefetch ones count toward the background cap.
  *
  * Everything about one transfer (curl options, callbacks, the reply
  * checks, CURLcode and HTTP status to -errno) is in fetch_xfer.c; this
@@ -63,6 +65,7 @@ struct fetch {
 	/* Protects the queues, rate, stop and exited. */
 	pthread_mutex_t lock;
 	struct fetch_queue demand;     /* protected by f->lock */
+	struct fetch_queue prefetch;   /* protected by f->lock */
 	struct fetch_queue background; /* protected by f->lock */
 	uint64_t rate;		       /* protected by f->lock; 0 = unlimited */
 	bool stop;		       /* protected by f->lock */
@@ -144,8 +147,15 @@ static void fetch_bucket_refill(struct fetch *f, uint64_t now)
 		f->budget = burst;
 }
 
+/* Prefetch requests: within the background cap, never paced. */
+static bool fetch_pf_may_start(const struct fetch *f)
+{
+	return f->bg_inflight < f->max_background;
+}
+
 /* Background slots open now: max_background, or one while demand is
- * recent (in flight: inflight > bg_inflight). */
+ * recent (in flight: inflight > bg_inflight, prefetch counting as
+ * background). */
 static unsigned fetch_bg_limit(const struct fetch *f, uint64_t now)
 {
 	if (f->inflight > f->bg_inflight ||
@@ -216,8 +226,9 @@ static void fetch_finish(struct fetch *f, struct xfer *x, int r)
 	f->inflight--;
 	if (!x->background)
 		f->demand_seen_ns = now_ns();
-	if (x->background) {
+	if (x->background)
 		f->bg_inflight--;
+	if (x->paced) {
 		/* Settle the charge: refund what was reserved and did not
 		 * come, or charge what came unreserved. */
 		f->budget += (double)x->reserved - (double)req->got;
@@ -233,8 +244,9 @@ static void fetch_start_one(struct fetch *f, struct fetch_req *req)
 	/* inflight <= max_inflight == number of slots. */
 	assert(x);
 	f->idle = x->next_idle;
-	x->background = req->prio == FETCH_PRIO_BACKGROUND;
-	x->reserved = x->background ? req->len : 0;
+	x->background = req->prio != FETCH_PRIO_DEMAND;
+	x->paced = req->prio == FETCH_PRIO_BACKGROUND;
+	x->reserved = x->paced ? req->len : 0;
 	r = xfer_start(x, req, f->multi);
 	if (r < 0)
 		fetch_finish(f, x, r);
@@ -257,6 +269,8 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 		fetch_bucket_refill(f, now);
 		while (f->inflight < f->max_inflight) {
 			req = queue_pop(&f->demand);
+			if (!req && fetch_pf_may_start(f))
+				req = queue_pop(&f->prefetch);
 			if (!req && fetch_bg_may_start(f, now))
 				req = queue_pop(&f->background);
 			if (!req)
@@ -270,10 +284,10 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 			f->inflight++;
 			if (req->prio == FETCH_PRIO_DEMAND)
 				f->demand_seen_ns = now;
-			if (req->prio == FETCH_PRIO_BACKGROUND) {
+			if (req->prio != FETCH_PRIO_DEMAND)
 				f->bg_inflight++;
+			if (req->prio == FETCH_PRIO_BACKGROUND)
 				f->budget -= (double)req->len;
-			}
 			*tail = req;
 			tail = &req->next;
 		}
@@ -323,11 +337,30 @@ static unsigned fetch_reap(struct fetch *f)
 	return n;
 }
 
+/* Complete every request of a list (linked by next, not started) with
+ * -ECANCELED, saying why; returns how many. */
+static unsigned fetch_cancel_list(struct fetch *f, struct fetch_req *list,
+				  const char *why)
+{
+	struct fetch_req *req;
+	unsigned n = 0;
+
+	while (list) {
+		req = list;
+		list = req->next;
+		req->next = NULL;
+		fetch_errmsg(req, -ECANCELED, "%s", why);
+		fetch_complete(f, req, -ECANCELED);
+		n++;
+	}
+	return n;
+}
+
 /* On stop: cancel what is in flight, then drain the queues until no
  * done() callback submits anything more. */
 static void fetch_cancel_all(struct fetch *f)
 {
-	struct fetch_req *list, *req;
+	struct fetch_req *list;
 
 	for (unsigned i = 0; i < f->max_inflight; i++) {
 		struct xfer *x = &f->xfers[i];
@@ -341,19 +374,15 @@ static void fetch_cancel_all(struct fetch *f)
 		mutex_lock(&f->lock);
 		list = queue_take(&f->demand);
 		if (!list)
+			list = queue_take(&f->prefetch);
+		if (!list)
 			list = queue_take(&f->background);
 		if (!list)
 			f->exited = true;
 		mutex_unlock(&f->lock);
 		if (!list)
 			break;
-		while (list) {
-			req = list;
-			list = req->next;
-			req->next = NULL;
-			fetch_errmsg(req, -ECANCELED, "fetch engine stopping");
-			fetch_complete(f, req, -ECANCELED);
-		}
+		fetch_cancel_list(f, list, "fetch engine stopping");
 	}
 	for (unsigned i = 0; i < f->max_inflight; i++)
 		xfer_fini(&f->xfers[i]);
@@ -504,7 +533,8 @@ void fetch_submit(struct fetch *f, struct fetch_req *req)
 
 	assert(f && req && req->path && req->done);
 	assert(req->prio == FETCH_PRIO_DEMAND ||
-	       req->prio == FETCH_PRIO_BACKGROUND);
+	       req->prio == FETCH_PRIO_BACKGROUND ||
+	       req->prio == FETCH_PRIO_PREFETCH);
 	assert(req->len == 0 || (req->buf && req->buf_len >= req->len));
 	assert(!req->sink || (req->len == 0 && !req->buf));
 	req->result = 0;
@@ -518,8 +548,9 @@ void fetch_submit(struct fetch *f, struct fetch_req *req)
 	mutex_lock(&f->lock);
 	exited = f->exited;
 	if (!exited)
-		queue_push(req->prio == FETCH_PRIO_DEMAND ? &f->demand
-							  : &f->background,
+		queue_push(req->prio == FETCH_PRIO_DEMAND     ? &f->demand
+			   : req->prio == FETCH_PRIO_PREFETCH ? &f->prefetch
+							      : &f->background,
 			   req);
 	mutex_unlock(&f->lock);
 	if (exited) {
@@ -576,6 +607,41 @@ int fetch_run(struct fetch *f, struct fetch_req *req)
 	    pthread_mutex_destroy(&w.lock) != 0)
 		abort();
 	return req->result;
+}
+
+/* Move q's requests whose opaque matches to *tail; under f->lock. */
+static void queue_extract(struct fetch_queue *q, const void *opaque,
+			  struct fetch_req ***tail)
+{
+	struct fetch_req *keep = NULL, **ktail = &keep, *req, *next;
+
+	for (req = q->head; req; req = next) {
+		next = req->next;
+		req->next = NULL;
+		if (req->opaque == opaque) {
+			**tail = req;
+			*tail = &req->next;
+		} else {
+			*ktail = req;
+			ktail = &req->next;
+		}
+	}
+	q->head = keep;
+	q->tail = NULL;
+	for (req = keep; req; req = req->next)
+		q->tail = req;
+}
+
+unsigned fetch_cancel_queued(struct fetch *f, const void *opaque)
+{
+	struct fetch_req *list = NULL, **tail = &list;
+
+	mutex_lock(&f->lock);
+	queue_extract(&f->demand, opaque, &tail);
+	queue_extract(&f->prefetch, opaque, &tail);
+	queue_extract(&f->background, opaque, &tail);
+	mutex_unlock(&f->lock);
+	return fetch_cancel_list(f, list, "cancelled before it started");
 }
 
 void fetch_set_background_rate(struct fetch *f, uint64_t bytes_per_sec)

@@ -7,9 +7,11 @@
  * ever touched outside the fetch thread.
  *
  * Scheduling: demand requests (FETCH_PRIO_DEMAND) always start before
- * background ones; background requests are capped at
- * config.max_background in flight so demand always finds a free slot, and
- * their bytes are paced by fetch_set_background_rate().  Connections are
+ * the others, then prefetch requests (FETCH_PRIO_PREFETCH: a boot
+ * profile's blocks), then background ones.  Prefetch and background
+ * requests together are capped at config.max_background in flight so
+ * demand always finds a free slot; only background bytes are paced by
+ * fetch_set_background_rate().  Connections are
  * reused (HTTP/2 when the server offers it over TLS).
  *
  * Hygiene (every request): only https is allowed unless
@@ -77,6 +79,7 @@ typedef int fetch_sink_fn(struct fetch_req *req, const void *data, size_t len);
 enum fetch_prio {
 	FETCH_PRIO_DEMAND,
 	FETCH_PRIO_BACKGROUND,
+	FETCH_PRIO_PREFETCH, /* after demand, before background; unpaced */
 };
 
 struct fetch_config {
@@ -154,6 +157,12 @@ void fetch_submit(struct fetch *f, struct fetch_req *req);
 /* Submit req (done and opaque are overwritten) and wait for it; returns
  * req->result.  Can block for as long as the timeouts allow. */
 int fetch_run(struct fetch *f, struct fetch_req *req);
+
+/* Complete every request submitted with this opaque that has not
+ * started yet with -ECANCELED (their done() runs on the calling
+ * thread, which must hold no lock done() takes).  Requests in flight
+ * go on.  Returns how many were cancelled.  Any thread. */
+unsigned fetch_cancel_queued(struct fetch *f, const void *opaque);
 
 /* Pace background bytes (0 = unlimited).  Any thread. */
 void fetch_set_background_rate(struct fetch *f, uint64_t bytes_per_sec);

@@ -42,12 +42,13 @@ struct xfer_config {
 };
 
 /* One transfer slot; used by the fetch thread only.  fetch.c allocates
- * the slots zeroed and owns the first three fields; all the others belong
+ * the slots zeroed and owns the first four fields; all the others belong
  * to fetch_xfer.c (fetch.c asks xfer_busy() rather than reading req). */
 struct xfer {
 	/* fetch.c's: the idle list and background pacing. */
 	struct xfer *next_idle;
-	bool background;
+	bool background;   /* counts toward max_background */
+	bool paced;	   /* charged to the pacing budget */
 	uint64_t reserved; /* background bytes charged at start */
 
 	/* fetch_xfer.c's. */

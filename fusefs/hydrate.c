@@ -36,15 +36,31 @@ struct slot {
 	bool done; /* protected by h->lock */
 };
 
+/* A boot-profile request in flight. */
+struct pf_slot {
+	struct hydrate *h;
+	uint32_t count;
+	bool busy; /* protected by h->lock */
+};
+
 struct hydrate {
-	struct image *im;    /* borrowed */
-	struct fetch *fetch; /* borrowed */
+	struct image *im;		 /* borrowed */
+	struct fetch *fetch;		 /* borrowed */
+	hydrate_profile_fn *get_profile; /* set before the thread starts */
+	void *opaque;			 /* set before the thread starts */
+	uint64_t *profile;		 /* hydrate thread only; owned */
+	size_t profile_n;		 /* protected by h->lock */
 	pthread_t thread;
-	pthread_mutex_t lock; /* protects slots[].busy/done and stop */
+	/* Protects slots[].busy/done, pf[].busy, pf_fetched, profile_n and
+	 * stop. */
+	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
 	atomic_bool running; /* relaxed: a status flag only */
+	atomic_bool pf_over; /* relaxed: a status flag only */
+	uint64_t pf_fetched;
 	struct slot slots[HYDRATE_SLOTS];
+	struct pf_slot pf[HYDRATE_SLOTS];
 };
 
 static void on_done(struct fetch_req *req)
@@ -102,6 +118,90 @@ static bool finish(struct hydrate *h, struct slot *s)
 	return r > 0;
 }
 
+/* Fetch thread: a profile request is over. */
+static void pf_done(void *opaque, int result)
+{
+	struct pf_slot *p = opaque;
+	struct hydrate *h = p->h;
+
+	mutex_lock(&h->lock);
+	if (result == 0)
+		h->pf_fetched += p->count;
+	p->busy = false;
+	cond_signal(&h->cond);
+	mutex_unlock(&h->lock);
+}
+
+/* A free profile slot, waiting for one; NULL once stopping. */
+static struct pf_slot *pf_slot_get(struct hydrate *h)
+{
+	struct pf_slot *p = NULL;
+
+	mutex_lock(&h->lock);
+	while (!p && !h->stop) {
+		for (int i = 0; i < HYDRATE_SLOTS && !p; i++)
+			if (!h->pf[i].busy)
+				p = &h->pf[i];
+		if (!p)
+			cond_wait(&h->cond, &h->lock);
+	}
+	if (p)
+		p->busy = true;
+	mutex_unlock(&h->lock);
+	return p;
+}
+
+/* The boot profile's blocks, in its order, HYDRATE_SLOTS requests at a
+ * time; returns once every request is over: false if stopping. */
+static bool profile_phase(struct hydrate *h, uint32_t max)
+{
+	uint64_t started = now_ns(), first, fetched;
+	uint32_t count;
+	size_t idx = 0;
+	bool busy, stop;
+	int r = 0;
+
+	for (;;) {
+		struct pf_slot *p = pf_slot_get(h);
+
+		if (!p)
+			break;
+		r = image_claim_listed(h->im, h->profile, h->profile_n, &idx,
+				       max, &first, &count);
+		if (r <= 0) {
+			mutex_lock(&h->lock);
+			p->busy = false;
+			mutex_unlock(&h->lock);
+			break;
+		}
+		log_debug(LOG_CAT_HYDRATE,
+			  "hydrate: profile blocks %" PRIu64 "-%" PRIu64, first,
+			  first + count - 1);
+		p->h = h;
+		p->count = count;
+		image_fetch_claimed(h->im, first, count, FETCH_PRIO_PREFETCH,
+				    pf_done, p);
+	}
+	if (r < 0)
+		log_warn_errno(r, "hydrate: boot profile: %m");
+	/* The completions touch h: wait for every one. */
+	mutex_lock(&h->lock);
+	do {
+		busy = false;
+		for (int i = 0; i < HYDRATE_SLOTS; i++)
+			busy |= h->pf[i].busy;
+		if (busy)
+			cond_wait(&h->cond, &h->lock);
+	} while (busy);
+	stop = h->stop;
+	fetched = h->pf_fetched;
+	mutex_unlock(&h->lock);
+	log_info("hydrate: boot profile: %" PRIu64 " of its %zu blocks "
+		 "fetched in %.1f s",
+		 fetched, h->profile_n, (double)(now_ns() - started) / 1e9);
+	return !stop;
+}
+
 static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000,
@@ -118,17 +218,39 @@ static void *hydrate_thread(void *arg)
 	uint64_t cursor = 0, started = now_ns();
 	uint64_t demand_next, gen, seen_gen = 0;
 	bool wrapped = true; /* the first scan starts at 0 */
+	bool go = true, cancelled = false;
+	size_t n = 0;
 	unsigned backoff_ms = 0;
 	int inflight = 0;
 
 	if (max == 0)
 		max = 1;
 	log_debug(LOG_CAT_HYDRATE, "hydrate: started");
-	for (;;) {
+	if (h->get_profile && h->get_profile(h->opaque, &h->profile, &n) == 0) {
+		mutex_lock(&h->lock);
+		h->profile_n = n;
+		mutex_unlock(&h->lock);
+	}
+	if (h->profile_n && !profile_phase(h, max))
+		go = false;
+	atomic_store_explicit(&h->pf_over, true, memory_order_relaxed);
+	while (go) {
 		bool again = false, exhausted = false, stop;
 
-		/* Fill free slots with the next missing runs. */
-		for (int i = 0; i < HYDRATE_SLOTS; i++) {
+		/* Fill free slots with the next missing runs (none once
+		 * stopping: only the requests in flight are drained). */
+		mutex_lock(&h->lock);
+		stop = h->stop;
+		mutex_unlock(&h->lock);
+		/* Requests still waiting for the pacing budget would keep
+		 * the thread (and the unmount) for minutes at a low
+		 * --max-rate: they complete now, as cancelled. */
+		if (stop && !cancelled) {
+			(void)fetch_cancel_queued(h->fetch,
+						  h); /* count unused */
+			cancelled = true;
+		}
+		for (int i = 0; i < HYDRATE_SLOTS && !stop; i++) {
 			struct slot *s = &h->slots[i];
 			uint64_t first;
 			uint32_t count;
@@ -183,14 +305,15 @@ static void *hydrate_thread(void *arg)
 			continue;
 		}
 
-		/* Wait for one completion (or stop). */
+		/* Wait for one completion, or for stop (once: then the
+		 * queued requests are cancelled, above, and complete). */
 		mutex_lock(&h->lock);
 		for (;;) {
 			bool any = false;
 
 			for (int i = 0; i < HYDRATE_SLOTS; i++)
 				any |= h->slots[i].busy && h->slots[i].done;
-			if (any)
+			if (any || (h->stop && !cancelled))
 				break;
 			cond_wait(&h->cond, &h->lock);
 		}
@@ -230,7 +353,8 @@ static void *hydrate_thread(void *arg)
 	return NULL;
 }
 
-int hydrate_start(struct image *im, struct fetch *f, struct hydrate **ret)
+int hydrate_start(const struct hydrate_config *cfg, struct image *im,
+		  struct fetch *f, struct hydrate **ret)
 {
 	struct hydrate *h = calloc(1, sizeof(*h));
 	uint32_t bs = image_header(im)->block_size;
@@ -243,6 +367,8 @@ int hydrate_start(struct image *im, struct fetch *f, struct hydrate **ret)
 	h->fetch = f;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
+	h->get_profile = cfg->get_profile;
+	h->opaque = cfg->opaque;
 	for (int i = 0; i < HYDRATE_SLOTS; i++) {
 		h->slots[i].buf = malloc(room);
 		if (!h->slots[i].buf) {
@@ -274,6 +400,7 @@ void hydrate_stop(struct hydrate *h)
 	}
 	for (int i = 0; i < HYDRATE_SLOTS; i++)
 		free(h->slots[i].buf);
+	free(h->profile);
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->cond);
 	free(h);
@@ -282,4 +409,17 @@ void hydrate_stop(struct hydrate *h)
 bool hydrate_running(struct hydrate *h)
 {
 	return h && atomic_load_explicit(&h->running, memory_order_relaxed);
+}
+
+void hydrate_get_stats(struct hydrate *h, struct hydrate_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (!h)
+		return;
+	ret->profile_done =
+	    atomic_load_explicit(&h->pf_over, memory_order_relaxed);
+	mutex_lock(&h->lock);
+	ret->profile_blocks = h->profile_n;
+	ret->profile_fetched = h->pf_fetched;
+	mutex_unlock(&h->lock);
 }

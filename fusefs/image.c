@@ -42,6 +42,7 @@
 #include "cache.h"
 #include "fetch.h"
 #include "image.h"
+#include "profile.h"
 
 #include "image_int.h"
 
@@ -99,6 +100,7 @@ int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
 	im->readahead_blocks = cfg->readahead_blocks;
 	im->prev_version = cfg->prev_version;
 	im->max_blocks = cfg->max_blocks;
+	im->profile = cfg->profile;
 	im->fetch = f;
 	im->cache = c;
 	im->name = strdup(cfg->name);
@@ -635,6 +637,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 		len = (size_t)(im->hdr.image_size - off);
 	first = off / bs;
 	last = (off + len - 1) / bs;
+	profile_note(im->profile, first, last);
 	/* Read-ahead grows while reads are sequential (doubling up to the
 	 * longest request) and drops back to the configured amount on a
 	 * seek, as the kernel's does: fewer round trips for a streaming
@@ -824,6 +827,46 @@ int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 		}
 	}
 	*cursor = nb;
+	return 0;
+}
+
+int image_claim_listed(struct image *im, const uint64_t *list, size_t n,
+		       size_t *idx, uint32_t max, uint64_t *ret_first,
+		       uint32_t *ret_count)
+{
+	uint64_t first;
+	uint32_t count = 0;
+	int r;
+
+	for (; *idx < n; (*idx)++) {
+		first = list[*idx];
+		if (first >= im->hdr.nblocks)
+			continue;
+		r = image_load_manifest(im, first, 1);
+		if (r < 0)
+			return r;
+		lock(im);
+		if (!image_is_fetchable(im, first)) {
+			unlock(im);
+			continue;
+		}
+		/* Claim first and the list's entries that extend it; a
+		 * page not loaded ends the run (loading would block). */
+		while (
+		    *idx < n && count < max && list[*idx] == first + count &&
+		    first + count < im->hdr.nblocks &&
+		    im->page_state[(first + count) / MANIFEST_PAGE_ENTRIES] ==
+			PAGE_LOADED &&
+		    image_is_fetchable(im, first + count)) {
+			bit_set(im->busy, first + count);
+			count++;
+			(*idx)++;
+		}
+		unlock(im);
+		*ret_first = first;
+		*ret_count = count;
+		return 1;
+	}
 	return 0;
 }
 

@@ -20,9 +20,12 @@
 
 #include "manifest.h"
 
+#include "fetch.h"
+
 struct cache;
 struct fetch;
 struct image;
+struct profile;
 
 struct image_config {
 	const char *name;      /* image name, copied */
@@ -40,6 +43,9 @@ struct image_config {
 	 * blocks are evicted least recently used first, written ones never
 	 * before a commit holds them. */
 	uint64_t max_blocks;
+	/* Boot-profile recorder (borrowed, may be NULL): image_read()
+	 * notes each block it is asked for, in order. */
+	struct profile *profile;
 };
 
 /* Create the image over fetch engine f and cache c (both borrowed; they
@@ -129,6 +135,31 @@ int image_copy_manifest(struct image *im, uint8_t *out);
  * manifest-loading error. */
 int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 		       uint64_t *ret_first, uint32_t *ret_count);
+
+/* For a boot-profile prefetch: from list[*idx] on (list: n block
+ * indices below nblocks, best first), skip the blocks that need no
+ * fetch (cached, zero, written or being fetched), then claim as busy
+ * the first one that does and those listed right after it that follow
+ * it block by block (b, b+1, ...), up to max.  Demand readers of a
+ * claimed block wait for its fetch instead of fetching it again.
+ * Advances *idx past what it looked at.  Returns 1 with the run in
+ * *ret_first and *ret_count, 0 at the end of the list, or a
+ * manifest-loading error.  Pass the run to image_fetch_claimed(). */
+int image_claim_listed(struct image *im, const uint64_t *list, size_t n,
+		       size_t *idx, uint32_t max, uint64_t *ret_first,
+		       uint32_t *ret_count);
+
+/* Completion of image_fetch_claimed(): on the fetch thread, after the
+ * bytes went to the writer (result 0; verified and stored there) or
+ * the blocks were released (result < 0).  Must not block. */
+typedef void image_fetched_fn(void *opaque, int result);
+
+/* Fetch the claimed blocks [first, first + count) without waiting, at
+ * priority prio; done(opaque, result) once it is over (always called,
+ * also when this fails early). */
+void image_fetch_claimed(struct image *im, uint64_t first, uint32_t count,
+			 enum fetch_prio prio, image_fetched_fn *done,
+			 void *opaque);
 
 /* Verify blocks [first, first + count) held in buf (as fetched: count
  * blocks back to back, the last possibly short) against the manifest and

@@ -66,6 +66,7 @@ struct image {
 	atomic_bool cache_warned; /* warned once that puts fail */
 	struct fetch *fetch;	  /* borrowed */
 	struct cache *cache;	  /* borrowed */
+	struct profile *profile;  /* borrowed, may be NULL (own lock) */
 
 	/* --max-cache: at most max_blocks blocks stored (0: no bound). */
 	uint64_t max_blocks;

@@ -377,14 +377,17 @@ int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
 	return r < 0 ? r : (int)bad;
 }
 
-/* An asynchronous read-ahead request; req is the first member so the
- * completion can find the rest. */
+/* An asynchronous fetch of claimed blocks (read-ahead, boot-profile
+ * prefetch); req is the first member so the completion can find the
+ * rest. */
 struct prefetch {
 	struct fetch_req req;
 	struct image *im;
 	uint64_t first;
 	uint32_t count;
 	uint8_t *buf;
+	image_fetched_fn *done; /* may be NULL */
+	void *opaque;
 };
 
 /* Fetch thread: hand the bytes to the writer (which verifies them) or,
@@ -395,13 +398,16 @@ static void prefetch_done(struct fetch_req *req)
 	struct image *im = p->im;
 	struct store_job *j = NULL;
 	bool *ok = NULL;
+	int result = req->result;
 
-	if (req->result == 0) {
+	if (result == 0) {
 		j = calloc(1, sizeof(*j));
 		ok = calloc(p->count, sizeof(bool));
+		if (!j || !ok)
+			result = -ENOMEM;
 	}
 	lock(im);
-	if (j && ok) {
+	if (result == 0) {
 		j->first = p->first;
 		j->count = p->count;
 		j->buf = p->buf;
@@ -410,7 +416,8 @@ static void prefetch_done(struct fetch_req *req)
 		j->next = im->unverified;
 		im->unverified = j;
 		im->jobs_bytes += j->bytes;
-		im->stats.demand_fetched_blocks += p->count;
+		if (req->prio == FETCH_PRIO_DEMAND)
+			im->stats.demand_fetched_blocks += p->count;
 		cond_signal(&im->writer_cond);
 	} else {
 		for (uint32_t i = 0; i < p->count; i++)
@@ -422,15 +429,66 @@ static void prefetch_done(struct fetch_req *req)
 	im->prefetch_inflight--;
 	cond_broadcast(&im->cond);
 	unlock(im);
+	if (p->done)
+		p->done(p->opaque, result);
 	free(p);
+}
+
+/* Fetch [from, from + count), claimed busy and counted in
+ * prefetch_inflight by the caller, without waiting. */
+static void fetch_claimed(struct image *im, uint64_t from, uint32_t count,
+			  enum fetch_prio prio, image_fetched_fn *done,
+			  void *opaque)
+{
+	struct prefetch *p = calloc(1, sizeof(*p));
+	uint64_t off, len;
+
+	if (p)
+		p->buf = malloc((size_t)count * im->hdr.block_size);
+	if (!p || !p->buf) {
+		image_release_busy(im, from, count);
+		lock(im);
+		im->prefetch_inflight--;
+		cond_broadcast(&im->cond);
+		unlock(im);
+		if (p)
+			free(p->buf);
+		free(p);
+		if (done)
+			done(opaque, -ENOMEM);
+		return;
+	}
+	p->im = im;
+	p->first = from;
+	p->count = count;
+	p->done = done;
+	p->opaque = opaque;
+	image_block_range(im, from, p->count, &off, &len);
+	p->req.path = image_data_path(im);
+	p->req.off = off;
+	p->req.len = len;
+	p->req.buf = p->buf;
+	p->req.buf_len = len;
+	p->req.prio = prio;
+	p->req.done = prefetch_done;
+	fetch_submit(im->fetch, &p->req);
+}
+
+void image_fetch_claimed(struct image *im, uint64_t first, uint32_t count,
+			 enum fetch_prio prio, image_fetched_fn *done,
+			 void *opaque)
+{
+	lock(im);
+	im->prefetch_inflight++;
+	unlock(im);
+	fetch_claimed(im, first, count, prio, done, opaque);
 }
 
 /* Start fetching up to want blocks from `from` on without waiting, for a
  * reader.  Best effort: skipped when the writer is behind. */
 void image_prefetch(struct image *im, uint64_t from, uint32_t want)
 {
-	uint64_t end, stop = from + want, off, len;
-	struct prefetch *p;
+	uint64_t end, stop = from + want;
 
 	if (stop > im->hdr.nblocks)
 		stop = im->hdr.nblocks;
@@ -456,32 +514,8 @@ void image_prefetch(struct image *im, uint64_t from, uint32_t want)
 	unlock(im);
 	if (end == from)
 		return;
-	p = calloc(1, sizeof(*p));
-	if (p)
-		p->buf = malloc((size_t)(end - from) * im->hdr.block_size);
-	if (!p || !p->buf) {
-		image_release_busy(im, from, end - from);
-		lock(im);
-		im->prefetch_inflight--;
-		cond_broadcast(&im->cond);
-		unlock(im);
-		if (p)
-			free(p->buf);
-		free(p);
-		return;
-	}
-	p->im = im;
-	p->first = from;
-	p->count = (uint32_t)(end - from);
-	image_block_range(im, from, p->count, &off, &len);
-	p->req.path = image_data_path(im);
-	p->req.off = off;
-	p->req.len = len;
-	p->req.buf = p->buf;
-	p->req.buf_len = len;
-	p->req.prio = FETCH_PRIO_DEMAND;
-	p->req.done = prefetch_done;
-	fetch_submit(im->fetch, &p->req);
+	fetch_claimed(im, from, (uint32_t)(end - from), FETCH_PRIO_DEMAND, NULL,
+		      NULL);
 }
 
 /* Under im->lock: if block b is verified and waiting for the writer,

@@ -43,6 +43,8 @@
 #include "plain.h"
 #include "fulldl.h"
 #include "pending.h"
+#include "profile.h"
+#include "profile_upload.h"
 #include "upload.h"
 #include "expiry.h"
 #include "lifecycle.h"
@@ -64,6 +66,7 @@ struct mount_opts {
 	bool insecure;
 	bool no_hydrate;
 	bool no_compress;
+	bool no_profile;
 	bool read_only;
 	bool no_sync;
 	bool ephemeral, keep;
@@ -71,6 +74,7 @@ struct mount_opts {
 	uint64_t max_cache;
 	uint64_t sync_interval_s;
 	uint64_t max_rate;
+	uint64_t profile_s;
 	uint64_t io_timeout_s;
 	uint64_t connect_timeout_s;
 	uint64_t readahead;
@@ -104,6 +108,8 @@ struct mount {
 	struct cache *cache;
 	struct image *im;
 	struct hydrate *hydrate;
+	struct profile *prof; /* this session's first-read order */
+	struct profile_upload *pu;
 	struct writeback *wb;
 	struct lease lease;	/* read-write mounts */
 	struct pin_keeper *pin; /* read-only mounts */
@@ -169,11 +175,16 @@ static void usage(FILE *out)
 	    "                          used first; unsynced ones never are\n"
 	    "      --check-interval SECS  check the copy's expiry and renew its\n"
 	    "                          offline clock this often (default 60)\n"
-	    "      --no-hydrate        fetch only what is read\n"
+	    "      --no-hydrate        fetch only what is read (no prefetch of\n"
+	    "                          the boot profile either)\n"
 	    "      --no-compress       do not ask the server for zstd-compressed\n"
 	    "                          blocks (it sends them compressed only\n"
 	    "                          when that saves at least 1/16)\n"
 	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
+	    "      --no-profile        neither record, upload nor prefetch a boot\n"
+	    "                          profile (the order blocks are first read)\n"
+	    "      --profile-seconds SECS  upload the profile after this long\n"
+	    "                          (default 120; 0: only at unmount)\n"
 	    "      --io-timeout SECS   fail a read with EIO after this long without\n"
 	    "                          a verified block (default 60); a request\n"
 	    "                          that stalls for min(30 s, SECS) is retried\n"
@@ -212,6 +223,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_CHECK_INTERVAL,
 		OPT_MAX_CACHE,
 		OPT_MANIFEST_SHA256,
+		OPT_NO_PROFILE,
+		OPT_PROFILE_SECONDS,
 	};
 	static const struct option longopts[] = {
 	    {"foreground", no_argument, NULL, 'f'},
@@ -238,6 +251,8 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"check-interval", required_argument, NULL, OPT_CHECK_INTERVAL},
 	    {"max-cache", required_argument, NULL, OPT_MAX_CACHE},
 	    {"manifest-sha256", required_argument, NULL, OPT_MANIFEST_SHA256},
+	    {"no-profile", no_argument, NULL, OPT_NO_PROFILE},
+	    {"profile-seconds", required_argument, NULL, OPT_PROFILE_SECONDS},
 	    {"debug", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -246,6 +261,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 
 	o->io_timeout_s = 60;
 	o->sync_interval_s = 30;
+	o->profile_s = 120;
 	o->connect_timeout_s = 10;
 	o->readahead = 256 * 1024;
 	o->check_interval_s = 60;
@@ -287,6 +303,13 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			break;
 		case OPT_NO_HYDRATE:
 			o->no_hydrate = true;
+			break;
+		case OPT_NO_PROFILE:
+			o->no_profile = true;
+			break;
+		case OPT_PROFILE_SECONDS:
+			what = "--profile-seconds";
+			r = parse_duration(optarg, &o->profile_s);
 			break;
 		case OPT_MAX_RATE:
 			what = "--max-rate";
@@ -581,6 +604,29 @@ static int add_lifecycle(struct mount *m, json_t *o)
 					   : json_integer((json_int_t)left)));
 }
 
+/* The boot profile's part of "status": what was prefetched, what this
+ * session recorded, and the requests the guest waited for (demand). */
+static int add_profile(struct mount *m, json_t *o)
+{
+	struct hydrate_stats hs;
+	struct fetch_stats fs;
+	size_t recorded = 0;
+	bool closed = false;
+
+	hydrate_get_stats(m->hydrate, &hs);
+	fetch_get_stats(m->fetch, &fs);
+	if (m->prof)
+		profile_count(m->prof, &recorded, &closed);
+	return json_object_update_new(
+	    o, json_pack("{s:I, s:I, s:I, s:b, s:I, s:b}", "demand_requests",
+			 (json_int_t)fs.demand_requests, "profile_blocks",
+			 (json_int_t)hs.profile_blocks, "profile_fetched",
+			 (json_int_t)hs.profile_fetched, "profile_done",
+			 !m->hydrate || hs.profile_done, "profile_recorded",
+			 (json_int_t)recorded, "profile_uploaded",
+			 profile_upload_done(m->pu)));
+}
+
 /* "sync": run a sync now and answer {"version", "blocks", "message"} or
  * {"error", "conflict"}. */
 static int ctl_sync(struct mount *m, char **ret_reply)
@@ -660,6 +706,10 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 				  (json_int_t)is.evicted_blocks, "read_bytes",
 				  (json_int_t)is.read_bytes, "bytes_wire",
 				  (json_int_t)fs.wire_bytes)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	if (o && add_profile(m, o) < 0) {
 		json_decref(o);
 		o = NULL;
 	}
@@ -1228,6 +1278,82 @@ static int fill_plain(struct mount *m)
 	return 0;
 }
 
+/* hydrate_profile_fn: the boot profile to prefetch, from the server
+ * (docs/client.md, "Boot profiles").  None when the server has none, or
+ * on any error: a profile is a hint, the mount goes on without. */
+static int get_profile(void *opaque, uint64_t **ret, size_t *ret_n)
+{
+	struct mount *m = opaque;
+	const struct manifest_header *h = image_header(m->im);
+	uint64_t from = 0;
+	char why[256];
+	int r;
+
+	r = remote_get_profile(m->fetch, m->url.name, h->version, h->block_size,
+			       h->nblocks, ret, ret_n, &from, why);
+	if (r == -ENOENT)
+		log_debug(LOG_CAT_HYDRATE, "%s: no boot profile", m->url.name);
+	else if (r < 0)
+		log_warn("%s: boot profile: %s (%s): not prefetching",
+			 m->url.name, remote_strerror(r), why);
+	else
+		log_info("%s: boot profile of version %" PRIu64
+			 ": %zu blocks to prefetch",
+			 m->url.name, from, *ret_n);
+	return r;
+}
+
+/* Start hydration (unless --no-hydrate: only what is read is fetched),
+ * with the boot profile first unless --no-profile. */
+static int start_hydrate(struct mount *m)
+{
+	struct hydrate_config hcfg = {.opaque = m};
+	int r;
+
+	if (m->o.no_hydrate)
+		return 0;
+	if (!m->o.no_profile && !m->offline && !m->o.plain_url)
+		hcfg.get_profile = get_profile;
+	r = hydrate_start(&hcfg, m->im, m->fetch, &m->hydrate);
+	if (r < 0)
+		return log_error_errno(r, "starting hydration: %m");
+	return 0;
+}
+
+/* Record this session's first-read order, for the server (nothing is
+ * recorded with --no-profile or for an empty image). */
+static int start_profile(struct mount *m, const struct manifest_header *h)
+{
+	int r;
+
+	/* A plain export has nowhere to send it. */
+	if (m->o.no_profile || m->offline || m->o.plain_url || h->nblocks == 0)
+		return 0;
+	r = profile_new(h->nblocks, VMF_PROFILE_MAX_BLOCKS, &m->prof);
+	if (r < 0)
+		return log_error_errno(r, "boot profile: %m");
+	return 0;
+}
+
+/* Upload it after --profile-seconds, or at unmount. */
+static int start_profile_upload(struct mount *m,
+				const struct manifest_header *h)
+{
+	struct profile_upload_config pcfg = {
+	    .name = m->url.name,
+	    .version = h->version,
+	    .window_s = m->o.profile_s,
+	};
+	int r;
+
+	if (!m->prof || m->offline)
+		return 0;
+	r = profile_upload_start(&pcfg, m->prof, m->fetch, &m->pu);
+	if (r < 0)
+		return log_error_errno(r, "boot profile upload: %m");
+	return 0;
+}
+
 static int setup(struct mount *m)
 {
 	struct remote_image img;
@@ -1293,6 +1419,10 @@ static int setup(struct mount *m)
 		if (r < 0)
 			return r;
 	}
+	r = start_profile(m, &hdr);
+	if (r < 0)
+		return r;
+	icfg.profile = m->prof;
 	r = image_new(&icfg, m->fetch, m->cache, &m->im);
 	if (r < 0)
 		return log_error_errno(r, "setting up the image: %m");
@@ -1351,11 +1481,11 @@ static int setup(struct mount *m)
 	r = start_fuse(m);
 	if (r < 0)
 		return r;
-	if (!m->o.no_hydrate) {
-		r = hydrate_start(m->im, m->fetch, &m->hydrate);
-		if (r < 0)
-			return log_error_errno(r, "starting hydration: %m");
-	}
+	r = start_hydrate(m);
+	if (r == 0)
+		r = start_profile_upload(m, &hdr);
+	if (r < 0)
+		return r;
 	if (!m->o.read_only && m->offline) {
 		offline_lease(m);
 	} else if (!m->o.read_only) {
@@ -1477,10 +1607,14 @@ static void teardown(struct mount *m)
 		release_lease(m);
 	writeback_stop(m->wb);
 	pin_keeper_stop(m->pin);
+	/* FUSE is gone: the recording is complete.  An expired copy's
+	 * session tells the server nothing. */
+	profile_upload_stop(m->pu, !expired);
 	goes = copy_goes(m);
 	if (!goes && m->im && m->cache && m->lc.url[0])
 		record_final(m);
 	image_free(m->im);
+	profile_free(m->prof); /* after the image: it notes reads into it */
 	cache_free(m->cache);
 	m->cache = NULL;
 	fetch_free(m->fetch);

@@ -152,21 +152,19 @@ static int parse_policy(json_t *policy, struct remote_image *img, char *ret_why)
 	return 0;
 }
 
-int remote_get_image(struct fetch *f, const char *name,
-		     struct remote_image *ret, char *ret_why)
+/* GET path's JSON body (at most VMF_JSON_MAX bytes): 0 and a new
+ * reference in *ret, a fetch error, or -EBADMSG if it is not JSON
+ * (`what` names it in *ret_why, 256 bytes). */
+static int get_json(struct fetch *f, const char *path, const char *what,
+		    json_t **ret, char *ret_why)
 {
 	_cleanup_free_ char *buf = malloc(VMF_JSON_MAX);
-	struct remote_image img = {0};
 	struct fetch_req req = {0};
-	char path[256];
 	json_error_t jerr;
-	json_t *root;
-	uint64_t bs = 0;
 	int r;
 
 	if (!buf)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), VMF_PATH_IMAGES "/%s", name);
 	req.path = path;
 	req.buf = buf;
 	req.buf_len = VMF_JSON_MAX;
@@ -176,12 +174,27 @@ int remote_get_image(struct fetch *f, const char *name,
 		snprintf(ret_why, 256, "%s", req.errmsg);
 		return r;
 	}
-	root = json_loadb(buf, req.got, 0, &jerr);
-	if (!root) {
-		snprintf(ret_why, 256, "image metadata is not JSON: %s",
-			 jerr.text);
+	*ret = json_loadb(buf, req.got, 0, &jerr);
+	if (!*ret) {
+		snprintf(ret_why, 256, "%s is not JSON: %s", what, jerr.text);
 		return -EBADMSG;
 	}
+	return 0;
+}
+
+int remote_get_image(struct fetch *f, const char *name,
+		     struct remote_image *ret, char *ret_why)
+{
+	struct remote_image img = {0};
+	char path[256];
+	json_t *root;
+	uint64_t bs = 0;
+	int r;
+
+	snprintf(path, sizeof(path), VMF_PATH_IMAGES "/%s", name);
+	r = get_json(f, path, "image metadata", &root, ret_why);
+	if (r < 0)
+		return r;
 	r = 0;
 	if (json_u64(root, "version", &img.version) < 0 ||
 	    json_u64(root, "size", &img.size) < 0 ||
@@ -249,6 +262,116 @@ int remote_get_manifest_header(struct fetch *f, const char *name,
 	}
 	*ret = h;
 	return 0;
+}
+
+/* The profile route of version of name, into buf (room for len). */
+static void profile_path(const char *name, uint64_t version, char *buf,
+			 size_t len)
+{
+	snprintf(buf, len,
+		 VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS "/%" PRIu64
+				 "/" VMF_SEG_PROFILE,
+		 name, version);
+}
+
+int remote_put_profile(struct fetch *f, const char *name, uint64_t version,
+		       const uint64_t *blocks, size_t n, char *ret_why)
+{
+	_cleanup_(json_decrefp) json_t *body = NULL;
+	_cleanup_free_ char *text = NULL;
+	struct fetch_req req = {0};
+	json_t *list = json_array();
+	char path[256];
+	int r;
+
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(
+			list, json_integer((json_int_t)blocks[i])) < 0) {
+			json_decref(list);
+			return -ENOMEM;
+		}
+	body = json_pack("{s:I, s:o}", "version", (json_int_t)version, "blocks",
+			 list);
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	if (!text)
+		return -ENOMEM;
+	profile_path(name, version, path, sizeof(path));
+	req.path = path;
+	req.method = "PUT";
+	req.body = text;
+	req.body_len = strlen(text);
+	req.content_type = "application/json";
+	req.prio = FETCH_PRIO_BACKGROUND;
+	r = fetch_run(f, &req);
+	if (r < 0)
+		snprintf(ret_why, 256, "%s", req.errmsg);
+	return r;
+}
+
+/* The entries of a profile answer's "blocks" below nblocks, as a new
+ * array; -EBADMSG if one is not a non-negative integer. */
+static int profile_blocks(json_t *list, uint64_t nblocks, uint64_t **ret,
+			  size_t *ret_n)
+{
+	_cleanup_free_ uint64_t *out = NULL;
+	size_t n = 0, i;
+	json_t *item;
+
+	if (json_array_size(list) > VMF_PROFILE_MAX_BLOCKS)
+		return -EBADMSG;
+	out = calloc(json_array_size(list) + 1, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	json_array_foreach(list, i, item)
+	{
+		if (!json_is_integer(item) || json_integer_value(item) < 0)
+			return -EBADMSG;
+		if ((uint64_t)json_integer_value(item) < nblocks)
+			out[n++] = (uint64_t)json_integer_value(item);
+	}
+	*ret = n ? steal_ptr(&out) : NULL;
+	*ret_n = n;
+	return 0;
+}
+
+int remote_get_profile(struct fetch *f, const char *name, uint64_t version,
+		       uint32_t block_size, uint64_t nblocks, uint64_t **ret,
+		       size_t *ret_n, uint64_t *ret_from, char *ret_why)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+	uint64_t from = 0, bs = 0;
+	json_t *list;
+	char path[256];
+	int r;
+
+	profile_path(name, version, path, sizeof(path));
+	r = get_json(f, path, "the profile", &root, ret_why);
+	if (r < 0)
+		return r;
+	list = json_object_get(root, "blocks");
+	if (json_u64(root, "version", &from) < 0 || from > version ||
+	    json_u64(root, "block_size", &bs) < 0 || !json_is_array(list)) {
+		snprintf(ret_why, 256, "the profile is not the JSON expected");
+		return -EBADMSG;
+	}
+	if (bs != block_size) {
+		snprintf(ret_why, 256,
+			 "the profile of version %" PRIu64
+			 " has another block size",
+			 from);
+		*ret = NULL;
+		*ret_n = 0;
+		*ret_from = from;
+		return 0;
+	}
+	r = profile_blocks(list, nblocks, ret, ret_n);
+	if (r == -EBADMSG)
+		snprintf(ret_why, 256, "the profile lists a bad block index");
+	if (r == 0)
+		*ret_from = from;
+	return r;
 }
 
 int remote_read_token(const char *file, char **ret)

@@ -62,6 +62,24 @@ void remote_data_path(const char *name, uint64_t version, char *buf,
 void remote_manifest_path(const char *name, uint64_t version, char *buf,
 			  size_t len);
 
+/* PUT the first-read order of a session, blocks[0..n) (1 to
+ * VMF_PROFILE_MAX_BLOCKS distinct indices), as a boot profile of
+ * version (docs/protocol.md, "Boot profiles"); the server merges it.
+ * Returns 0 or a fetch error (detail in *ret_why, 256 bytes). */
+int remote_put_profile(struct fetch *f, const char *name, uint64_t version,
+		       const uint64_t *blocks, size_t n, char *ret_why);
+
+/* GET the boot profile to prefetch for version: the server answers the
+ * merged profile of version, or of the nearest older version that has
+ * one (*ret_from).  Entries at or past nblocks are left out, and all of
+ * them if the profile's block size is not block_size (another layout).
+ * Returns 0 and a new array in *ret (caller frees; NULL when *ret_n is
+ * 0), -ENOENT (no profile), -EBADMSG (a malformed answer) or a fetch
+ * error; *ret_why (256 bytes) says more. */
+int remote_get_profile(struct fetch *f, const char *name, uint64_t version,
+		       uint32_t block_size, uint64_t nblocks, uint64_t **ret,
+		       size_t *ret_n, uint64_t *ret_from, char *ret_why);
+
 /* The bearer token: from file (trailing white space stripped), or from
  * $VMFERRY_TOKEN when file is NULL.  Returns 0 and a new string in *ret
  * (caller cleanses and frees), -ENOKEY (no token given), -EINVAL (empty,

@@ -25,6 +25,10 @@
  *   POST /v1/images/NAME/lease               JSON body; take or renew the
  *                                            image's write lease
  *   DELETE /v1/images/NAME/lease             release it (Vmferry-Lease-Id)
+ *   PUT  /v1/images/NAME/versions/N/profile  JSON first-read order of a
+ *                                            session; merged (read grant)
+ *   GET  /v1/images/NAME/versions/N/profile  the merged boot profile of N
+ *                                            or of the nearest older version
  *   GET  /v1/stats                           JSON counters (admin)
  */
 #define VMF_PATH_IMAGES	 VMF_API_PREFIX "/images"
@@ -36,6 +40,7 @@
 #define VMF_SEG_MISSING	 "missing"
 #define VMF_SEG_LEASE	 "lease"
 #define VMF_SEG_PINS	 "pins"
+#define VMF_SEG_PROFILE	 "profile"
 
 /* Request headers. */
 #define VMF_HDR_COMMIT_ID "Vmferry-Commit-Id"	 /* idempotent commit key */
@@ -49,6 +54,12 @@
 #define VMF_LEASE_SECONDS_DEFAULT (4 * 3600) /* unless policy/serve say */
 #define VMF_LEASE_WHERE_LOCAL	  "local"
 #define VMF_LEASE_WHERE_REMOTE	  "remote"
+
+/* Boot profiles: at most this many blocks in an upload and in the merged
+ * profile; an upload's body is at most VMF_PROFILE_BODY_MAX bytes (room
+ * for the largest list of the largest indices). */
+#define VMF_PROFILE_MAX_BLOCKS 65536
+#define VMF_PROFILE_BODY_MAX   (1u << 20)
 
 /* A commit naming blocks the store lacks lists at most this many. */
 #define VMF_MISSING_LIST_MAX 1000

@@ -31,6 +31,7 @@
 #include "deadline.h"
 #include "http.h"
 #include "http_lease.h"
+#include "http_profile.h"
 #include "http_read.h"
 #include "http_write.h"
 #include "ratelimit.h"
@@ -69,6 +70,10 @@ static const char *audit_action(const struct http_request *req, unsigned status)
 		return del ? "lease.release" : "lease.acquire";
 	case ROUTE_PINS:
 		return del ? "pin.release" : "pin.acquire";
+	case ROUTE_PROFILE:
+		return strcmp(req->method, MHD_HTTP_METHOD_PUT) == 0
+			   ? "profile.put"
+			   : NULL;
 	default:
 		return NULL;
 	}
@@ -104,6 +109,19 @@ static void audit_request(struct http_request *req, unsigned status)
 			}); /* a failure is logged there */
 }
 
+/* serve --verbose: one line per request, with its Range if it has one
+ * (which blocks a client fetched, in what order: tests and bench). */
+static void log_access(struct http_request *req, unsigned status)
+{
+	const char *range = http_header(req, "Range");
+	size_t n = range ? strcspn(range, "\r\n") : 0;
+
+	if (n > 64)
+		n = 64; /* a line in the log, not the whole header */
+	log_info("%s %s %u%s%.*s", req->method, req->path, status,
+		 range ? " " : "", (int)n, range ? range : "");
+}
+
 enum MHD_Result http_queue(struct http_request *req, unsigned status,
 			   struct MHD_Response *resp, uint64_t body_len)
 {
@@ -123,7 +141,7 @@ enum MHD_Result http_queue(struct http_request *req, unsigned status,
 	if (!req->head)
 		http_count(&st->bytes_sent, body_len);
 	if (req->ctx->verbose)
-		log_info("%s %s %u", req->method, req->path, status);
+		log_access(req, status);
 	audit_request(req, status);
 	return ret;
 }
@@ -263,6 +281,7 @@ static int authorize(struct http_request *req)
 	case ROUTE_MANIFEST:
 	case ROUTE_DATA:
 	case ROUTE_PINS:
+	case ROUTE_PROFILE: /* a hint: it can order fetches, not change data */
 		ok = auth_can_read(t, req->name);
 		break;
 	case ROUTE_COMMIT:
@@ -334,6 +353,10 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 	case ROUTE_PINS:
 		if (strcmp(req->method, MHD_HTTP_METHOD_DELETE) == 0)
 			return http_pin_release(req);
+		return http_write_begin(req);
+	case ROUTE_PROFILE:
+		if (strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0)
+			return http_profile_get(req);
 		return http_write_begin(req);
 	default:
 		return http_write_begin(req);

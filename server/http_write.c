@@ -24,6 +24,7 @@
 
 #include "auth.h"
 #include "http_lease.h"
+#include "http_profile.h"
 #include "http_write.h"
 #include "commit.h"
 #include "store.h"
@@ -119,6 +120,9 @@ enum MHD_Result http_write_begin(struct http_request *req)
 	case ROUTE_LEASE:
 	case ROUTE_PINS:
 		max = HTTP_LEASE_BODY_MAX;
+		break;
+	case ROUTE_PROFILE:
+		max = VMF_PROFILE_BODY_MAX;
 		break;
 	default:
 		max = COMMIT_MAX;
@@ -396,6 +400,8 @@ enum MHD_Result http_write_finish(struct http_request *req)
 		return http_lease_acquire(req);
 	case ROUTE_PINS:
 		return http_pin_acquire(req);
+	case ROUTE_PROFILE:
+		return http_profile_put(req);
 	default:
 		return http_reply_error(req, 500, "no handler");
 	}

@@ -114,6 +114,9 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
 		 seg_is(seg[5], VMF_SEG_DATA))
 		*ret = ROUTE_DATA;
+	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
+		 seg_is(seg[5], VMF_SEG_PROFILE))
+		*ret = ROUTE_PROFILE;
 	else
 		return -ENOENT;
 	if (n >= 3 && *ret != ROUTE_MISSING)
@@ -136,6 +139,8 @@ const char *route_methods(enum route_id r)
 		return "POST";
 	case ROUTE_BLOCK:
 		return "PUT";
+	case ROUTE_PROFILE:
+		return "GET, HEAD, PUT";
 	default:
 		return "GET, HEAD";
 	}

@@ -23,6 +23,7 @@ enum route_id {
 	ROUTE_PINS,	/* POST, DELETE /v1/images/NAME/pins */
 	ROUTE_MANIFEST, /* GET /v1/images/NAME/versions/N/manifest */
 	ROUTE_DATA,	/* GET /v1/images/NAME/versions/N/data */
+	ROUTE_PROFILE,	/* GET, PUT /v1/images/NAME/versions/N/profile */
 	ROUTE_MISSING,	/* POST /v1/blocks/missing */
 	ROUTE_BLOCK,	/* PUT /v1/blocks/HEX */
 	ROUTE_STATS,	/* GET /v1/stats */
@@ -34,7 +35,7 @@ struct route_match {
 	/* NAME, percent-decoded and valid by image_name_valid(); "" for
 	 * the routes without one. */
 	char name[VMF_NAME_MAX + 1];
-	uint64_t version;	    /* N (ROUTE_MANIFEST, ROUTE_DATA), else 0 */
+	uint64_t version; /* N (ROUTE_MANIFEST, ROUTE_DATA, ROUTE_PROFILE) */
 	uint8_t hash[VMF_HASH_LEN]; /* HEX (ROUTE_BLOCK), else zero */
 	/* Why the request is refused (a static string), NULL if it is not. */
 	const char *error;

@@ -132,6 +132,19 @@ static void print_status(json_t *o)
 	printf("hydrate:  %s\n", json_is_true(json_object_get(o, "hydrating"))
 				     ? "running"
 				     : "idle");
+	/* A mount from before boot profiles has none of these: 0. */
+	if (u(o, "profile_blocks"))
+		printf("profile:  %" PRIu64 " of %" PRIu64
+		       " boot-profile blocks prefetched%s\n",
+		       u(o, "profile_fetched"), u(o, "profile_blocks"),
+		       json_is_true(json_object_get(o, "profile_done"))
+			   ? ""
+			   : " so far");
+	printf("recorded: %" PRIu64 " blocks in first-read order%s\n",
+	       u(o, "profile_recorded"),
+	       json_is_true(json_object_get(o, "profile_uploaded"))
+		   ? " (uploaded)"
+		   : "");
 	print_lifecycle(o);
 }
 

@@ -49,6 +49,7 @@ static bool model_method_ok(enum route_id r, const char *method)
 	static const char *const lease[] = {"POST", "DELETE", NULL};
 	static const char *const post[] = {"POST", NULL};
 	static const char *const put[] = {"PUT", NULL};
+	static const char *const profile[] = {"GET", "HEAD", "PUT", NULL};
 	const char *const *list = get;
 
 	if (r == ROUTE_COMMIT || r == ROUTE_HISTORY)
@@ -59,6 +60,8 @@ static bool model_method_ok(enum route_id r, const char *method)
 		list = post;
 	else if (r == ROUTE_BLOCK)
 		list = put;
+	else if (r == ROUTE_PROFILE)
+		list = profile;
 	for (; *list; list++)
 		if (strcmp(*list, method) == 0)
 			return true;
@@ -135,6 +138,9 @@ static void model_route(const char *method, const char *url, struct model *m)
 	else if (n == 6 && strcmp(seg[3], "versions") == 0 &&
 		 strcmp(seg[5], "data") == 0)
 		m->route = ROUTE_DATA;
+	else if (n == 6 && strcmp(seg[3], "versions") == 0 &&
+		 strcmp(seg[5], "profile") == 0)
+		m->route = ROUTE_PROFILE;
 	else
 		goto out;
 	if (n >= 3 && m->route != ROUTE_MISSING)
@@ -182,7 +188,7 @@ static bool has_name(enum route_id r)
 
 static bool has_version(enum route_id r)
 {
-	return r == ROUTE_MANIFEST || r == ROUTE_DATA;
+	return r == ROUTE_MANIFEST || r == ROUTE_DATA || r == ROUTE_PROFILE;
 }
 
 static void check_name(const char *name)
@@ -201,7 +207,8 @@ static void check_canonical(const char *method, const struct route_match *m)
 	static const char *const last[] = {
 	    [ROUTE_MANIFEST] = "manifest", [ROUTE_DATA] = "data",
 	    [ROUTE_LEASE] = "lease",	   [ROUTE_PINS] = "pins",
-	    [ROUTE_COMMIT] = "",	   [ROUTE_HISTORY] = ""};
+	    [ROUTE_COMMIT] = "",	   [ROUTE_HISTORY] = "",
+	    [ROUTE_PROFILE] = "profile"};
 	char url[256], hex[VMF_HASH_HEX_LEN + 1];
 	struct route_match again;
 
@@ -233,6 +240,7 @@ static void check_canonical(const char *method, const struct route_match *m)
 		break;
 	case ROUTE_MANIFEST:
 	case ROUTE_DATA:
+	case ROUTE_PROFILE:
 		snprintf(url, sizeof(url),
 			 "/v1/images/%s/versions/%" PRIu64 "/%s", m->name,
 			 m->version, last[m->route]);

@@ -86,6 +86,8 @@ ROUTER = {
     "manifest": "GET\n/v1/images/demo/versions/1/manifest",
     "data": "GET\n/v1/images/demo/versions/18446744073709551615/data",
     "data-escaped": "GET\n/v1/images/%64emo/versions/%31/data",
+    "profile-put": "PUT\n/v1/images/demo/versions/3/profile",
+    "profile-get": "GET\n/v1/images/demo/versions/3/profile",
     "missing": "POST\n/v1/blocks/missing",
     "block": "PUT\n/v1/blocks/" + H,
     "block-upper": "PUT\n/v1/blocks/" + H.upper(),
@@ -104,6 +106,7 @@ ROUTER = {
     # 405
     "delete-image": "DELETE\n/v1/images/demo",
     "post-data": "POST\n/v1/images/demo/versions/1/data",
+    "post-profile": "POST\n/v1/images/demo/versions/1/profile",
     "get-block": "GET\n/v1/blocks/" + H,
     "lower-get": "get\n/v1/images",
     "partial-method": "GE\n/v1/images",

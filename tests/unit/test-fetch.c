@@ -1181,6 +1181,79 @@ static void test_demand_first(void)
 	batch_fini(&bq);
 }
 
+/* FETCH_PRIO_PREFETCH: after demand, before background, not paced. */
+static void test_prefetch(void)
+{
+	enum { CHUNK = 64 * 1024 };
+	struct fetch *f = engine(8, 4);
+	struct item slow[2], pf[4], g, q[2], p1;
+	struct batch b, bp, bq;
+	uint64_t t0;
+
+	/* At 1 KiB/s the second background request waits ~64 s for its
+	 * budget; four prefetch requests go at once. */
+	fetch_set_background_rate(f, 1024);
+	batch_init(&b, 2);
+	item_set(&slow[0], &b, "/data", 0, CHUNK, FETCH_PRIO_BACKGROUND);
+	item_set(&slow[1], &b, "/data", CHUNK, CHUNK, FETCH_PRIO_BACKGROUND);
+	fetch_submit(f, &slow[0].req);
+	check(batch_wait(&b, 1, 5));
+	fetch_submit(f, &slow[1].req);
+	batch_init(&bp, 4);
+	t0 = now_ns();
+	for (int i = 0; i < 4; i++) {
+		item_set(&pf[i], &bp, "/data", (uint64_t)(i + 2) * CHUNK, CHUNK,
+			 FETCH_PRIO_PREFETCH);
+		fetch_submit(f, &pf[i].req);
+	}
+	check(batch_wait(&bp, 0, 5));
+	check_uint(now_ns() - t0, <, 3000000000ull);
+	for (int i = 0; i < 4; i++)
+		check(item_ok(&pf[i]));
+	check_int(batch_left(&b), ==, 1); /* still waiting for budget */
+	/* It never starts: cancelled as its owner stops. */
+	slow[1].req.opaque = &slow[1];
+	check_uint(fetch_cancel_queued(f, &slow[1]), ==, 1);
+	check(batch_wait(&b, 0, 5));
+	check_int(slow[1].req.result, ==, -ECANCELED);
+	fetch_free(f);
+
+	/* One slot for the background class, busy at gate 6: a prefetch
+	 * request queued after two background ones still goes first. */
+	f = engine(2, 1);
+	gate_set(6, false);
+	batch_init(&bq, 4);
+	item_set(&g, &bq, "/gate/6", 0, 100, FETCH_PRIO_BACKGROUND);
+	fetch_submit(f, &g.req);
+	check(gate_wait_for(6, 1));
+	for (int i = 0; i < 2; i++) {
+		item_set(&q[i], &bq, "/data", (uint64_t)i * 100, 100,
+			 FETCH_PRIO_BACKGROUND);
+		fetch_submit(f, &q[i].req);
+	}
+	item_set(&p1, &bq, "/data", 7777, 100, FETCH_PRIO_PREFETCH);
+	fetch_submit(f, &p1.req);
+	gate_set(6, true);
+	check(batch_wait(&bq, 0, 10));
+	check(item_ok(&p1) && item_ok(&g));
+	for (int i = 0; i < 2; i++) {
+		check(item_ok(&q[i]));
+		check_int(q[i].seq, >, p1.seq);
+	}
+	fetch_free(f);
+	for (int i = 0; i < 4; i++)
+		free(pf[i].buf);
+	for (int i = 0; i < 2; i++) {
+		free(slow[i].buf);
+		free(q[i].buf);
+	}
+	free(g.buf);
+	free(p1.buf);
+	batch_fini(&b);
+	batch_fini(&bp);
+	batch_fini(&bq);
+}
+
 static int tls_read(const char *url, const char *cacert, const char *pin,
 		    bool insecure)
 {
@@ -1380,6 +1453,7 @@ int main(void)
 	TEST(test_upload(), "PUT/POST round trip and request headers");
 	TEST(test_token(), "bearer token sent; 401 maps to EACCES");
 	TEST(test_demand_first(), "demand goes before background");
+	TEST(test_prefetch(), "prefetch: before background, never paced");
 	TEST(test_tls(), "TLS: CA file, pin, insecure; errors map to EPERM");
 	TEST(test_plain_helpers(),
 	     "whole URLs, streamed bodies, redirects, lengths, error words");

@@ -58,6 +58,10 @@ static void test_routes(void)
 	   7);
 	ok("GET", "/v1/images/demo/versions/18446744073709551615/data",
 	   ROUTE_DATA, "demo", UINT64_MAX);
+	ok("PUT", "/v1/images/demo/versions/3/profile", ROUTE_PROFILE, "demo",
+	   3);
+	ok("GET", "/v1/images/demo/versions/3/profile", ROUTE_PROFILE, "demo",
+	   3);
 	ok("GET", "/v1/images/%64emo/versions/%31/data", ROUTE_DATA, "demo", 1);
 	ok("POST", "/v1/blocks/missing", ROUTE_MISSING, "", 0);
 	ok("GET", "/v1/stats", ROUTE_STATS, "", 0);
@@ -93,6 +97,7 @@ static void test_method(void)
 	/* Before the parameters: a bad name with a bad method is a 405. */
 	bad("PUT", "/v1/images/../versions", 405, NULL);
 	bad("GET", "/v1/blocks/xyz", 405, NULL);
+	bad("POST", "/v1/images/demo/versions/3/profile", 405, NULL);
 	bad("get", "/v1/images", 405, NULL);
 	bad("GE", "/v1/images", 405, NULL);
 	bad("GET, HEAD", "/v1/images", 405, NULL);
