@@ -12,7 +12,9 @@
 #   qemu-curl    QEMU's own curl block driver straight from the URL
 #   httpdirfs    httpdirfs (FUSE over HTTP) serving the file
 #   nbdkit-curl  nbdkit's curl plugin, QEMU on its NBD socket
-#   vmferry-cold a vmferry mount with an empty cache
+#   vmferry-cold a vmferry mount with an empty cache, no boot profile
+#   vmferry-profiled  the same, with the image's boot profile prefetched
+#                (recorded by one untimed boot first)
 #   vmferry-warm the same with the copy complete
 # The peers read from nginx over HTTPS, vmferry from vmferry-server; both
 # use the same certificate and run in a network namespace behind a veth
@@ -205,34 +207,47 @@ run_nbdkit() {
 	kill "$(cat "$T/nbd.pid")"
 	[ $st = 0 ] && echo "$t $(nginx_bytes)"
 }
-vmferry_boot() { # vmferry_boot NAME: boot from the mount; cache as it is
-	local before t st=0 sent rd
+vmferry_boot() { # vmferry_boot NAME [MOUNT OPTIONS]: boot from the mount
+	local name=$1 before t st=0 sent rd
+	shift
 	before=$(server_stat bytes_sent)
-	mount_image "$SERVER_URL/testvm" "$T/mnt" --read-only
-	t=$(boot "$1" "$T/mnt/testvm.img") || st=1
+	mount_image "$SERVER_URL/testvm" "$T/mnt" --read-only "$@"
+	t=$(boot "$name" "$T/mnt/testvm.img") || st=1
 	sent=$(($(server_stat bytes_sent) - before))
 	rd=$(mount_status read_bytes)
 	unmount "$T/mnt"
 	[ $st = 0 ] && echo "$t $sent $rd"
 }
-run_vmferry_cold() { rm -rf "$T/cache"; vmferry_boot vmferry-cold; }
+# Cold: an empty cache, no boot profile (recorded nor used).
+run_vmferry_cold() { rm -rf "$T/cache"; vmferry_boot vmferry-cold --no-profile; }
+# Cold with the image's boot profile: recorded once by a boot that is
+# not timed (its mount uploads the profile at unmount), then prefetched.
+run_vmferry_profiled() {
+	if [ ! -e "$T/profile-recorded" ]; then
+		rm -rf "$T/cache"
+		vmferry_boot vmferry-recording >/dev/null || return 1
+		touch "$T/profile-recorded"
+	fi
+	rm -rf "$T/cache"
+	vmferry_boot vmferry-profiled
+}
 run_vmferry_warm() {
 	if [ ! -d "$T/cache" ]; then
 		# Build the complete copy, timing hydration on its own.
 		local s e before
 		before=$(server_stat bytes_sent)
 		s=$(date +%s.%N)
-		mount_image "$SERVER_URL/testvm" "$T/mnt" --read-only
+		mount_image "$SERVER_URL/testvm" "$T/mnt" --read-only --no-profile
 		wait_hydrated 1200
 		e=$(date +%s.%N)
 		echo "$LINK,hydrate,$run,$(echo "$e - $s" | bc),$(($(server_stat bytes_sent) - before))," >>"$OUT/raw.csv"
 		unmount "$T/mnt"
 	fi
-	vmferry_boot vmferry-warm
+	vmferry_boot vmferry-warm --no-profile
 }
 
 LINKS=(${BENCH_LINKS:-loopback 100mbit 20mbit far})
-CONTENDERS=(${BENCH_CONTENDERS:-local download qemu_curl httpdirfs nbdkit vmferry_cold vmferry_warm})
+CONTENDERS=(${BENCH_CONTENDERS:-local download qemu_curl httpdirfs nbdkit vmferry_cold vmferry_profiled vmferry_warm})
 echo "link,contender,run,seconds,bytes,guest_read" >"$OUT/raw.csv"
 for LINK in "${LINKS[@]}"; do
 	use_link "$LINK"
@@ -252,7 +267,7 @@ for LINK in "${LINKS[@]}"; do
 			echo "$LINK,${c//_/-},$run,$sec,$sent,${rd:-}" >>"$OUT/raw.csv"
 			# The warm contender needs a complete copy: rebuild it
 			# after a cold run wiped it.
-			[ "$c" = vmferry_cold ] && rm -rf "$T/cache"
+			case $c in vmferry_cold | vmferry_profiled) rm -rf "$T/cache" ;; esac
 		done
 	done
 done
