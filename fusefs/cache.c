@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -413,6 +414,36 @@ static MDB_val cache_blkno_val(uint64_t *be, uint64_t blkno)
 	return (MDB_val){.mv_size = sizeof(*be), .mv_data = be};
 }
 
+/* Unmap the pages of [at, at + len) in the (read-only, shared) map. */
+static void drop_pages(uintptr_t at, size_t len)
+{
+	static long page;
+	uintptr_t start, end;
+
+	if (!page)
+		page = sysconf(_SC_PAGESIZE);
+	if (page <= 0)
+		return;
+	start = at & ~((uintptr_t)page - 1);
+	end = (at + len + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+	(void)madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+/* Open the sealed value v (in the map) into buf, then unmap its pages:
+ * the page cache keeps them, but the daemon's RSS would otherwise grow
+ * by every block read (LMDB reads a value's first page to find it, the
+ * kernel maps its neighbours with it, and decryption reads the rest), a
+ * gigabyte for a copy read whole. */
+static int cache_open_sealed(struct cache *c, const MDB_val *v,
+			     const uint8_t *aad, void *buf)
+{
+	int r = crypto_open(c->key, aad, CRYPTO_BLOCK_AAD_LEN, v->mv_data,
+			    v->mv_size, buf);
+
+	drop_pages((uintptr_t)v->mv_data, v->mv_size);
+	return r;
+}
+
 /* Get and open block blkno within txn. */
 static int cache_get_txn(struct cache *c, MDB_txn *txn, uint64_t blkno,
 			 const uint8_t *hash, void *buf, size_t len)
@@ -436,7 +467,7 @@ static int cache_get_txn(struct cache *c, MDB_txn *txn, uint64_t blkno,
 		return -EBADMSG;
 	}
 	/* v points into the map, valid until the transaction ends. */
-	return crypto_open(c->key, aad, sizeof(aad), v.mv_data, v.mv_size, buf);
+	return cache_open_sealed(c, &v, aad, buf);
 }
 
 int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,

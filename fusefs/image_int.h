@@ -30,7 +30,7 @@ struct fetch;
 /* Longest single range request, in bytes. */
 #define IMAGE_MAX_RUN_BYTES (4u << 20)
 /* Verified bytes waiting for the writer before producers wait. */
-#define IMAGE_MAX_QUEUED (64u << 20)
+#define IMAGE_MAX_QUEUED (16u << 20)
 
 /* Verified blocks waiting to be stored. */
 struct store_job {

@@ -433,7 +433,10 @@ static int opened(int fd, struct fuse_file_info *fi)
 
 static int pc_open(const char *path, struct fuse_file_info *fi)
 {
-	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
+	/* O_DIRECT is the kernel's business (it bypasses the page cache of
+	 * this file system); the backing file is read through its own,
+	 * and its buffers need not be aligned. */
+	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
 
 	return opened(
 	    openat(base_fd, rel(path), (flags & ~O_TRUNC) | O_CLOEXEC), fi);
