@@ -30,6 +30,7 @@
 #   BENCH_LINKS="loopback far"  a subset of links
 #   BENCH_OUT=DIR               where the results go
 #   BENCH_CONTENDERS="local vmferry_cold"  a subset of contenders
+#   BENCH_FIGURES=0             skip bench/figures.sh (read, write, RSS)
 set -euo pipefail
 RUNS=${1:-${BENCH_RUNS:-3}}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -275,6 +276,12 @@ link_shape none
 
 python3 "$TOP/bench/report.py" "$OUT/raw.csv" "$OUT/RESULTS.md" "$VMFERRY_ACCEL" "$RUNS" "$size" \
 	"${LINKS[0]}" "$T/boot.dat" || fail "report"
+# The read, write and memory figures (loopback): BENCH_FIGURES=0 skips.
+if [ "${BENCH_FIGURES:-1}" = 1 ]; then
+	"$TOP/bench/figures.sh" "$RUNS" >"$T/logs/figures.log" 2>&1 &&
+		cat "$OUT/FIGURES.md" >>"$OUT/RESULTS.md" ||
+		echo "bench/figures.sh failed: see $T/logs/figures.log" | tee -a "$OUT/RESULTS.md"
+fi
 cat "$OUT/RESULTS.md"
 
 if command -v gnuplot >/dev/null; then
