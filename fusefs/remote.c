@@ -118,6 +118,25 @@ static int policy_duration(json_t *j, uint64_t *ret)
 	return 0;
 }
 
+/* The policy's "vm" settings; invalid ones are left at 0 (defaults):
+ * they only size a VM, they guard nothing. */
+static void parse_vm(json_t *vm, struct remote_image *img)
+{
+	json_t *mem = json_object_get(vm, "memory");
+	json_t *cpus = json_object_get(vm, "cpus");
+	uint64_t bytes;
+
+	if (json_is_integer(mem) && json_integer_value(mem) > 0)
+		img->vm_memory_mib = (uint64_t)json_integer_value(mem);
+	else if (json_is_string(mem) &&
+		 parse_size(json_string_value(mem), &bytes) == 0 &&
+		 bytes >= 1024 * 1024)
+		img->vm_memory_mib = bytes / (1024 * 1024);
+	if (json_is_integer(cpus) && json_integer_value(cpus) > 0 &&
+	    json_integer_value(cpus) <= 1024)
+		img->vm_cpus = (unsigned)json_integer_value(cpus);
+}
+
 static int parse_policy(json_t *policy, struct remote_image *img, char *ret_why)
 {
 	json_t *j;
@@ -149,7 +168,26 @@ static int parse_policy(json_t *policy, struct remote_image *img, char *ret_why)
 		return -EBADMSG;
 	}
 	img->ephemeral = mode && strcmp(mode, "ephemeral") == 0;
+	parse_vm(json_object_get(policy, "vm"), img);
 	return 0;
+}
+
+/* "lease": {"holder", "where", "since", "expires"} or null. */
+static void parse_lease(json_t *l, struct remote_image *img)
+{
+	const char *holder = json_string_value(json_object_get(l, "holder"));
+	const char *where = json_string_value(json_object_get(l, "where"));
+	uint64_t since = 0, expires = 0;
+
+	if (!json_is_object(l) || !holder || !where ||
+	    json_u64(l, "since", &since) < 0 ||
+	    json_u64(l, "expires", &expires) < 0)
+		return;
+	img->leased = true;
+	snprintf(img->lease_holder, sizeof(img->lease_holder), "%s", holder);
+	snprintf(img->lease_where, sizeof(img->lease_where), "%s", where);
+	img->lease_since = (int64_t)since;
+	img->lease_expires = (int64_t)expires;
 }
 
 int remote_get_image(struct fetch *f, const char *name,
@@ -195,6 +233,7 @@ int remote_get_image(struct fetch *f, const char *name,
 	if (r == 0)
 		r = parse_policy(json_object_get(root, "policy"), &img,
 				 ret_why);
+	parse_lease(json_object_get(root, "lease"), &img);
 	json_decref(root);
 	if (r < 0)
 		return r;

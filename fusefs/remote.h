@@ -40,6 +40,16 @@ struct remote_image {
 	int64_t expires;
 	uint64_t max_offline_s;
 	bool ephemeral;
+	/* The policy's "vm": {"memory": "1G" or MiB, "cpus": N}, what a
+	 * run of the image uses unless told otherwise; 0 when not set or
+	 * not valid (a run then uses its defaults). */
+	uint64_t vm_memory_mib;
+	unsigned vm_cpus;
+	/* The live lease ("lease" in the metadata), if any. */
+	bool leased;
+	char lease_holder[VMF_LEASE_HOLDER_MAX + 1];
+	char lease_where[8]; /* VMF_LEASE_WHERE_LOCAL or _REMOTE */
+	int64_t lease_since, lease_expires;
 };
 
 /* GET /v1/images/NAME.  Returns 0, a fetch error (errmsg in *ret_why,

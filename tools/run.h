@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* `vmferry run`: what its parts share.  cmd-run.c parses the options
+ * and finds the image; run-local.c runs it here; run-remote.c on the
+ * server.  One thread (the command's). */
+#ifndef VMFERRY_RUN_H
+#define VMFERRY_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../fusefs/remote.h"
+#include "toolopts.h"
+
+struct run_opts {
+	struct tool_opts o;
+	bool local, remote;
+	bool ephemeral, keep;
+	uint64_t memory_mib; /* 0: the image's, else the default */
+	unsigned cpus;	     /* 0: the image's, else the default */
+	const char *display; /* NULL: serial console on the terminal */
+	const char *qemu;    /* binary name or path */
+	const char *accel;   /* "auto", "kvm", "tcg" */
+	const char *server;  /* --server, else $VMFERRY_SERVER */
+	const char *log;     /* the mount's log file */
+	uint64_t shutdown_timeout_s;
+	const char *url; /* the image's URL, resolved */
+	struct remote_url u;
+};
+
+/* Open a fetch engine for the image's server with the options' TLS
+ * settings and token (which *ret_token receives; the caller cleanses and
+ * frees it).  0 or -errno, said in the user's terms. */
+struct fetch;
+int run_connect(struct run_opts *ro, struct fetch **ret, char **ret_token);
+
+/* "image NAME is running on the server since ..." or "... locally on
+ * HOLDER since ...": the same sentence for every conflict, into buf. */
+void run_describe_lease(const struct remote_image *img, const char *name,
+			char *buf, size_t len);
+
+/* The run itself; exit statuses as commands.h. */
+int run_local(struct run_opts *ro);
+int run_remote(struct run_opts *ro);
+
+#endif
