@@ -190,21 +190,18 @@ static void parse_lease(json_t *l, struct remote_image *img)
 	img->lease_expires = (int64_t)expires;
 }
 
-int remote_get_image(struct fetch *f, const char *name,
-		     struct remote_image *ret, char *ret_why)
+/* GET path and parse its JSON answer into a new *ret.  0, a fetch
+ * error or -EBADMSG (not JSON); ret_why (256 bytes) says why. */
+static int get_json(struct fetch *f, const char *path, json_t **ret,
+		    char *ret_why)
 {
 	_cleanup_free_ char *buf = malloc(VMF_JSON_MAX);
-	struct remote_image img = {0};
 	struct fetch_req req = {0};
-	char path[256];
 	json_error_t jerr;
-	json_t *root;
-	uint64_t bs = 0;
 	int r;
 
 	if (!buf)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), VMF_PATH_IMAGES "/%s", name);
 	req.path = path;
 	req.buf = buf;
 	req.buf_len = VMF_JSON_MAX;
@@ -214,31 +211,94 @@ int remote_get_image(struct fetch *f, const char *name,
 		snprintf(ret_why, 256, "%s", req.errmsg);
 		return r;
 	}
-	root = json_loadb(buf, req.got, 0, &jerr);
-	if (!root) {
-		snprintf(ret_why, 256, "image metadata is not JSON: %s",
-			 jerr.text);
+	*ret = json_loadb(buf, req.got, 0, &jerr);
+	if (!*ret) {
+		snprintf(ret_why, 256, "the answer is not JSON: %s", jerr.text);
 		return -EBADMSG;
 	}
-	r = 0;
-	if (json_u64(root, "version", &img.version) < 0 ||
-	    json_u64(root, "size", &img.size) < 0 ||
-	    json_u64(root, "block_size", &bs) < 0 || bs > UINT32_MAX) {
+	return 0;
+}
+
+/* version, size and block_size of o (and its lease) into img. */
+static int parse_sizes(json_t *o, struct remote_image *img)
+{
+	uint64_t bs = 0;
+
+	if (json_u64(o, "version", &img->version) < 0 ||
+	    json_u64(o, "size", &img->size) < 0 ||
+	    json_u64(o, "block_size", &bs) < 0 || bs > UINT32_MAX)
+		return -EBADMSG;
+	img->block_size = (uint32_t)bs;
+	parse_lease(json_object_get(o, "lease"), img);
+	return 0;
+}
+
+int remote_get_image(struct fetch *f, const char *name,
+		     struct remote_image *ret, char *ret_why)
+{
+	struct remote_image img = {0};
+	char path[256];
+	json_t *root;
+	int r;
+
+	snprintf(path, sizeof(path), VMF_PATH_IMAGES "/%s", name);
+	r = get_json(f, path, &root, ret_why);
+	if (r < 0)
+		return r;
+	r = parse_sizes(root, &img);
+	if (r < 0)
 		snprintf(ret_why, 256,
 			 "image metadata lacks version, size or block_size");
-		r = -EBADMSG;
-	}
 	if (json_u64(root, "manifest_size", &img.manifest_size) < 0)
 		img.manifest_size = 0;
 	if (r == 0)
 		r = parse_policy(json_object_get(root, "policy"), &img,
 				 ret_why);
-	parse_lease(json_object_get(root, "lease"), &img);
 	json_decref(root);
 	if (r < 0)
 		return r;
-	img.block_size = (uint32_t)bs;
 	*ret = img;
+	return 0;
+}
+
+int remote_list_images(struct fetch *f, struct remote_entry **ret,
+		       size_t *ret_n, char *ret_why)
+{
+	_cleanup_free_ struct remote_entry *list = NULL;
+	json_t *root, *arr, *o;
+	size_t i, n;
+	int r;
+
+	r = get_json(f, VMF_PATH_IMAGES, &root, ret_why);
+	if (r < 0)
+		return r;
+	arr = json_object_get(root, "images");
+	n = json_array_size(arr);
+	list = calloc(n + 1, sizeof(*list));
+	r = json_is_array(arr) ? 0 : -EBADMSG;
+	if (r == 0 && !list)
+		r = -ENOMEM;
+	json_array_foreach(arr, i, o)
+	{
+		const char *name =
+		    json_string_value(json_object_get(o, "name"));
+
+		if (r < 0)
+			break;
+		if (!name || strlen(name) > VMF_NAME_MAX ||
+		    parse_sizes(o, &list[i].img) < 0) {
+			r = -EBADMSG;
+			break;
+		}
+		snprintf(list[i].name, sizeof(list[i].name), "%s", name);
+	}
+	json_decref(root);
+	if (r == -EBADMSG)
+		snprintf(ret_why, 256, "the image list is malformed");
+	if (r < 0)
+		return r;
+	*ret = steal_ptr(&list);
+	*ret_n = n;
 	return 0;
 }
 

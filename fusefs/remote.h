@@ -59,6 +59,18 @@ struct remote_image {
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why);
 
+/* One image of GET /v1/images. */
+struct remote_entry {
+	char name[VMF_NAME_MAX + 1];
+	struct remote_image img; /* version, size, block_size, lease only */
+};
+
+/* GET /v1/images: the images the token can read, with their live
+ * leases.  Returns 0 with a new array (caller frees) of *ret_n entries,
+ * a fetch error (errmsg in ret_why, 256 bytes) or -EBADMSG. */
+int remote_list_images(struct fetch *f, struct remote_entry **ret,
+		       size_t *ret_n, char *ret_why);
+
 /* GET the 64-byte header of a version's manifest and check it against
  * the metadata (size, block size, version).  Returns 0, a fetch error,
  * or -EBADMSG (does not parse or does not match; *ret_why says how). */

@@ -12,8 +12,6 @@
 #include "qemu.h"
 #include "util.h"
 
-#include "../fusefs/crypto.h"
-#include "../fusefs/fetch.h"
 #include "../fusefs/lifecycle.h"
 #include "../fusefs/local.h"
 #include "commands.h"
@@ -238,45 +236,18 @@ static int resolve(struct run_opts *ro, const char *arg, char *buf, size_t len)
 
 int run_connect(struct run_opts *ro, struct fetch **ret, char **ret_token)
 {
-	struct fetch_config cfg = {0};
-	char *token = NULL;
-	int r = tool_read_token(&ro->o, &token);
-
-	if (r < 0)
-		return r;
-	tool_fetch_config(&ro->o, &cfg);
-	cfg.base_url = ro->u.base;
-	cfg.token = token;
-	cfg.connect_timeout_s = 10;
-	cfg.stall_timeout_s = 30;
-	r = fetch_new(&cfg, ret);
-	if (r < 0) {
-		crypto_cleanse(token, strlen(token));
-		free(token);
-		return log_error_errno(r, "starting the fetch engine: %m");
-	}
-	*ret_token = token;
-	return 0;
+	return tool_connect(&ro->o, ro->u.base, ret, ret_token);
 }
 
 void run_describe_lease(const struct remote_image *img, const char *name,
 			char *buf, size_t len)
 {
-	char since[32] = "?";
-	time_t t = (time_t)img->lease_since;
-	struct tm tm;
+	char since[32], until[32];
 
-	if (gmtime_r(&t, &tm))
-		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (strcmp(img->lease_where, VMF_LEASE_WHERE_REMOTE) == 0)
-		snprintf(buf, len,
-			 "image %s is running on the server (started by %s, "
-			 "since %s)",
-			 name, img->lease_holder, since);
-	else
-		snprintf(buf, len,
-			 "image %s is in use locally by %s (since %s)", name,
-			 img->lease_holder, since);
+	format_utc(img->lease_since, since, sizeof(since));
+	format_utc(img->lease_expires, until, sizeof(until));
+	snprintf(buf, len, "image %s is leased to %s (%s) since %s until %s",
+		 name, img->lease_holder, img->lease_where, since, until);
 }
 
 int cmd_run(int argc, char **argv)

@@ -88,9 +88,9 @@ static int look_up(struct run_opts *ro, struct remote_image *img,
 	if (img->leased &&
 	    strcmp(img->lease_where, VMF_LEASE_WHERE_REMOTE) == 0) {
 		run_describe_lease(img, ro->u.name, what, sizeof(what));
-		log_error("%s: cannot run it locally: %s; stop it with "
-			  "`vmferry stop %s`, or see its console with "
-			  "`vmferry run %s --remote`",
+		log_error("%s: cannot run it locally: %s: it runs on the "
+			  "server; stop it with `vmferry stop %s`, or see its "
+			  "console with `vmferry run %s --remote`",
 			  ro->url, what, ro->url, ro->url);
 		return 1;
 	}

@@ -33,8 +33,8 @@ struct run_opts {
 struct fetch;
 int run_connect(struct run_opts *ro, struct fetch **ret, char **ret_token);
 
-/* "image NAME is running on the server since ..." or "... locally on
- * HOLDER since ...": the same sentence for every conflict, into buf. */
+/* "image NAME is leased to HOLDER (WHERE) since TIME until TIME": the
+ * server's own sentence for a lease conflict (protocol.md), into buf. */
 void run_describe_lease(const struct remote_image *img, const char *name,
 			char *buf, size_t len);
 
