@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "io.h"
+#include "qemu.h"
 #include "util.h"
 
 #include "fetch.h"
@@ -118,25 +119,6 @@ static int policy_duration(json_t *j, uint64_t *ret)
 	return 0;
 }
 
-/* The policy's "vm" settings; invalid ones are left at 0 (defaults):
- * they only size a VM, they guard nothing. */
-static void parse_vm(json_t *vm, struct remote_image *img)
-{
-	json_t *mem = json_object_get(vm, "memory");
-	json_t *cpus = json_object_get(vm, "cpus");
-	uint64_t bytes;
-
-	if (json_is_integer(mem) && json_integer_value(mem) > 0)
-		img->vm_memory_mib = (uint64_t)json_integer_value(mem);
-	else if (json_is_string(mem) &&
-		 parse_size(json_string_value(mem), &bytes) == 0 &&
-		 bytes >= 1024 * 1024)
-		img->vm_memory_mib = bytes / (1024 * 1024);
-	if (json_is_integer(cpus) && json_integer_value(cpus) > 0 &&
-	    json_integer_value(cpus) <= 1024)
-		img->vm_cpus = (unsigned)json_integer_value(cpus);
-}
-
 static int parse_policy(json_t *policy, struct remote_image *img, char *ret_why)
 {
 	json_t *j;
@@ -168,7 +150,8 @@ static int parse_policy(json_t *policy, struct remote_image *img, char *ret_why)
 		return -EBADMSG;
 	}
 	img->ephemeral = mode && strcmp(mode, "ephemeral") == 0;
-	parse_vm(json_object_get(policy, "vm"), img);
+	qemu_policy_size(json_object_get(policy, "vm"), &img->vm_memory_mib,
+			 &img->vm_cpus);
 	return 0;
 }
 

@@ -385,3 +385,24 @@ void qemu_describe_status(int status, char *buf, size_t len)
 	else
 		snprintf(buf, len, "ended (status 0x%x)", (unsigned)status);
 }
+
+void qemu_policy_size(json_t *vm, uint64_t *ret_memory_mib, unsigned *ret_cpus)
+{
+	json_t *mem = json_object_get(vm, "memory");
+	json_t *cpus = json_object_get(vm, "cpus");
+	uint64_t bytes;
+
+	*ret_memory_mib = 0;
+	*ret_cpus = 0;
+	if (json_is_integer(mem) && json_integer_value(mem) > 0 &&
+	    json_integer_value(mem) <= QEMU_MAX_MEMORY)
+		*ret_memory_mib = (uint64_t)json_integer_value(mem);
+	else if (json_is_string(mem) &&
+		 parse_size(json_string_value(mem), &bytes) == 0 &&
+		 bytes >= 16 * 1024 * 1024 &&
+		 bytes / (1024 * 1024) <= QEMU_MAX_MEMORY)
+		*ret_memory_mib = bytes / (1024 * 1024);
+	if (json_is_integer(cpus) && json_integer_value(cpus) > 0 &&
+	    json_integer_value(cpus) <= QEMU_MAX_CPUS)
+		*ret_cpus = (unsigned)json_integer_value(cpus);
+}

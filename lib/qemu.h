@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "accel.h"
 
 #define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
@@ -77,6 +79,11 @@ void qemu_shutdown(struct qemu *q, int grace_ms, int *ret_status);
 /* Kill (SIGKILL) and reap the child if it still runs, then free.
  * qemu_free(NULL) is a no-op. */
 void qemu_free(struct qemu *q);
+
+/* An image policy's "vm" object ({"memory": "2G" or MiB, "cpus": N};
+ * vm may be NULL) into *ret_memory_mib and *ret_cpus, each left at 0
+ * when absent or invalid: they size a VM, they guard nothing. */
+void qemu_policy_size(json_t *vm, uint64_t *ret_memory_mib, unsigned *ret_cpus);
 
 /* A wait status in words ("exited with status 1", "killed by signal
  * 9") into buf. */

@@ -24,6 +24,7 @@
 
 #include "auth.h"
 #include "http_lease.h"
+#include "http_vm.h"
 #include "http_write.h"
 #include "commit.h"
 #include "store.h"
@@ -119,6 +120,10 @@ enum MHD_Result http_write_begin(struct http_request *req)
 	case ROUTE_LEASE:
 	case ROUTE_PINS:
 		max = HTTP_LEASE_BODY_MAX;
+		break;
+	case ROUTE_VM:
+	case ROUTE_CONSOLE:
+		max = HTTP_VM_BODY_MAX;
 		break;
 	default:
 		max = COMMIT_MAX;
@@ -396,6 +401,10 @@ enum MHD_Result http_write_finish(struct http_request *req)
 		return http_lease_acquire(req);
 	case ROUTE_PINS:
 		return http_pin_acquire(req);
+	case ROUTE_VM:
+		return http_vm_start(req);
+	case ROUTE_CONSOLE:
+		return http_vm_input(req);
 	default:
 		return http_reply_error(req, 500, "no handler");
 	}

@@ -347,14 +347,27 @@ run_setup() {
 	mkdir -m 700 "$T/run"
 }
 
-# run_testvm_setup: for `vmferry run` boot tests: FUSE, QEMU
-# (qemu_setup), run_setup, a server holding the test image as testvm.
+# run_testvm_setup [serve options]: for `vmferry run` boot tests: FUSE,
+# QEMU (qemu_setup), run_setup, a server holding the test image as
+# testvm.
 run_testvm_setup() {
 	requires_fuse
 	qemu_setup
 	run_setup
-	start_server "$T/srv"
+	start_server "$T/srv" "$@"
 	import_image testvm "$img"
+}
+
+# wait_boot_start FILE PID: wait (up to 120 s) until the guest's console
+# in FILE says VMFERRY-BOOT-START; fail if process PID ends first.
+wait_boot_start() {
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q VMFERRY-BOOT-START "$1" 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || fail "the run ended before the guest started"
+		sleep 0.1
+	done
+	fail "the guest did not start in 120 s"
 }
 
 # run_args NAME [options]: the arguments of `vmferry run NAME --local`

@@ -192,7 +192,7 @@ static int match_copy(const char *dir, void *opaque)
 }
 
 /* NAME or URL -> ro->url and ro->u. */
-static int resolve(struct run_opts *ro, const char *arg, char *buf, size_t len)
+int run_resolve(struct run_opts *ro, const char *arg, char *buf, size_t len)
 {
 	const char *server = ro->server ? ro->server : getenv("VMFERRY_SERVER");
 	struct find_copy fc = {.name = arg};
@@ -292,7 +292,7 @@ int cmd_run(int argc, char **argv)
 		log_error("--ephemeral and --keep: choose one");
 		return 2;
 	}
-	r = resolve(&ro, argv[optind], url, sizeof(url));
+	r = run_resolve(&ro, argv[optind], url, sizeof(url));
 	if (r)
 		return r;
 	return ro.local ? run_local(&ro) : run_remote(&ro);

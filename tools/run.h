@@ -27,6 +27,11 @@ struct run_opts {
 	struct remote_url u;
 };
 
+/* NAME or URL (arg) -> ro->url (in buf, room for len) and ro->u: a URL
+ * as given; a NAME on ro->server or $VMFERRY_SERVER; else the one local
+ * copy of that name under ro->o.cache.  0, or 2 after saying why. */
+int run_resolve(struct run_opts *ro, const char *arg, char *buf, size_t len);
+
 /* Open a fetch engine for the image's server with the options' TLS
  * settings and token (which *ret_token receives; the caller cleanses and
  * frees it).  0 or -errno, said in the user's terms. */

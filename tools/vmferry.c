@@ -27,6 +27,7 @@ static const struct {
     {"publish", cmd_publish, "upload a raw image as a new version: URL FILE"},
     {"run", cmd_run,
      "run an image's VM here or on the server: NAME|URL --local|--remote"},
+    {"stop", cmd_stop, "stop the VM the server runs for an image: NAME|URL"},
     {"accel", cmd_accel, "print the accelerator run would use: kvm or tcg"},
     {"list", cmd_list, "show every local copy, its state and time left"},
     {"purge", cmd_purge,

@@ -12,23 +12,27 @@ start_server "$T/srv"
 make_image "$T/data/img" $((2 * 1024 * 1024))
 import_image vm1 "$T/data/img"
 import_image vm2 "$T/data/img"
-export VMFERRY_SERVER=$SERVER_URL
+# vmf ARGS: vmferry with $VMFERRY_SERVER naming the test server (lib.sh's
+# $VMFERRY_SERVER is the server's binary: set it for vmferry alone).
+vmf() {
+	VMFERRY_SERVER=$SERVER_URL "$VMFERRY" "$@"
+}
 tls=(--cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE")
 
 # state NAME: the state column of NAME in `list --remote --json`.
 state() {
-	"$VMFERRY" list --remote --json "${tls[@]}" |
+	vmf list --remote --json "${tls[@]}" |
 		python3 -c 'import json,sys; print([i["state"] for i in json.load(sys.stdin)["images"] if i["name"] == sys.argv[1]][0])' "$1"
 }
 
-out=$("$VMFERRY" list --remote "${tls[@]}") || fail "list --remote failed: $out"
+out=$(vmf list --remote "${tls[@]}") || fail "list --remote failed: $out"
 echo "$out"
 echo "$out" | grep -q "^vm1 .* idle$" || fail "vm1 is not idle"
 [ "$(state vm1)" = idle ] || fail "vm1 is not idle (json)"
 
 # A read-write mount holds the lease: running locally.
 mount_image "$SERVER_URL/vm1" "$T/mnt"
-out=$("$VMFERRY" list --remote "${tls[@]}")
+out=$(vmf list --remote "${tls[@]}")
 echo "$out"
 holder=$(whoami)@$(hostname)
 echo "$out" | grep -q "^vm1 .* running locally ($holder, since 20[0-9-]*T[0-9:]*Z)$" ||
@@ -42,13 +46,13 @@ unmount "$T/mnt"
 lease=$(scurl -X POST -H 'Content-Type: application/json' \
 	-d '{"holder": "vmferry-server", "where": "remote"}' "$SERVER_URL/v1/images/vm2/lease")
 id=$(echo "$lease" | python3 -c 'import json,sys; print(json.load(sys.stdin)["lease_id"])')
-out=$("$VMFERRY" list --remote "${tls[@]}")
+out=$(vmf list --remote "${tls[@]}")
 echo "$out"
 echo "$out" | grep -q "^vm2 .* running on the server (started by vmferry-server, since " ||
 	fail "vm2 does not show as running on the server"
 [ "$(state vm2)" = remote ] || fail "vm2 is not remote (json)"
 st=0
-err=$("$VMFERRY" run vm2 --local --qemu /bin/true "${tls[@]}" --cache "$T/cache" \
+err=$(vmf run vm2 --local --qemu /bin/true "${tls[@]}" --cache "$T/cache" \
 	--key-file "$T/user.key" 2>&1 </dev/null) || st=$?
 echo "run --local: $err"
 [ "$st" = 1 ] || fail "a local run of an image running on the server: status $st"

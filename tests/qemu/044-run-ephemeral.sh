@@ -13,12 +13,7 @@ run_args testvm --ephemeral --shutdown-timeout 2
 "$VMFERRY" "${RUN_ARGS[@]}" </dev/null >"$T/logs/console.log" 2>"$T/logs/run.err" &
 run_pid=$!
 cleanup_fn "kill $run_pid 2>/dev/null || true"
-for ((i = 0; i < 1200; i++)); do
-	grep -q VMFERRY-BOOT-START "$T/logs/console.log" 2>/dev/null && break
-	kill -0 "$run_pid" 2>/dev/null || fail "run ended before the guest started"
-	sleep 0.1
-done
-grep -q VMFERRY-BOOT-START "$T/logs/console.log" || fail "the guest did not start in 120 s"
+wait_boot_start "$T/logs/console.log" "$run_pid"
 kill -INT "$run_pid"
 st=0
 wait "$run_pid" || st=$?
