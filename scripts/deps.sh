@@ -14,6 +14,8 @@ pkgs=(
 	qemu-block-extra
 	# make bench: the peers and the chart (bench/bench.sh)
 	nginx-light httpdirfs nbdkit gnuplot-nox
+	# the server's web page, driven in headless Chromium (tests/web/)
+	chromium chromium-driver python3-selenium
 )
 
 missing=()

@@ -32,6 +32,7 @@
 #include "http.h"
 #include "http_lease.h"
 #include "http_read.h"
+#include "http_ui.h"
 #include "http_vm.h"
 #include "http_write.h"
 #include "ratelimit.h"
@@ -320,6 +321,9 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 	struct route_match m;
 	int status;
 
+	/* The page's files hold no data: no token for them. */
+	if (http_ui_path(url))
+		return http_ui_serve(req, url);
 	if (authenticate(req) < 0)
 		return req->queued ? MHD_YES : MHD_NO;
 	status = route_parse(req->method, url, &m);
