@@ -334,9 +334,11 @@ static void *vm_main(void *opaque)
 		r = save(vm, bs, why, sizeof(why));
 	if (r < 0)
 		log_error("image %s: the VM failed: %s", vm->name, why);
+	/* Before the lease goes: the next run of the image, which may
+	 * start as soon as it is released, writes the same path. */
+	(void)unlink(vm->disk); /* gone or not, it is not needed */
 	if (lease_release(vm->m->v, vm->name, vm->lease.id, &l, &released) < 0)
 		log_warn("image %s: releasing the VM's lease failed", vm->name);
-	(void)unlink(vm->disk); /* gone or not, it is not needed */
 	set_state(vm, r < 0 ? VM_FAILED : VM_STOPPED, r < 0 ? why : NULL);
 	vm_unref(vm);
 	return NULL;
@@ -422,7 +424,8 @@ int vms_start(struct vms *m, const char *name, const char *holder,
 	    .seconds = m->lease_seconds,
 	};
 	struct vm *vm = NULL;
-	bool renewed;
+	bool renewed, released;
+	struct lease l, gone;
 	uint64_t cur;
 	int r;
 
@@ -432,29 +435,29 @@ int vms_start(struct vms *m, const char *name, const char *holder,
 	if (r < 0)
 		return r;
 	rq.version = cur;
-	r = vm_prepare(m, name, author, &vm);
-	if (r < 0)
-		return r;
-	r = lease_acquire(m->v, name, &rq, &vm->lease, &renewed);
+	/* The lease first: while another run holds it, its directory (the
+	 * console it is writing, its disk) is not touched. */
+	r = lease_acquire(m->v, name, &rq, &l, &renewed);
 	if (r < 0) {
 		if (r == -EBUSY)
-			*ret_held = vm->lease;
-		vm_unref(vm);
+			*ret_held = l;
 		return r;
 	}
-	snprintf(vm->st.holder, sizeof(vm->st.holder), "%s", holder);
-	vm->st.since = vm->lease.since;
-	vm->st.base = cur;
-	vm->st.state = VM_STARTING;
-	atomic_fetch_add(&vm->refs, 1); /* the thread's */
-	r = thread_start(&vm->thread, vm_main, vm, "vm");
+	r = vm_prepare(m, name, author, &vm);
+	if (r == 0) {
+		vm->lease = l;
+		snprintf(vm->st.holder, sizeof(vm->st.holder), "%s", holder);
+		vm->st.since = l.since;
+		vm->st.base = cur;
+		vm->st.state = VM_STARTING;
+		atomic_fetch_add(&vm->refs, 1); /* the thread's */
+		r = thread_start(&vm->thread, vm_main, vm, "vm");
+		if (r < 0)
+			vm_unref(vm); /* the thread's */
+	}
 	if (r < 0) {
-		struct lease l;
-		bool rel;
-
-		(void)lease_release(m->v, name, vm->lease.id, &l, &rel);
 		vm_unref(vm);
-		vm_unref(vm);
+		(void)lease_release(m->v, name, l.id, &gone, &released);
 		return r;
 	}
 	vm_install(m, vm);

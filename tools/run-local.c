@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "accel.h"
@@ -210,6 +211,20 @@ static int boot(struct run_opts *ro, const struct remote_image *img,
 	return st;
 }
 
+/* boot(), giving the terminal back as it was: QEMU sets it raw for the
+ * console and restores it, unless it was killed. */
+static int boot_on_terminal(struct run_opts *ro, const struct remote_image *img,
+			    const char *disk, const char *qmp)
+{
+	struct termios t;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &t) == 0;
+	int st = boot(ro, img, disk, qmp);
+
+	if (tty)
+		(void)tcsetattr(STDIN_FILENO, TCSANOW, &t); /* best effort */
+	return st;
+}
+
 /* Sync, then unmount (lease released, an ephemeral copy destroyed).
  * Returns 0 if the changes are on the server, or kept in the copy
  * because the run is offline. */
@@ -268,10 +283,19 @@ int run_local(struct run_opts *ro)
 	snprintf(qmp, sizeof(qmp), "%s.qmp", mp);
 	catch_stop_signals();
 	if (mount_image(ro, mp) < 0) {
+		/* Its parent said why; a daemon that got as far as mounting
+		 * (a Ctrl-C cut the parent short) is unmounted. */
+		(void)mountctl_umount(mp);
 		rmdir(mp);
-		return 1; /* the mount said why */
+		return 1;
 	}
-	st = boot(ro, &img, disk, qmp);
+	if (stop_signal) {
+		log_info("%s: signal %d before the boot: not started",
+			 ro->u.name, (int)stop_signal);
+		st = 0;
+	} else {
+		st = boot_on_terminal(ro, &img, disk, qmp);
+	}
 	status = 0;
 	if (st < 0) {
 		log_error_errno(st, "%s: QEMU: %m", ro->u.name);

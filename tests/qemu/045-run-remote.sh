@@ -71,3 +71,16 @@ grep -q "its disk is version 3" "$T/logs/run2.err" || fail "the attached run did
 st=0
 err=$(vmf stop testvm "${tls[@]}" 2>&1) || st=$?
 [ "$st" = 1 ] && echo "$err" | grep -q "not running on the server" || fail "stop of a stopped VM: $st $err"
+
+# A server that stops quits its running VM and commits its disk first.
+VMFERRY_SERVER=$SERVER_URL "$VMFERRY" run testvm --remote "${tls[@]}" </dev/null >"$T/logs/console3.log" 2>"$T/logs/run3.err" &
+run_pid=$!
+wait_boot_start "$T/logs/console3.log" "$run_pid"
+kill "$run_pid"
+st=0
+wait "$run_pid" || st=$?
+grep -q "detached" "$T/logs/run3.err" && [ "$st" = 0 ] || fail "SIGTERM did not detach: $st $(cat "$T/logs/run3.err")"
+stop_server
+out=$("$VMFERRY_SERVER" versions "$SERVER_DIR" testvm)
+echo "$out"
+echo "$out" | grep -q "^4 .* admin " || fail "the server did not commit its VM's disk as it stopped"
