@@ -60,7 +60,7 @@ $(B)/server/ui_assets.h: $(UI_FILES)
 	$(Q)(cd server/ui && for f in $(notdir $(UI_FILES)); do xxd -i $$f; done) >$@.tmp
 	$(Q)mv $@.tmp $@
 $(B)/server/http_ui.o: $(B)/server/ui_assets.h
-$(B)/server/http_ui.o: EXTRA_CFLAGS += -I$(B)/server
+$(B)/server/http_ui.o: CFLAGS_ALL += -I$(B)/server
 
 $(B)/vmferry: $(TOOL_OBJS) $(FUSE_OBJS) $(CORE_OBJS) $(LIB_OBJS)
 	@$(if $(V),,echo "  LD      $@")
