@@ -67,12 +67,13 @@ pid_t qemu_pid(const struct qemu *q)
 }
 
 /* "file=PATH,..." with PATH's commas doubled, as QEMU's options want. */
-static char *drive_option(const char *disk)
+static char *drive_option(const char *disk, bool snapshot)
 {
 	size_t n = strlen(disk), o = 0;
-	static const char tail[] =
-	    ",format=raw,if=virtio,cache=writeback,discard=unmap";
-	char *s = malloc(5 + 2 * n + sizeof(tail));
+	const char *tail =
+	    snapshot ? ",format=raw,if=virtio,cache=writeback,snapshot=on"
+		     : ",format=raw,if=virtio,cache=writeback,discard=unmap";
+	char *s = malloc(5 + 2 * n + strlen(tail) + 1);
 
 	if (!s)
 		return NULL;
@@ -83,7 +84,7 @@ static char *drive_option(const char *disk)
 		if (disk[i] == ',')
 			s[o++] = ',';
 	}
-	memcpy(s + o, tail, sizeof(tail));
+	memcpy(s + o, tail, strlen(tail) + 1);
 	return s;
 }
 
@@ -112,7 +113,7 @@ static void exec_child(const struct qemu_config *cfg, char **argv)
 
 int qemu_start(const struct qemu_config *cfg, struct qemu **ret)
 {
-	_cleanup_free_ char *drive = drive_option(cfg->disk);
+	_cleanup_free_ char *drive = drive_option(cfg->disk, cfg->snapshot);
 	char mem[32], smp[32], qmp[160];
 	const char *argv[ARGV_MAX];
 	struct qemu *q;

@@ -40,6 +40,8 @@ struct qemu_config {
 	/* fds the child gets as stdin, stdout and stderr; -1: inherited. */
 	int in_fd, out_fd, err_fd;
 	bool network;	  /* a user-mode virtio NIC */
+	bool snapshot;	  /* the disk is read-only: writes go to a
+			   * temporary overlay, dropped at the end */
 	bool new_session; /* setsid(): away from the caller's terminal */
 };
 

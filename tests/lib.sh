@@ -349,13 +349,15 @@ run_setup() {
 
 # run_testvm_setup [serve options]: for `vmferry run` boot tests: FUSE,
 # QEMU (qemu_setup), run_setup, a server holding the test image as
-# testvm.
+# testvm, whose policy sizes its VM as tests/qemu/boot.sh does (256 MiB,
+# one CPU).
 run_testvm_setup() {
 	requires_fuse
 	qemu_setup
 	run_setup
 	start_server "$T/srv" "$@"
 	import_image testvm "$img"
+	printf '{"vm": {"memory": "256M", "cpus": 1}}\n' >"$SERVER_DIR/images/testvm/policy.json"
 }
 
 # wait_boot_start FILE PID: wait (up to 120 s) until the guest's console
@@ -382,7 +384,9 @@ run_args() {
 
 # run_local NAME [options]: vmferry run NAME --local (run_args), console
 # in logs/console.log, messages in logs/run.err.
+# A guest that hangs is powered off (SIGTERM) after the boot timeout.
 run_local() {
 	run_args "$@"
-	"$VMFERRY" "${RUN_ARGS[@]}" </dev/null >"$T/logs/console.log" 2>"$T/logs/run.err"
+	timeout -k 60 "${VMFERRY_BOOT_TIMEOUT:-240}" "$VMFERRY" "${RUN_ARGS[@]}" \
+		</dev/null >"$T/logs/console.log" 2>"$T/logs/run.err"
 }

@@ -33,19 +33,46 @@ static int request(const char *mp, const char *cmd, json_t **ret)
 	return 0;
 }
 
-int mountctl_pid(const char *mp, pid_t *ret)
+/* One field of the mount's status, as a new reference in *ret. */
+static int status_field(const char *mp, const char *key, json_t **ret)
 {
 	json_t *o, *v;
 	int r = request(mp, "status", &o);
 
 	if (r < 0)
 		return -ENOTCONN;
-	v = json_object_get(o, "pid");
+	v = json_incref(json_object_get(o, key));
+	json_decref(o);
+	if (!v)
+		return -ENOTCONN;
+	*ret = v;
+	return 0;
+}
+
+int mountctl_pid(const char *mp, pid_t *ret)
+{
+	json_t *v;
+	int r = status_field(mp, "pid", &v);
+
+	if (r < 0)
+		return r;
 	r = json_is_integer(v) && json_integer_value(v) > 0 ? 0 : -ENOTCONN;
 	if (r == 0)
 		*ret = (pid_t)json_integer_value(v);
-	json_decref(o);
+	json_decref(v);
 	return r;
+}
+
+int mountctl_read_only(const char *mp, bool *ret)
+{
+	json_t *v;
+	int r = status_field(mp, "read_only", &v);
+
+	if (r < 0)
+		return r;
+	*ret = json_is_true(v);
+	json_decref(v);
+	return 0;
 }
 
 int mountctl_sync(const char *mp, uint64_t *ret_version, char *ret_msg,

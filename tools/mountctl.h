@@ -15,6 +15,10 @@
  * not a vmferry mount (or does not answer). */
 int mountctl_pid(const char *mp, pid_t *ret);
 
+/* Whether the mount refuses writes (--read-only, or a token without
+ * the write grant).  0 and *ret, or -ENOTCONN. */
+int mountctl_read_only(const char *mp, bool *ret);
+
 /* Sync now.  Returns 0 with the version committed (or already held) in
  * *ret_version and the mount's message in ret_msg; -ENOTCONN (not a
  * mount); -ESTALE for a conflict, -EIO for any other failure, with the

@@ -151,7 +151,7 @@ static int mount_image(struct run_opts *ro, const char *mp)
 /* Boot, wait, shut down on a signal.  Returns QEMU's wait status, or
  * -errno if it could not start. */
 static int boot(struct run_opts *ro, const struct remote_image *img,
-		const char *disk, const char *qmp)
+		const char *mp, const char *disk, const char *qmp)
 {
 	struct qemu_config cfg = {
 	    .disk = disk,
@@ -172,6 +172,10 @@ static int boot(struct run_opts *ro, const struct remote_image *img,
 	if (r < 0)
 		return r;
 	cfg.binary = binary;
+	if (mountctl_read_only(mp, &cfg.snapshot) == 0 && cfg.snapshot)
+		log_warn("%s: mounted read-only (the token may not write it): "
+			 "the guest's changes are dropped when it stops",
+			 ro->u.name);
 	if (strcmp(ro->accel, "auto") != 0) {
 		(void)accel_parse(ro->accel, &cfg.accel); /* checked */
 	} else if (accel_pick(binary, &cfg.accel, why, sizeof(why)) < 0) {
@@ -214,11 +218,11 @@ static int boot(struct run_opts *ro, const struct remote_image *img,
 /* boot(), giving the terminal back as it was: QEMU sets it raw for the
  * console and restores it, unless it was killed. */
 static int boot_on_terminal(struct run_opts *ro, const struct remote_image *img,
-			    const char *disk, const char *qmp)
+			    const char *mp, const char *disk, const char *qmp)
 {
 	struct termios t;
 	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &t) == 0;
-	int st = boot(ro, img, disk, qmp);
+	int st = boot(ro, img, mp, disk, qmp);
 
 	if (tty)
 		(void)tcsetattr(STDIN_FILENO, TCSANOW, &t); /* best effort */
@@ -294,7 +298,7 @@ int run_local(struct run_opts *ro)
 			 ro->u.name, (int)stop_signal);
 		st = 0;
 	} else {
-		st = boot_on_terminal(ro, &img, disk, qmp);
+		st = boot_on_terminal(ro, &img, mp, disk, qmp);
 	}
 	status = 0;
 	if (st < 0) {

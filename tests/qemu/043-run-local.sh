@@ -18,7 +18,8 @@ grep -q VMFERRY-BOOT-OK "$T/logs/console.log" || fail "no boot marker on the con
 token=$(sed -n 's/^VMFERRY-WROTE \([0-9a-f]\{32\}\)\r\?$/\1/p' "$T/logs/console.log")
 [ -n "$token" ] || fail "the guest wrote no token"
 grep -q "synced: version 2" "$T/logs/run.err" || fail "run did not sync as version 2"
-grep -q "running with \(tcg\|kvm\)" "$T/logs/run.err" || fail "no word on the accelerator"
+grep -q "running with \(tcg\|kvm\), 256 MiB, 1 CPU" "$T/logs/run.err" ||
+	fail "not the accelerator, or not the policy's memory and CPUs"
 [ "$(image_field testvm version)" = 2 ] || fail "the server is not at version 2"
 [ "$(image_field testvm lease)" = None ] || fail "the lease was not released"
 version_holds testvm 2 "$token" || fail "version 2 does not hold the guest's token"
@@ -28,10 +29,11 @@ version_holds testvm 2 "$token" || fail "version 2 does not hold the guest's tok
 
 # Offline, from the kept copy.
 stop_server
-run_local testvm ||
+run_local testvm --memory 256M ||
 	fail "offline run failed: $(tail -n 5 "$T/logs/run.err")"
 cat "$T/logs/run.err"
 grep -q "offline" "$T/logs/run.err" || fail "the run did not say it is offline"
+grep -q "running with .*, 256 MiB" "$T/logs/run.err" || fail "--memory 256M was not used"
 grep -q "VMFERRY-LAST $token" "$T/logs/console.log" || fail "offline guest did not read the token"
 token2=$(sed -n 's/^VMFERRY-WROTE \([0-9a-f]\{32\}\)\r\?$/\1/p' "$T/logs/console.log")
 [ -n "$token2" ] || fail "the offline guest wrote no token"
@@ -45,3 +47,14 @@ out=$("$VMFERRY" sync "$T/mnt") || fail "sync failed: $out"
 echo "$out" | grep -q "version 3" || fail "not version 3: $out"
 unmount "$T/mnt"
 version_holds testvm 3 "$token2" || fail "version 3 does not hold the offline guest's token"
+
+# A token that may only read runs it too, on a read-only mount: the
+# guest's writes go to a throw-away overlay, and nothing is committed.
+"$VMFERRY_SERVER" token add "$SERVER_DIR" --name reader --read testvm >"$T/reader.token" 2>/dev/null
+run_local testvm --token-file "$T/reader.token" --cache "$T/cache-ro" ||
+	fail "read-only run failed: $(tail -n 5 "$T/logs/run.err")"
+cat "$T/logs/run.err"
+grep -q "mounted read-only .* dropped" "$T/logs/run.err" || fail "no word on the read-only mount"
+grep -q "VMFERRY-LAST $token2" "$T/logs/console.log" || fail "the read-only guest did not see version 3"
+grep -q VMFERRY-BOOT-OK "$T/logs/console.log" || fail "the read-only guest did not finish"
+[ "$(image_field testvm version)" = 3 ] || fail "a read-only run made a version"

@@ -34,7 +34,8 @@ err=$(vmf run testvm --remote --cacert "$CACERT" --token-file "$T/reader.token" 
 [ "$st" = 1 ] && echo "$err" | grep -q "needs the run grant" || fail "a reader ran it: $st $err"
 
 # A whole run, to the guest's power-off.
-vmf run testvm --remote "${tls[@]}" </dev/null >"$T/logs/console.log" 2>"$T/logs/run.err" ||
+VMFERRY_SERVER=$SERVER_URL timeout -k 60 "$VMFERRY_BOOT_TIMEOUT" "$VMFERRY" run testvm --remote "${tls[@]}" \
+	</dev/null >"$T/logs/console.log" 2>"$T/logs/run.err" ||
 	fail "run --remote failed: $(cat "$T/logs/run.err")"
 cat "$T/logs/run.err"
 grep -q VMFERRY-BOOT-OK "$T/logs/console.log" || fail "the marker did not reach our console"
@@ -50,6 +51,8 @@ VMFERRY_SERVER=$SERVER_URL "$VMFERRY" run testvm --remote "${tls[@]}" </dev/null
 run_pid=$!
 cleanup_fn "kill $run_pid 2>/dev/null || true"
 wait_boot_start "$T/logs/console2.log" "$run_pid"
+pgrep -af "qemu-system.*$SERVER_DIR/run/testvm/disk.img" | grep -q -- "-m 256 -smp 1" ||
+	fail "the server's QEMU does not have the policy's memory and CPUs"
 out=$(vmf list --remote "${tls[@]}")
 echo "$out"
 echo "$out" | grep -q "^testvm .* running on the server (started by admin@vmferry-server, since " ||
