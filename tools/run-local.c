@@ -29,6 +29,7 @@
 #include "../fusefs/crypto.h"
 #include "../fusefs/ctl.h"
 #include "../fusefs/fetch.h"
+#include "../fusefs/lease.h"
 #include "mountctl.h"
 #include "run.h"
 
@@ -57,7 +58,7 @@ static int look_up(struct run_opts *ro, struct remote_image *img,
 		   bool *ret_offline)
 {
 	struct fetch *f = NULL;
-	char *token = NULL, why[256] = "", what[512];
+	char *token = NULL, why[256] = "", what[512], holder[256];
 	int r;
 
 	*ret_offline = false;
@@ -93,6 +94,17 @@ static int look_up(struct run_opts *ro, struct remote_image *img,
 			  "server; stop it with `vmferry stop %s`, or see its "
 			  "console with `vmferry run %s --remote`",
 			  ro->url, what, ro->url, ro->url);
+		return 1;
+	}
+	lease_holder_name(holder, sizeof(holder));
+	/* Another client's (the same user on the same host may be this
+	 * copy's own lease, left by a crash: the mount renews it). */
+	if (img->leased && strcmp(img->lease_holder, holder) != 0) {
+		run_describe_lease(img, ro->u.name, what, sizeof(what));
+		log_error("%s: cannot run it locally: %s: it runs on another "
+			  "machine; stop it there, or ask the administrator "
+			  "(vmferry-server lease break)",
+			  ro->url, what);
 		return 1;
 	}
 	return 0;

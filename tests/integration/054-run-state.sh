@@ -63,6 +63,20 @@ echo "$err" | grep -q "cannot run it locally: image vm2 is leased to vmferry-ser
 scurl -X DELETE -H "Vmferry-Lease-Id: $id" "$SERVER_URL/v1/images/vm2/lease" >/dev/null
 [ "$(state vm2)" = idle ] || fail "vm2 is not idle once released"
 
+# Another client runs it locally: refused too, with the same sentence.
+lease=$(scurl -X POST -H 'Content-Type: application/json' \
+	-d '{"holder": "bob@laptop", "where": "local"}' "$SERVER_URL/v1/images/vm2/lease")
+id=$(echo "$lease" | python3 -c 'import json,sys; print(json.load(sys.stdin)["lease_id"])')
+st=0
+err=$(vmf run vm2 --local --qemu /bin/true "${tls[@]}" --cache "$T/cache" \
+	--key-file "$T/user.key" 2>&1 </dev/null) || st=$?
+echo "run --local: $err"
+[ "$st" = 1 ] && echo "$err" | grep -q "cannot run it locally: image vm2 is leased to bob@laptop (local) since .* until .*: it runs on another machine" ||
+	fail "a local run of an image another client runs: $st $err"
+out=$(vmf list --remote "${tls[@]}")
+echo "$out" | grep -q "^vm2 .* running locally (bob@laptop, since " || fail "vm2 is not shown running on bob's laptop"
+scurl -X DELETE -H "Vmferry-Lease-Id: $id" "$SERVER_URL/v1/images/vm2/lease" >/dev/null
+
 # No server to ask.
 st=0
 err=$(env -u VMFERRY_SERVER "$VMFERRY" list --remote "${tls[@]}" 2>&1) || st=$?
