@@ -87,3 +87,23 @@ stop_server
 out=$("$VMFERRY_SERVER" versions "$SERVER_DIR" testvm)
 echo "$out"
 echo "$out" | grep -q "^4 .* admin " || fail "the server did not commit its VM's disk as it stopped"
+
+# A server that crashes with a VM running leaves a "remote" lease under
+# which nothing runs: the next server breaks it as it starts.
+start_server "$T/srv" --vm-grace 1
+scurl -X POST "$SERVER_URL/v1/images/testvm/vm" >/dev/null
+[ "$(image_field testvm lease)" != None ] || fail "no lease for the server's VM"
+kill -9 "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=
+# Its QEMU (ours too, started by the server we started) goes by its pid.
+for ((i = 0; i < 100; i++)); do
+	qpid=$(pgrep -f "qemu-system.*$SERVER_DIR/run/testvm/disk.img" || true)
+	[ -n "$qpid" ] && break
+	sleep 0.1
+done
+[ -z "$qpid" ] || kill $qpid
+start_server "$T/srv"
+grep -q "image testvm: broke the lease of a VM of a previous server process" "$T/logs/server.log" ||
+	fail "the stale lease was not broken"
+[ "$(image_field testvm lease)" = None ] || fail "testvm is still leased"
