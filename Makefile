@@ -52,6 +52,16 @@ $(B)/%.o: %.c
 	@$(if $(V),,echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
+# The web page's files, compiled into the server (server/http_ui.c).
+UI_FILES = server/ui/index.html server/ui/app.js server/ui/style.css
+$(B)/server/ui_assets.h: $(UI_FILES)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  GEN     $@")
+	$(Q)(cd server/ui && for f in $(notdir $(UI_FILES)); do xxd -i $$f; done) >$@.tmp
+	$(Q)mv $@.tmp $@
+$(B)/server/http_ui.o: $(B)/server/ui_assets.h
+$(B)/server/http_ui.o: CFLAGS_ALL += -I$(B)/server
+
 $(B)/vmferry: $(TOOL_OBJS) $(FUSE_OBJS) $(CORE_OBJS) $(LIB_OBJS)
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -64,6 +74,7 @@ $(B)/vmferry-server: $(SERVER_OBJS) $(LIB_OBJS)
 # in its UNIT_DEPS_ line (one module and the neighbours it really uses).
 UNIT_DEPS_test-manifest =
 UNIT_DEPS_test-util	=
+UNIT_DEPS_test-qemu	=
 UNIT_DEPS_test-crypto	= fusefs/crypto
 UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto fusefs/passphrase
 UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto

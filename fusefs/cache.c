@@ -862,6 +862,23 @@ int cache_meta_put(struct cache *c, const char *key, const void *buf,
 	return cache_commit(c, steal_ptr(&txn), "meta put");
 }
 
+int cache_meta_del(struct cache *c, const char *key)
+{
+	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
+	MDB_val k = cache_str_val(key);
+	int r;
+
+	r = cache_meta_check(c, key);
+	if (r == 0)
+		r = cache_txn_begin(c, 0, &txn);
+	if (r < 0)
+		return r;
+	r = mdb_del(txn, c->meta, &k, NULL);
+	if (r && r != MDB_NOTFOUND)
+		return cache_err(r, "meta del");
+	return cache_commit(c, steal_ptr(&txn), "meta del");
+}
+
 int cache_disk_usage(struct cache *c, uint64_t *ret)
 {
 	struct stat st;

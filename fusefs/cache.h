@@ -144,6 +144,8 @@ int cache_meta_get(struct cache *c, const char *key, void **ret,
 		   size_t *ret_len);
 int cache_meta_put(struct cache *c, const char *key, const void *buf,
 		   size_t len);
+/* Delete a meta value (an absent one is no error).  0 or -errno. */
+int cache_meta_del(struct cache *c, const char *key);
 
 /* Bytes the environment occupies on disk (data.mdb's size). */
 int cache_disk_usage(struct cache *c, uint64_t *ret);

@@ -36,25 +36,35 @@ struct ctl {
 	pthread_t thread;
 };
 
-int ctl_socket_path(char *buf, size_t len)
+int ctl_runtime_dir(char *buf, size_t len)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	char dir[256];
 	struct stat st;
 	int n;
 
 	if (xdg && *xdg)
-		snprintf(dir, sizeof(dir), "%s/vmferry", xdg);
+		n = snprintf(buf, len, "%s/vmferry", xdg);
 	else
-		snprintf(dir, sizeof(dir), "/tmp/vmferry-%u",
-			 (unsigned)getuid());
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		n = snprintf(buf, len, "/tmp/vmferry-%u", (unsigned)getuid());
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	if (lstat(dir, &st) < 0)
+	if (lstat(buf, &st) < 0)
 		return -errno;
 	if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
 	    (st.st_mode & 0077))
 		return -EPERM;
+	return 0;
+}
+
+int ctl_socket_path(char *buf, size_t len)
+{
+	char dir[256];
+	int n, r = ctl_runtime_dir(dir, sizeof(dir));
+
+	if (r < 0)
+		return r;
 	n = snprintf(buf, len, "%s/mount-%ld.sock", dir, (long)getpid());
 	if (n < 0 || (size_t)n >= len ||
 	    (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))

@@ -26,6 +26,11 @@ struct ctl;
  * (then the client gets {"error": "..."}). */
 typedef int ctl_handler_fn(void *opaque, const char *cmd, char **ret_reply);
 
+/* The private runtime directory (created 0700 if needed; refused,
+ * -EPERM, if owned by someone else or open to others) into buf.
+ * Returns 0 or -errno. */
+int ctl_runtime_dir(char *buf, size_t len);
+
 /* Pick a socket path for this process in the runtime directory (created
  * 0700 if needed; refused if owned by someone else).  Returns 0 or
  * -errno. */

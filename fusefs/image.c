@@ -200,6 +200,48 @@ static void page_meta_key(char *key, size_t len, uint64_t version,
 	snprintf(key, len, "manifest:%" PRIu64 ":%" PRIu64, version, page);
 }
 
+int image_keep_manifest(struct image *im, uint64_t old_version,
+			uint64_t version, const uint8_t *man, size_t len)
+{
+	struct manifest_header h;
+	uint8_t enc[MANIFEST_HEADER_SIZE];
+	uint64_t npages;
+	char key[64];
+	int r;
+
+	if (len < MANIFEST_HEADER_SIZE ||
+	    manifest_header_parse(man, MANIFEST_HEADER_SIZE, &h) < 0 ||
+	    len != manifest_encoded_size(&h))
+		return -EINVAL;
+	h.version = version;
+	npages =
+	    (h.nblocks + MANIFEST_PAGE_ENTRIES - 1) / MANIFEST_PAGE_ENTRIES;
+	for (uint64_t p = 0; p < npages; p++) {
+		uint64_t first = p * MANIFEST_PAGE_ENTRIES;
+		uint64_t n = h.nblocks - first < MANIFEST_PAGE_ENTRIES
+				 ? h.nblocks - first
+				 : MANIFEST_PAGE_ENTRIES;
+
+		page_meta_key(key, sizeof(key), h.version, p);
+		r = cache_meta_put(im->cache, key,
+				   man + manifest_entry_offset(first),
+				   (size_t)(n * VMF_HASH_LEN));
+		if (r < 0)
+			return r;
+	}
+	manifest_header_encode(&h, enc);
+	r = cache_meta_put(im->cache, "header", enc, sizeof(enc));
+	if (r < 0)
+		return r;
+	for (uint64_t p = 0; old_version && p < npages; p++) {
+		page_meta_key(key, sizeof(key), old_version, p);
+		r = cache_meta_del(im->cache, key);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Get one page's bytes from the cache meta or the server. */
 static int page_fetch(struct image *im, uint64_t page, uint8_t **ret)
 {

@@ -185,6 +185,15 @@ bool image_complete(struct image *im);
 /* True when --max-cache is reached: hydration stops there. */
 bool image_cache_full(struct image *im);
 
+/* Keep the whole manifest man (len bytes, header included; its version
+ * field is ignored) of the just committed version in the cache, header
+ * and pages, as a mount of it would have, and drop old_version's pages
+ * (0: none): the copy can then start offline, and remount, on the
+ * version it is bound to.  Blocks on LMDB commits; any thread without
+ * locks held.  0, -EINVAL (man does not parse) or a cache error. */
+int image_keep_manifest(struct image *im, uint64_t old_version,
+			uint64_t version, const uint8_t *man, size_t len);
+
 /* The commit of this mount's changes made them version `version`, whose
  * data is at data_path (copied): fetch from there from now on, and treat
  * the synced blocks as that version's, so that they can be evicted and

@@ -718,9 +718,10 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 		json_decref(o);
 		o = NULL;
 	}
-	if (o && json_object_set_new(
-		     o, "zeroed_bytes",
-		     json_integer((json_int_t)is.zeroed_bytes)) < 0) {
+	if (o && json_object_update_new(
+		     o, json_pack("{s:I, s:b}", "zeroed_bytes",
+				  (json_int_t)is.zeroed_bytes, "read_only",
+				  m->o.read_only)) < 0) {
 		json_decref(o);
 		o = NULL;
 	}

@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "io.h"
+#include "qemu.h"
 #include "util.h"
 
 #include "fetch.h"
@@ -149,7 +150,27 @@ static int parse_policy(json_t *policy, struct remote_image *img, char *ret_why)
 		return -EBADMSG;
 	}
 	img->ephemeral = mode && strcmp(mode, "ephemeral") == 0;
+	qemu_policy_size(json_object_get(policy, "vm"), &img->vm_memory_mib,
+			 &img->vm_cpus);
 	return 0;
+}
+
+/* "lease": {"holder", "where", "since", "expires"} or null. */
+static void parse_lease(json_t *l, struct remote_image *img)
+{
+	const char *holder = json_string_value(json_object_get(l, "holder"));
+	const char *where = json_string_value(json_object_get(l, "where"));
+	uint64_t since = 0, expires = 0;
+
+	if (!json_is_object(l) || !holder || !where ||
+	    json_u64(l, "since", &since) < 0 ||
+	    json_u64(l, "expires", &expires) < 0)
+		return;
+	img->leased = true;
+	snprintf(img->lease_holder, sizeof(img->lease_holder), "%s", holder);
+	snprintf(img->lease_where, sizeof(img->lease_where), "%s", where);
+	img->lease_since = (int64_t)since;
+	img->lease_expires = (int64_t)expires;
 }
 
 /* GET path's JSON body (at most VMF_JSON_MAX bytes): 0 and a new
@@ -182,27 +203,36 @@ static int get_json(struct fetch *f, const char *path, const char *what,
 	return 0;
 }
 
+/* version, size and block_size of o (and its lease) into img. */
+static int parse_sizes(json_t *o, struct remote_image *img)
+{
+	uint64_t bs = 0;
+
+	if (json_u64(o, "version", &img->version) < 0 ||
+	    json_u64(o, "size", &img->size) < 0 ||
+	    json_u64(o, "block_size", &bs) < 0 || bs > UINT32_MAX)
+		return -EBADMSG;
+	img->block_size = (uint32_t)bs;
+	parse_lease(json_object_get(o, "lease"), img);
+	return 0;
+}
+
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why)
 {
 	struct remote_image img = {0};
 	char path[256];
 	json_t *root;
-	uint64_t bs = 0;
 	int r;
 
 	snprintf(path, sizeof(path), VMF_PATH_IMAGES "/%s", name);
 	r = get_json(f, path, "image metadata", &root, ret_why);
 	if (r < 0)
 		return r;
-	r = 0;
-	if (json_u64(root, "version", &img.version) < 0 ||
-	    json_u64(root, "size", &img.size) < 0 ||
-	    json_u64(root, "block_size", &bs) < 0 || bs > UINT32_MAX) {
+	r = parse_sizes(root, &img);
+	if (r < 0)
 		snprintf(ret_why, 256,
 			 "image metadata lacks version, size or block_size");
-		r = -EBADMSG;
-	}
 	if (json_u64(root, "manifest_size", &img.manifest_size) < 0)
 		img.manifest_size = 0;
 	if (r == 0)
@@ -211,8 +241,48 @@ int remote_get_image(struct fetch *f, const char *name,
 	json_decref(root);
 	if (r < 0)
 		return r;
-	img.block_size = (uint32_t)bs;
 	*ret = img;
+	return 0;
+}
+
+int remote_list_images(struct fetch *f, struct remote_entry **ret,
+		       size_t *ret_n, char *ret_why)
+{
+	_cleanup_free_ struct remote_entry *list = NULL;
+	json_t *root, *arr, *o;
+	size_t i, n;
+	int r;
+
+	r = get_json(f, VMF_PATH_IMAGES, "the image list", &root, ret_why);
+	if (r < 0)
+		return r;
+	arr = json_object_get(root, "images");
+	n = json_array_size(arr);
+	list = calloc(n + 1, sizeof(*list));
+	r = json_is_array(arr) ? 0 : -EBADMSG;
+	if (r == 0 && !list)
+		r = -ENOMEM;
+	json_array_foreach(arr, i, o)
+	{
+		const char *name =
+		    json_string_value(json_object_get(o, "name"));
+
+		if (r < 0)
+			break;
+		if (!name || strlen(name) > VMF_NAME_MAX ||
+		    parse_sizes(o, &list[i].img) < 0) {
+			r = -EBADMSG;
+			break;
+		}
+		snprintf(list[i].name, sizeof(list[i].name), "%s", name);
+	}
+	json_decref(root);
+	if (r == -EBADMSG)
+		snprintf(ret_why, 256, "the image list is malformed");
+	if (r < 0)
+		return r;
+	*ret = steal_ptr(&list);
+	*ret_n = n;
 	return 0;
 }
 

@@ -40,6 +40,16 @@ struct remote_image {
 	int64_t expires;
 	uint64_t max_offline_s;
 	bool ephemeral;
+	/* The policy's "vm": {"memory": "1G" or MiB, "cpus": N}, what a
+	 * run of the image uses unless told otherwise; 0 when not set or
+	 * not valid (a run then uses its defaults). */
+	uint64_t vm_memory_mib;
+	unsigned vm_cpus;
+	/* The live lease ("lease" in the metadata), if any. */
+	bool leased;
+	char lease_holder[VMF_LEASE_HOLDER_MAX + 1];
+	char lease_where[8]; /* VMF_LEASE_WHERE_LOCAL or _REMOTE */
+	int64_t lease_since, lease_expires;
 };
 
 /* GET /v1/images/NAME.  Returns 0, a fetch error (errmsg in *ret_why,
@@ -48,6 +58,18 @@ struct remote_image {
  * client then refuses the image: failing closed). */
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why);
+
+/* One image of GET /v1/images. */
+struct remote_entry {
+	char name[VMF_NAME_MAX + 1];
+	struct remote_image img; /* version, size, block_size, lease only */
+};
+
+/* GET /v1/images: the images the token can read, with their live
+ * leases.  Returns 0 with a new array (caller frees) of *ret_n entries,
+ * a fetch error (errmsg in ret_why, 256 bytes) or -EBADMSG. */
+int remote_list_images(struct fetch *f, struct remote_entry **ret,
+		       size_t *ret_n, char *ret_why);
 
 /* GET the 64-byte header of a version's manifest and check it against
  * the metadata (size, block size, version).  Returns 0, a fetch error,

@@ -167,6 +167,11 @@ static int record_commit(struct writeback *w, const struct wb_item *items,
 		log_warn("%s: cannot clear the pending commit record; the "
 			 "next mount sends it again (harmless)",
 			 w->name);
+	/* Before the image moves on, while w->version is the old one. */
+	if (image_keep_manifest(w->im, w->version, version, man, man_len) < 0)
+		log_warn("%s: cannot keep version %" PRIu64 "'s manifest in "
+			 "the cache: the copy cannot start offline on it",
+			 w->name, version);
 	for (size_t i = 0; i < n; i++)
 		if (cleaned[i])
 			image_mark_clean(w->im, items[i].blkno, items[i].hash);

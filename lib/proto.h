@@ -41,6 +41,8 @@
 #define VMF_SEG_LEASE	 "lease"
 #define VMF_SEG_PINS	 "pins"
 #define VMF_SEG_PROFILE	 "profile"
+#define VMF_SEG_VM	 "vm"
+#define VMF_SEG_CONSOLE	 "console"
 
 /* Request headers. */
 #define VMF_HDR_COMMIT_ID "Vmferry-Commit-Id"	 /* idempotent commit key */

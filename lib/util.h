@@ -22,6 +22,10 @@ int parse_duration(const char *s, uint64_t *ret);
 /* "1.5 GiB"-style into buf. */
 void format_bytes(uint64_t n, char *buf, size_t len);
 
+/* Unix time t as "2024-05-01T10:00:00Z" (UTC) into buf (at least 21
+ * bytes); the decimal number if it cannot be shown so. */
+void format_utc(int64_t t, char *buf, size_t len);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 /* Wall clock in seconds. */

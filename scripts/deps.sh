@@ -16,6 +16,8 @@ pkgs=(
 	nginx-light httpdirfs nbdkit gnuplot-nox iproute2
 	# plain-server tests (tests/integration/06x): an FTP server
 	python3-pyftpdlib
+	# the server's web page, driven in headless Chromium (tests/web/)
+	chromium chromium-driver python3-selenium
 )
 
 missing=()

@@ -132,9 +132,15 @@ bool auth_can_write(const struct auth_token *t, const char *image)
 	return t->admin || list_has(t->write, t->nwrite, image);
 }
 
+bool auth_can_run(const struct auth_token *t, const char *image)
+{
+	return t->admin || list_has(t->run, t->nrun, image);
+}
+
 bool auth_can_read(const struct auth_token *t, const char *image)
 {
-	return auth_can_write(t, image) || list_has(t->read, t->nread, image);
+	return auth_can_write(t, image) || auth_can_run(t, image) ||
+	       list_has(t->read, t->nread, image);
 }
 
 bool auth_can_write_any(const struct auth_token *t)
@@ -165,6 +171,7 @@ void auth_grants_format(const struct auth_token *t, char *buf, size_t len)
 	}
 	at = append_list(buf, len, at, "read", t->read, t->nread);
 	at = append_list(buf, len, at, "write", t->write, t->nwrite);
+	at = append_list(buf, len, at, "run", t->run, t->nrun);
 	if (at == 0)
 		snprintf(buf, len, "none");
 }
@@ -181,6 +188,7 @@ static void token_fini(struct auth_token *t)
 	free(t->label);
 	free_list(t->read, t->nread);
 	free_list(t->write, t->nwrite);
+	free_list(t->run, t->nrun);
 }
 
 struct auth_db *auth_db_new(void)
@@ -251,11 +259,12 @@ static int token_from_json(json_t *o, struct auth_token *t)
 	const char *id, *label, *hex;
 	json_int_t created;
 	int admin = 0;
-	json_t *rd, *wr;
+	json_t *rd, *wr, *run = NULL;
 
-	if (json_unpack(o, "{s:s, s:s, s:s, s:I, s?b, s:o, s:o}", "id", &id,
-			"label", &label, "sha256", &hex, "created", &created,
-			"admin", &admin, "read", &rd, "write", &wr) < 0)
+	if (json_unpack(o, "{s:s, s:s, s:s, s:I, s?b, s:o, s:o, s?o}", "id",
+			&id, "label", &label, "sha256", &hex, "created",
+			&created, "admin", &admin, "read", &rd, "write", &wr,
+			"run", &run) < 0)
 		return -EBADMSG;
 	if (strlen(id) != AUTH_ID_LEN ||
 	    hash_from_hex(hex, t->hash, VMF_HASH_LEN) < 0)
@@ -267,7 +276,8 @@ static int token_from_json(json_t *o, struct auth_token *t)
 	if (!t->label)
 		return -ENOMEM;
 	if (list_from_json(rd, &t->read, &t->nread) < 0 ||
-	    list_from_json(wr, &t->write, &t->nwrite) < 0)
+	    list_from_json(wr, &t->write, &t->nwrite) < 0 ||
+	    (run && list_from_json(run, &t->run, &t->nrun) < 0))
 		return -EBADMSG;
 	return 0;
 }
@@ -326,11 +336,19 @@ static json_t *token_to_json(const struct auth_token *t)
 	char hex[VMF_HASH_HEX_LEN + 1];
 
 	hash_to_hex(t->hash, VMF_HASH_LEN, hex);
-	return json_pack("{s:s, s:s, s:s, s:I, s:b, s:o*, s:o*}", "id", t->id,
-			 "label", t->label, "sha256", hex, "created",
-			 (json_int_t)t->created, "admin", t->admin, "read",
-			 list_to_json(t->read, t->nread), "write",
-			 list_to_json(t->write, t->nwrite));
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:b, s:o*, s:o*}", "id",
+			      t->id, "label", t->label, "sha256", hex,
+			      "created", (json_int_t)t->created, "admin",
+			      t->admin, "read", list_to_json(t->read, t->nread),
+			      "write", list_to_json(t->write, t->nwrite));
+
+	/* "run" only when granted: older servers read the file too. */
+	if (o && t->nrun &&
+	    json_object_set_new(o, "run", list_to_json(t->run, t->nrun)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 int auth_db_save(const struct auth_db *db, const char *path)
@@ -411,8 +429,12 @@ int auth_db_add(struct auth_db *db, const char *label,
 		t.nread = g->nread;
 		r = list_copy(g->write, g->nwrite, &t.write);
 	}
-	if (r == 0)
+	if (r == 0) {
 		t.nwrite = g->nwrite;
+		r = list_copy(g->run, g->nrun, &t.run);
+	}
+	if (r == 0)
+		t.nrun = g->nrun;
 	grown =
 	    r == 0 ? realloc(db->tokens, (db->n + 1) * sizeof(*grown)) : NULL;
 	if (!grown) {

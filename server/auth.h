@@ -35,6 +35,8 @@ struct auth_token {
 	size_t nread;
 	char **write;
 	size_t nwrite;
+	char **run; /* images the server may run for it (implies read) */
+	size_t nrun;
 };
 
 struct auth_db {
@@ -50,6 +52,8 @@ struct auth_grants {
 	size_t nread;
 	const char *const *write;
 	size_t nwrite;
+	const char *const *run;
+	size_t nrun;
 };
 
 /* A new random token, "vmf_" + base64url of 32 random bytes; caller
@@ -75,10 +79,13 @@ const struct auth_token *auth_db_find(const struct auth_db *db,
 
 bool auth_can_read(const struct auth_token *t, const char *image);
 bool auth_can_write(const struct auth_token *t, const char *image);
+/* True if t may have the server run image's VM, stop it and use its
+ * console (the "run" grant, or admin). */
+bool auth_can_run(const struct auth_token *t, const char *image);
 /* True if t may write some image (block uploads are not per image). */
 bool auth_can_write_any(const struct auth_token *t);
 
-/* Grants as text, "admin" or "read=a,b write=c", into buf. */
+/* Grants as text, "admin" or "read=a,b write=c run=d", into buf. */
 void auth_grants_format(const struct auth_token *t, char *buf, size_t len);
 
 /* An empty db with one reference. */

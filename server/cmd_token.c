@@ -31,12 +31,14 @@
 
 static const char usage_token[] =
     "usage: " CLI_PROG " token add DIR --name LABEL [--read IMAGE]...\n"
-    "                               [--write IMAGE]... [--admin]\n"
+    "                               [--write IMAGE]... [--run IMAGE]...\n"
+    "                               [--admin]\n"
     "       " CLI_PROG " token list DIR\n"
     "       " CLI_PROG " token revoke DIR ID\n"
     "\n"
     "add prints a new token once on stdout; the server keeps only its\n"
     "SHA-256.  IMAGE may be '*' for every image; write implies read;\n"
+    "run lets the server run the image's VM for the token (and read it);\n"
     "--admin may do anything, /v1/stats included.  list shows id,\n"
     "creation time (UTC), label and grants, never a token.  A change\n"
     "takes effect in a running server at its next request.\n";
@@ -86,6 +88,7 @@ struct add_opts {
 	const char *label;
 	const char *read[GRANTS_MAX];
 	const char *write[GRANTS_MAX];
+	const char *run[GRANTS_MAX];
 	struct auth_grants g;
 };
 
@@ -95,6 +98,7 @@ static int parse_add(int argc, char **argv, struct add_opts *o)
 	    {"name", required_argument, NULL, 'n'},
 	    {"read", required_argument, NULL, 'r'},
 	    {"write", required_argument, NULL, 'w'},
+	    {"run", required_argument, NULL, 'R'},
 	    {"admin", no_argument, NULL, 'a'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -103,6 +107,7 @@ static int parse_add(int argc, char **argv, struct add_opts *o)
 
 	o->g.read = o->read;
 	o->g.write = o->write;
+	o->g.run = o->run;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_token, stdout);
@@ -116,28 +121,31 @@ static int parse_add(int argc, char **argv, struct add_opts *o)
 			o->g.admin = true;
 			continue;
 		}
-		if (c != 'r' && c != 'w')
+		if (c != 'r' && c != 'w' && c != 'R')
 			return cli_usage_error("token", "unknown option");
 		if (!auth_grant_valid(optarg))
 			return cli_usage_error("token",
 					       "'%s' is neither an image name "
 					       "nor '*'",
 					       optarg);
-		if (o->g.nread == GRANTS_MAX || o->g.nwrite == GRANTS_MAX)
+		if (o->g.nread == GRANTS_MAX || o->g.nwrite == GRANTS_MAX ||
+		    o->g.nrun == GRANTS_MAX)
 			return cli_usage_error("token", "too many grants");
 		if (c == 'r')
 			o->read[o->g.nread++] = optarg;
-		else
+		else if (c == 'w')
 			o->write[o->g.nwrite++] = optarg;
+		else
+			o->run[o->g.nrun++] = optarg;
 	}
 	if (argc - optind != 1)
 		return cli_usage_error("token", "token add takes one argument, "
 						"DIR");
 	if (!o->label)
 		return cli_usage_error("token", "token add needs --name LABEL");
-	if (!o->g.admin && !o->g.nread && !o->g.nwrite)
-		return cli_usage_error("token", "give --read, --write or "
-						"--admin");
+	if (!o->g.admin && !o->g.nread && !o->g.nwrite && !o->g.nrun)
+		return cli_usage_error("token", "give --read, --write, --run "
+						"or --admin");
 	return 0;
 }
 

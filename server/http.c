@@ -33,6 +33,8 @@
 #include "http_lease.h"
 #include "http_profile.h"
 #include "http_read.h"
+#include "http_ui.h"
+#include "http_vm.h"
 #include "http_write.h"
 #include "ratelimit.h"
 #include "route.h"
@@ -74,6 +76,10 @@ static const char *audit_action(const struct http_request *req, unsigned status)
 		return strcmp(req->method, MHD_HTTP_METHOD_PUT) == 0
 			   ? "profile.put"
 			   : NULL;
+	case ROUTE_VM:
+		if (strcmp(req->method, MHD_HTTP_METHOD_POST) == 0)
+			return "vm.start";
+		return del ? "vm.stop" : NULL;
 	default:
 		return NULL;
 	}
@@ -292,6 +298,10 @@ static int authorize(struct http_request *req)
 	case ROUTE_BLOCK:
 		ok = auth_can_write_any(t);
 		break;
+	case ROUTE_VM:
+	case ROUTE_CONSOLE:
+		ok = auth_can_run(t, req->name);
+		break;
 	default:
 		ok = t->admin;
 		break;
@@ -308,9 +318,20 @@ static int authorize(struct http_request *req)
 		    req, 403, "token %s may not %s image %s", t->id,
 		    req->route == ROUTE_COMMIT || req->route == ROUTE_LEASE
 			? "write"
+		    : req->route == ROUTE_VM || req->route == ROUTE_CONSOLE
+			? "run"
 			: "read",
 		    req->name);
 	return -EPERM;
+}
+
+/* Does the request carry a body? */
+static bool has_body(struct MHD_Connection *conn)
+{
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   "Content-Length") ||
+	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   "Transfer-Encoding");
 }
 
 /* The first call for a request: its headers are in. */
@@ -319,6 +340,9 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 	struct route_match m;
 	int status;
 
+	/* The page's files hold no data: no token for them. */
+	if (http_ui_path(url))
+		return http_ui_serve(req, url);
 	if (authenticate(req) < 0)
 		return req->queued ? MHD_YES : MHD_NO;
 	status = route_parse(req->method, url, &m);
@@ -358,18 +382,21 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 		if (strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0)
 			return http_profile_get(req);
 		return http_write_begin(req);
+	case ROUTE_VM:
+		if (strcmp(req->method, MHD_HTTP_METHOD_DELETE) == 0)
+			return http_vm_stop(req);
+		if (strcmp(req->method, MHD_HTTP_METHOD_POST) != 0)
+			return http_vm_state(req);
+		if (!has_body(req->conn))
+			return http_vm_start(req);
+		return http_write_begin(req);
+	case ROUTE_CONSOLE:
+		if (strcmp(req->method, MHD_HTTP_METHOD_GET) == 0)
+			return http_vm_console(req);
+		return http_write_begin(req);
 	default:
 		return http_write_begin(req);
 	}
-}
-
-/* Does the request carry a body? */
-static bool has_body(struct MHD_Connection *conn)
-{
-	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-					   "Content-Length") ||
-	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-					   "Transfer-Encoding");
 }
 
 /* The client's address of conn (NULL if unknown), and as text. */
@@ -591,6 +618,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 	h->ctx.verbose = cfg->verbose;
 	h->ctx.lease_seconds = cfg->lease_seconds;
 	h->ctx.keep_versions = cfg->keep_versions;
+	h->ctx.vms = cfg->vms;
 	h->port = bound_port(cfg->listen_fd);
 	r = ratelimit_new(cfg->auth_fail_max, cfg->auth_fail_window,
 			  &h->ctx.ratelimit);

@@ -59,6 +59,7 @@ struct http_config {
 	unsigned auth_fail_max;	  /* ratelimit.h; 0: no limit */
 	unsigned auth_fail_window;
 	struct audit *audit; /* borrowed; may be NULL */
+	struct vms *vms;     /* borrowed: the VMs this server runs */
 };
 
 /* Counters since start; relaxed atomics, read only for /v1/stats. */
@@ -91,6 +92,7 @@ struct http_ctx {
 	bool verbose;
 	int64_t lease_seconds;	/* default lease duration */
 	uint64_t keep_versions; /* versions kept after a commit */
+	struct vms *vms;	/* VMs run here (vm.h) */
 	/* libmicrohttpd messages: errors before, debug after.  Set by the
 	 * main thread once MHD's threads run: atomic, relaxed (a log level
 	 * choice only). */

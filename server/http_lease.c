@@ -36,12 +36,17 @@ void http_lease_describe(const char *name, const struct lease *l, char *buf,
 
 json_t *http_lease_public(struct http_request *req)
 {
+	return http_lease_public_of(req, req->name);
+}
+
+json_t *http_lease_public_of(struct http_request *req, const char *name)
+{
 	struct lease l;
 	int r;
 
-	r = lease_read(req->ctx->versions, req->name, &l);
+	r = lease_read(req->ctx->versions, name, &l);
 	if (r < 0 && r != -ENOENT)
-		log_warn_errno(r, "image %s: reading its lease: %m", req->name);
+		log_warn_errno(r, "image %s: reading its lease: %m", name);
 	if (r < 0 || !lease_live(&l, now_wall()))
 		return json_null();
 	return lease_to_json(&l);

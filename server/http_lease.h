@@ -36,5 +36,7 @@ void http_lease_describe(const char *name, const struct lease *l, char *buf,
  * null: a new reference, NULL only when out of memory.  An unreadable
  * lease file counts as none (it is logged). */
 json_t *http_lease_public(struct http_request *req);
+/* The same for image name (the image list). */
+json_t *http_lease_public_of(struct http_request *req, const char *name);
 
 #endif

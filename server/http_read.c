@@ -80,10 +80,11 @@ enum MHD_Result http_read_images(struct http_request *req)
 		closep(&fd);
 		json_array_append_new(
 		    list,
-		    json_pack("{s:s, s:I, s:I, s:I}", "name", names[i],
+		    json_pack("{s:s, s:I, s:I, s:I, s:o}", "name", names[i],
 			      "version", (json_int_t)cur, "size",
 			      (json_int_t)info.hdr.image_size, "block_size",
-			      (json_int_t)info.hdr.block_size));
+			      (json_int_t)info.hdr.block_size, "lease",
+			      http_lease_public_of(req, names[i])));
 	}
 	versions_names_free(names, n);
 	body = json_pack("{s:o*}", "images", list);

@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "http_lease.h"
 #include "http_profile.h"
+#include "http_vm.h"
 #include "http_write.h"
 #include "commit.h"
 #include "store.h"
@@ -123,6 +124,10 @@ enum MHD_Result http_write_begin(struct http_request *req)
 		break;
 	case ROUTE_PROFILE:
 		max = VMF_PROFILE_BODY_MAX;
+		break;
+	case ROUTE_VM:
+	case ROUTE_CONSOLE:
+		max = HTTP_VM_BODY_MAX;
 		break;
 	default:
 		max = COMMIT_MAX;
@@ -402,6 +407,10 @@ enum MHD_Result http_write_finish(struct http_request *req)
 		return http_pin_acquire(req);
 	case ROUTE_PROFILE:
 		return http_profile_put(req);
+	case ROUTE_VM:
+		return http_vm_start(req);
+	case ROUTE_CONSOLE:
+		return http_vm_input(req);
 	default:
 		return http_reply_error(req, 500, "no handler");
 	}

@@ -236,15 +236,20 @@ static int write_header(int mfd, uint64_t size, uint32_t bs)
 	return full_pwrite(mfd, hdr, sizeof(hdr), 0);
 }
 
-int import_file(struct store *s, struct versions *v, const char *name,
-		const char *path, uint32_t block_size, bool show_progress,
-		struct import_result *ret)
+static int do_import(struct store *s, struct versions *v, const char *name,
+		     const char *path, uint32_t block_size, bool show_progress,
+		     const struct import_commit *how, struct import_result *ret)
 {
 	struct import_ctx c = {.store = s, .mfd = -1};
 	struct import_result res = {0};
-	/* An import from the command line ignores leases (issue 3). */
 	struct commit_request req = {
-	    .name = name, .base = COMMIT_BASE_ANY, .author = "import"};
+	    .name = name,
+	    .base = how->base,
+	    .check_lease = how->check_lease,
+	    .lease_id = how->lease_id,
+	    .author = how->author,
+	    .keep_versions = how->keep_versions,
+	};
 	struct commit_result cr = {0};
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -1;
@@ -293,4 +298,25 @@ int import_file(struct store *s, struct versions *v, const char *name,
 	res.version = cr.version;
 	*ret = res;
 	return 0;
+}
+
+int import_file(struct store *s, struct versions *v, const char *name,
+		const char *path, uint32_t block_size, bool show_progress,
+		struct import_result *ret)
+{
+	/* An import from the command line ignores leases (issue 3). */
+	static const struct import_commit how = {
+	    .base = COMMIT_BASE_ANY,
+	    .author = "import",
+	};
+
+	return do_import(s, v, name, path, block_size, show_progress, &how,
+			 ret);
+}
+
+int import_file_as(struct store *s, struct versions *v, const char *name,
+		   const char *path, uint32_t block_size,
+		   const struct import_commit *how, struct import_result *ret)
+{
+	return do_import(s, v, name, path, block_size, false, how, ret);
 }

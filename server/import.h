@@ -34,4 +34,23 @@ int import_file(struct store *s, struct versions *v, const char *name,
 		const char *path, uint32_t block_size, bool show_progress,
 		struct import_result *ret);
 
+/* How import_file_as() commits (commit.h): on top of base, presenting
+ * the lease lease_id when check_lease, in the name of author, with
+ * retention keeping keep_versions (0: drop nothing). */
+struct import_commit {
+	uint64_t base;
+	bool check_lease;
+	const char *lease_id;
+	const char *author;
+	uint64_t keep_versions;
+};
+
+/* import_file() without a progress bar, committed as how says: a VM the
+ * server ran (vm.c) commits its disk as a client would, under its
+ * lease.  Also -EBUSY (the lease check failed) and -ESTALE (base is not
+ * current) from commit_manifest(). */
+int import_file_as(struct store *s, struct versions *v, const char *name,
+		   const char *path, uint32_t block_size,
+		   const struct import_commit *how, struct import_result *ret);
+
 #endif

@@ -57,12 +57,7 @@ bool lease_id_valid(const char *s)
 
 void lease_format_time(int64_t t, char *buf, size_t len)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) ||
-	    !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		snprintf(buf, len, "%lld", (long long)t);
+	format_utc(t, buf, len);
 }
 
 json_t *lease_to_json(const struct lease *l)

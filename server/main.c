@@ -25,6 +25,7 @@
 #include "cleanup.h"
 #include "io.h"
 #include "log.h"
+#include "qemu.h"
 #include "proto.h"
 #include "util.h"
 
@@ -38,6 +39,7 @@
 #include "fsck.h"
 #include "gc.h"
 #include "http.h"
+#include "vm.h"
 #include "import.h"
 #include "privs.h"
 #include "ratelimit.h"
@@ -256,6 +258,8 @@ struct serve_opts {
 	uint64_t per_address;
 	uint64_t auth_fail_max;
 	uint64_t auth_fail_window;
+	const char *qemu; /* --qemu: "none" runs no VMs */
+	uint64_t vm_grace;
 };
 
 /* The long-only options of serve. */
@@ -269,6 +273,8 @@ enum {
 	OPT_PER_ADDRESS,
 	OPT_AUTH_FAIL_MAX,
 	OPT_AUTH_FAIL_WINDOW,
+	OPT_QEMU,
+	OPT_VM_GRACE,
 };
 
 /* A serve option's number within [min, max]: 0 or a usage error. */
@@ -369,6 +375,8 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	     OPT_PER_ADDRESS},
 	    {"auth-fail-max", required_argument, NULL, OPT_AUTH_FAIL_MAX},
 	    {"auth-fail-window", required_argument, NULL, OPT_AUTH_FAIL_WINDOW},
+	    {"qemu", required_argument, NULL, OPT_QEMU},
+	    {"vm-grace", required_argument, NULL, OPT_VM_GRACE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -383,6 +391,16 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			continue;
 		}
 		switch (c) {
+		case OPT_QEMU:
+			o->qemu = optarg;
+			break;
+		case OPT_VM_GRACE:
+			if (parse_duration(optarg, &o->vm_grace) < 0 ||
+			    o->vm_grace > 3600)
+				return cli_usage_error("serve",
+						       "--vm-grace: want 0 to "
+						       "3600 seconds");
+			break;
 		case OPT_USER:
 			o->user = optarg;
 			if (privs_lookup(optarg, &o->pw) < 0)
@@ -502,6 +520,33 @@ static int serve_privileged(const char *dir, const struct serve_opts *o,
 	return r;
 }
 
+/* The VMs this server may run: with QEMU (--qemu, else on the PATH). */
+static int start_vms(const char *dir, const struct serve_opts *o,
+		     struct versions *v, struct vms **ret)
+{
+	struct vms_config vc = {
+	    .dir = dir,
+	    .lease_seconds = o->lease_seconds,
+	    .keep_versions = o->keep_versions,
+	    .grace_s = (unsigned)o->vm_grace,
+	};
+	char qemu[4096];
+	int r;
+
+	if (strcmp(o->qemu, "none") != 0) {
+		if (qemu_find(o->qemu, qemu, sizeof(qemu)) == 0)
+			vc.qemu = qemu;
+		else
+			log_warn("%s not found: this server runs no VMs "
+				 "(--qemu PATH)",
+				 o->qemu);
+	}
+	r = vms_new(v, &vc, ret);
+	if (r < 0)
+		return log_error_errno(r, "setting up VMs: %m");
+	return 0;
+}
+
 static int run_server(const char *dir, const struct serve_opts *o,
 		      const struct addrinfo *ai, const char *cert_pem,
 		      const char *key_pem, const sigset_t *stop)
@@ -551,6 +596,9 @@ static int run_server(const char *dir, const struct serve_opts *o,
 		log_error_errno(r, "loading %s: %m", tokens);
 		goto out;
 	}
+	r = start_vms(dir, o, v, &cfg.vms);
+	if (r < 0)
+		goto out;
 	r = http_start(&cfg, s, v, w, &h);
 	cfg.listen_fd = -1; /* taken over */
 	if (r < 0) {
@@ -570,6 +618,7 @@ static int run_server(const char *dir, const struct serve_opts *o,
 	wait_for_stop(stop);
 out:
 	http_stop(h);
+	vms_free(cfg.vms); /* after the server: no request uses them */
 	closep(&cfg.listen_fd);
 	auth_watch_free(w);
 	versions_free(v);
@@ -592,6 +641,8 @@ static int cmd_serve(int argc, char **argv)
 	    .per_address = HTTP_PER_ADDRESS_DEFAULT,
 	    .auth_fail_max = RATELIMIT_MAX_DEFAULT,
 	    .auth_fail_window = RATELIMIT_WINDOW_DEFAULT,
+	    .qemu = QEMU_DEFAULT_BINARY,
+	    .vm_grace = 30,
 	};
 	_cleanup_free_ char *cert_path = NULL, *key_path = NULL;
 	_cleanup_free_ char *tokens = NULL;

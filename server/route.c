@@ -108,6 +108,10 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 		*ret = ROUTE_LEASE;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_PINS))
 		*ret = ROUTE_PINS;
+	else if (n == 4 && seg_is(seg[3], VMF_SEG_VM))
+		*ret = ROUTE_VM;
+	else if (n == 4 && seg_is(seg[3], VMF_SEG_CONSOLE))
+		*ret = ROUTE_CONSOLE;
 	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
 		 seg_is(seg[5], VMF_SEG_MANIFEST))
 		*ret = ROUTE_MANIFEST;
@@ -135,6 +139,10 @@ const char *route_methods(enum route_id r)
 	case ROUTE_LEASE:
 	case ROUTE_PINS:
 		return "POST, DELETE";
+	case ROUTE_VM:
+		return "GET, HEAD, POST, DELETE";
+	case ROUTE_CONSOLE:
+		return "GET, POST";
 	case ROUTE_MISSING:
 		return "POST";
 	case ROUTE_BLOCK:

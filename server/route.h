@@ -27,6 +27,8 @@ enum route_id {
 	ROUTE_MISSING,	/* POST /v1/blocks/missing */
 	ROUTE_BLOCK,	/* PUT /v1/blocks/HEX */
 	ROUTE_STATS,	/* GET /v1/stats */
+	ROUTE_VM,	/* GET, POST, DELETE /v1/images/NAME/vm */
+	ROUTE_CONSOLE,	/* GET, POST /v1/images/NAME/console */
 };
 
 /* What route_parse() found. */

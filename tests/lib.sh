@@ -469,3 +469,104 @@ mount_plain() {
 	# A server without ranges gets a full download first: 60 s.
 	_wait_mounted "$mnt" 60
 }
+
+# version_holds NAME VERSION STRING: check, byte for byte, that version
+# VERSION of NAME (on the test server) holds STRING in a block that
+# changed since VERSION-1: the blocks whose manifest entry changed are
+# read from the version's data URL, each checked against its SHA-256 in
+# the manifest, and searched.  Prints how many blocks changed.
+version_holds() {
+	python3 - "$SERVER_URL" "$CACERT" "$ADMIN_TOKEN_FILE" "$1" "$2" "$3" <<'PY'
+import hashlib, ssl, sys, urllib.request
+url, cacert, tokfile, name, ver, needle = sys.argv[1:]
+ver = int(ver)
+tok = open(tokfile).read().strip()
+ctx = ssl.create_default_context(cafile=cacert)
+def get(path, rng=None):
+    req = urllib.request.Request(url + path, headers={"Authorization": "Bearer " + tok})
+    if rng:
+        req.add_header("Range", "bytes=%d-%d" % rng)
+    with urllib.request.urlopen(req, context=ctx) as r:
+        return r.read()
+def entries(v):
+    m = get("/v1/images/%s/versions/%d/manifest" % (name, v))
+    bs = int.from_bytes(m[12:16], "little")
+    size = int.from_bytes(m[16:24], "little")
+    return bs, size, [m[64 + 32 * i:96 + 32 * i] for i in range((len(m) - 64) // 32)]
+bs, size, new = entries(ver)
+_, _, old = entries(ver - 1)
+changed = [i for i in range(len(new)) if new[i] != old[i]]
+found = False
+for i in changed:
+    end = min(size, (i + 1) * bs) - 1
+    data = get("/v1/images/%s/versions/%d/data" % (name, ver), (i * bs, end))
+    if new[i] == bytes(32):
+        ok = data == bytes(len(data))
+    else:
+        ok = hashlib.sha256(data).digest() == new[i]
+    if not ok:
+        sys.exit("block %d of version %d does not match its manifest" % (i, ver))
+    found = found or needle.encode() in data
+print("%d blocks changed" % len(changed))
+if not found:
+    sys.exit("%r is in none of version %d's changed blocks" % (needle, ver))
+PY
+}
+
+# image_field NAME FIELD: one field of GET /v1/images/NAME (JSON; null
+# prints None).
+image_field() {
+	scurl "$SERVER_URL/v1/images/$1" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
+}
+
+# run_setup: `vmferry run` keeps its mountpoints and sockets in a
+# private runtime directory: $T/run.
+run_setup() {
+	export XDG_RUNTIME_DIR="$T/run"
+	mkdir -m 700 "$T/run"
+}
+
+# run_testvm_setup [serve options]: for `vmferry run` boot tests: FUSE,
+# QEMU (qemu_setup), run_setup, a server holding the test image as
+# testvm, whose policy sizes its VM as tests/qemu/boot.sh does (256 MiB,
+# one CPU).
+run_testvm_setup() {
+	requires_fuse
+	qemu_setup
+	run_setup
+	start_server "$T/srv" "$@"
+	import_image testvm "$img"
+	printf '{"vm": {"memory": "256M", "cpus": 1}}\n' >"$SERVER_DIR/images/testvm/policy.json"
+}
+
+# wait_boot_start FILE PID: wait (up to 120 s) until the guest's console
+# in FILE says VMFERRY-BOOT-START; fail if process PID ends first.
+wait_boot_start() {
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q VMFERRY-BOOT-START "$1" 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || fail "the run ended before the guest started"
+		sleep 0.1
+	done
+	fail "the guest did not start in 120 s"
+}
+
+# run_args NAME [options]: the arguments of `vmferry run NAME --local`
+# against the test server, into the array RUN_ARGS.
+run_args() {
+	local name=$1
+	shift
+	RUN_ARGS=(run --server "$SERVER_URL" "$name" --local
+		--cache "$T/cache" "${MOUNT_KEY[@]}" --cacert "$CACERT"
+		--token-file "$ADMIN_TOKEN_FILE" --log "$T/logs/mount.log" "$@")
+}
+
+# run_local NAME [options]: vmferry run NAME --local (run_args), console
+# in logs/console.log, messages in logs/run.err.
+# A guest that hangs is powered off (SIGTERM) after the boot timeout.
+run_local() {
+	run_args "$@"
+	timeout -k 60 "${VMFERRY_BOOT_TIMEOUT:-240}" "$VMFERRY" "${RUN_ARGS[@]}" \
+		</dev/null >"$T/logs/console.log" 2>"$T/logs/run.err"
+}

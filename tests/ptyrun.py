@@ -7,11 +7,14 @@
 #
 # Each time the output ends with a prompt (a line containing
 # "assphrase" and ending in ": "), the next ANSWER and a newline are
-# typed (the answer "^C" types the interrupt character instead).
+# typed (the answer "^C" types the interrupt character instead).  An
+# ANSWER "@TEXT:KEYS" is typed instead once TEXT has been shown (e.g.
+# "@VMFERRY-BOOT-START:^C": Ctrl-C once the guest started).
 # Everything the terminal showed goes to TRANSCRIPT (so a test can check
 # that no answer was echoed), then a line "[ptyrun: echo on]" or
 # "[ptyrun: echo off]": the terminal's echo once the command ended.  Exits with the command's status
-# (128 + N if a signal N ended it); 124 after 60 s.
+# (128 + N if a signal N ended it); 124 after $PTYRUN_TIMEOUT seconds
+# (default 60).
 import os
 import pty
 import select
@@ -32,7 +35,7 @@ def main():
             os._exit(127)
     out = b""
     answered_at = -1
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + int(os.environ.get("PTYRUN_TIMEOUT", "60"))
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.1)
         if ready:
@@ -43,6 +46,12 @@ def main():
             if not chunk:
                 break
             out += chunk
+        if answers and answers[0].startswith("@"):
+            text, keys = answers[0][1:].split(":", 1)
+            if text.encode() in out:
+                answers.pop(0)
+                os.write(fd, b"\x03" if keys == "^C" else keys.encode())
+            continue
         last = out.rsplit(b"\n", 1)[-1]
         if (last.endswith(b": ") and b"assphrase" in last
                 and answered_at != len(out) and answers):

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -17,10 +18,13 @@
 #include "../fusefs/lifecycle.h"
 #include "../fusefs/local.h"
 #include "commands.h"
+#include "list.h"
 #include "toolopts.h"
 
 struct listing {
 	bool json;
+	bool remote;
+	const char *server;
 	json_t *arr;
 	unsigned n;
 };
@@ -91,20 +95,31 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: vmferry list [--cache DIR] [--json]\n"
+	    "       vmferry list --remote [--server URL] [--json] [--token-file "
+	    "FILE]\n"
+	    "                    [--cacert FILE] [--pin-sha256 B64] "
+	    "[--insecure]\n"
 	    "\n"
 	    "Show every local copy: image URL, version, size, share of its\n"
 	    "data cached, blocks changed and not yet synced, keep or\n"
 	    "ephemeral, time left before it expires, and whether it is\n"
-	    "mounted.  A warning marks a copy with less than a day left.\n");
+	    "mounted.  A warning marks a copy with less than a day left.\n"
+	    "\n"
+	    "With --remote, show the images on the server (--server URL, else\n"
+	    "$VMFERRY_SERVER) the token can read, and where each runs: idle,\n"
+	    "running locally (which client, since when), or on the server.\n");
 }
 
 static int list_opt(int c, const char *arg, void *opaque)
 {
 	struct listing *l = opaque;
 
-	(void)c; /* --json, the only one */
-	(void)arg;
-	l->json = true;
+	if (c == 256)
+		l->json = true;
+	else if (c == 257)
+		l->remote = true;
+	else
+		l->server = arg;
 	return 0;
 }
 
@@ -112,9 +127,11 @@ int cmd_list(int argc, char **argv)
 {
 	static const struct option own[] = {
 	    {"json", no_argument, NULL, 256},
+	    {"remote", no_argument, NULL, 257},
+	    {"server", required_argument, NULL, 258},
 	    {NULL, 0, NULL, 0},
 	};
-	struct tool_opts o = {.want = TOOL_OPT_CACHE};
+	struct tool_opts o = {.want = TOOL_OPT_CACHE | TOOL_OPT_SERVER};
 	struct listing l = {0};
 	const char *cache;
 	char base[4096];
@@ -127,6 +144,9 @@ int cmd_list(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (l.remote)
+		return list_remote(
+		    &o, l.server ? l.server : getenv("VMFERRY_SERVER"), l.json);
 	cache = o.cache;
 	r = local_cache_base(cache, base, sizeof(base));
 	if (r < 0) {

@@ -17,6 +17,9 @@ int cmd_discard(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_accel(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 
 struct keys_user;
 

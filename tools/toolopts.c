@@ -6,6 +6,7 @@
 
 #include "log.h"
 
+#include "../fusefs/crypto.h"
 #include "../fusefs/fetch.h"
 #include "../fusefs/remote.h"
 #include "toolopts.h"
@@ -134,4 +135,28 @@ void tool_fetch_config(struct tool_opts *o, struct fetch_config *cfg)
 int tool_read_token(const struct tool_opts *o, char **ret)
 {
 	return local_load_token(o->token_file, ret);
+}
+
+int tool_connect(struct tool_opts *o, const char *base, struct fetch **ret,
+		 char **ret_token)
+{
+	struct fetch_config cfg = {0};
+	char *token = NULL;
+	int r = tool_read_token(o, &token);
+
+	if (r < 0)
+		return r;
+	tool_fetch_config(o, &cfg);
+	cfg.base_url = base;
+	cfg.token = token;
+	cfg.connect_timeout_s = 10;
+	cfg.stall_timeout_s = 30;
+	r = fetch_new(&cfg, ret);
+	if (r < 0) {
+		crypto_cleanse(token, strlen(token));
+		free(token);
+		return log_error_errno(r, "starting the fetch engine: %m");
+	}
+	*ret_token = token;
+	return 0;
 }

@@ -52,4 +52,11 @@ void tool_fetch_config(struct tool_opts *o, struct fetch_config *cfg);
  * wrong in the user's terms. */
 int tool_read_token(const struct tool_opts *o, char **ret);
 
+/* A fetch engine for the server at base ("https://HOST:PORT") with o's
+ * TLS settings and token (which *ret_token receives: the caller
+ * cleanses and frees it; the engine keeps its own copy).  0, or -errno
+ * after saying what is wrong in the user's terms. */
+int tool_connect(struct tool_opts *o, const char *base, struct fetch **ret,
+		 char **ret_token);
+
 #endif

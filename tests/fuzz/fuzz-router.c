@@ -50,6 +50,8 @@ static bool model_method_ok(enum route_id r, const char *method)
 	static const char *const post[] = {"POST", NULL};
 	static const char *const put[] = {"PUT", NULL};
 	static const char *const profile[] = {"GET", "HEAD", "PUT", NULL};
+	static const char *const vm[] = {"GET", "HEAD", "POST", "DELETE", NULL};
+	static const char *const console[] = {"GET", "POST", NULL};
 	const char *const *list = get;
 
 	if (r == ROUTE_COMMIT || r == ROUTE_HISTORY)
@@ -62,6 +64,10 @@ static bool model_method_ok(enum route_id r, const char *method)
 		list = put;
 	else if (r == ROUTE_PROFILE)
 		list = profile;
+	else if (r == ROUTE_VM)
+		list = vm;
+	else if (r == ROUTE_CONSOLE)
+		list = console;
 	for (; *list; list++)
 		if (strcmp(*list, method) == 0)
 			return true;
@@ -132,6 +138,10 @@ static void model_route(const char *method, const char *url, struct model *m)
 		m->route = ROUTE_LEASE;
 	else if (n == 4 && strcmp(seg[3], "pins") == 0)
 		m->route = ROUTE_PINS;
+	else if (n == 4 && strcmp(seg[3], "vm") == 0)
+		m->route = ROUTE_VM;
+	else if (n == 4 && strcmp(seg[3], "console") == 0)
+		m->route = ROUTE_CONSOLE;
 	else if (n == 6 && strcmp(seg[3], "versions") == 0 &&
 		 strcmp(seg[5], "manifest") == 0)
 		m->route = ROUTE_MANIFEST;
@@ -204,11 +214,15 @@ static void check_name(const char *name)
 /* The canonical URL of a match routes to the very same match. */
 static void check_canonical(const char *method, const struct route_match *m)
 {
-	static const char *const last[] = {
-	    [ROUTE_MANIFEST] = "manifest", [ROUTE_DATA] = "data",
-	    [ROUTE_LEASE] = "lease",	   [ROUTE_PINS] = "pins",
-	    [ROUTE_COMMIT] = "",	   [ROUTE_HISTORY] = "",
-	    [ROUTE_PROFILE] = "profile"};
+	static const char *const last[] = {[ROUTE_MANIFEST] = "manifest",
+					   [ROUTE_DATA] = "data",
+					   [ROUTE_LEASE] = "lease",
+					   [ROUTE_PINS] = "pins",
+					   [ROUTE_COMMIT] = "",
+					   [ROUTE_HISTORY] = "",
+					   [ROUTE_PROFILE] = "profile",
+					   [ROUTE_VM] = "vm",
+					   [ROUTE_CONSOLE] = "console"};
 	char url[256], hex[VMF_HASH_HEX_LEN + 1];
 	struct route_match again;
 
@@ -235,6 +249,8 @@ static void check_canonical(const char *method, const struct route_match *m)
 		break;
 	case ROUTE_LEASE:
 	case ROUTE_PINS:
+	case ROUTE_VM:
+	case ROUTE_CONSOLE:
 		snprintf(url, sizeof(url), "/v1/images/%s/%s", m->name,
 			 last[m->route]);
 		break;

@@ -24,7 +24,7 @@ python3 - "$T/list.json" "$SIZE" <<'PY' || fail "image list: $(cat "$T/list.json
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["images"] == [{"name": "demo", "version": 1, "size": int(sys.argv[2]),
-                        "block_size": 65536}], d
+                        "block_size": 65536, "lease": None}], d
 PY
 scurl -D "$T/meta.hdr" "$SERVER_URL/v1/images/demo" >"$T/meta.json"
 grep -qi '^cache-control: no-cache' "$T/meta.hdr" || fail "metadata is cached"
