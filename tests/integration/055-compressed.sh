@@ -94,7 +94,10 @@ start_faultproxy 53
 for kind in flip truncate drop; do
 	rm -rf "$T/cache"
 	proxy_ctl "set?kind=$kind&p=0.5&match=^GET%20.*/data$"
-	proxy_mount "$PROXY_URL/text" "$T/mnt" --read-only --io-timeout 3 --no-hydrate
+	# No read-ahead and no hydration: every request is a read's own,
+	# whose failures are logged (read-ahead's are best effort, silent).
+	proxy_mount "$PROXY_URL/text" "$T/mnt" --read-only --io-timeout 3 --no-hydrate \
+		--readahead 0 --no-profile
 	python3 - "$T/mnt/text.img" "$T/data/text.raw" <<'PY' || fail "$kind: wrong bytes"
 import os, sys
 ref = open(sys.argv[2], "rb").read()
