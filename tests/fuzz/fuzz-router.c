@@ -214,15 +214,12 @@ static void check_name(const char *name)
 /* The canonical URL of a match routes to the very same match. */
 static void check_canonical(const char *method, const struct route_match *m)
 {
-	static const char *const last[] = {[ROUTE_MANIFEST] = "manifest",
-					   [ROUTE_DATA] = "data",
-					   [ROUTE_LEASE] = "lease",
-					   [ROUTE_PINS] = "pins",
-					   [ROUTE_COMMIT] = "",
-					   [ROUTE_HISTORY] = "",
-					   [ROUTE_PROFILE] = "profile",
-					   [ROUTE_VM] = "vm",
-					   [ROUTE_CONSOLE] = "console"};
+	static const char *const last[] = {
+	    [ROUTE_MANIFEST] = "manifest", [ROUTE_DATA] = "data",
+	    [ROUTE_LEASE] = "lease",	   [ROUTE_PINS] = "pins",
+	    [ROUTE_COMMIT] = "",	   [ROUTE_HISTORY] = "",
+	    [ROUTE_PROFILE] = "profile",   [ROUTE_VM] = "vm",
+	    [ROUTE_CONSOLE] = "console"};
 	char url[256], hex[VMF_HASH_HEX_LEN + 1];
 	struct route_match again;
 
