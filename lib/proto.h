@@ -41,6 +41,7 @@
 #define VMF_SEG_LEASE	 "lease"
 #define VMF_SEG_PINS	 "pins"
 #define VMF_SEG_PROFILE	 "profile"
+#define VMF_SEG_ACCESS	 "access"
 
 /* Request headers. */
 #define VMF_HDR_COMMIT_ID "Vmferry-Commit-Id"	 /* idempotent commit key */

@@ -108,6 +108,8 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 		*ret = ROUTE_LEASE;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_PINS))
 		*ret = ROUTE_PINS;
+	else if (n == 4 && seg_is(seg[3], VMF_SEG_ACCESS))
+		*ret = ROUTE_ACCESS;
 	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
 		 seg_is(seg[5], VMF_SEG_MANIFEST))
 		*ret = ROUTE_MANIFEST;

@@ -27,6 +27,7 @@ enum route_id {
 	ROUTE_MISSING,	/* POST /v1/blocks/missing */
 	ROUTE_BLOCK,	/* PUT /v1/blocks/HEX */
 	ROUTE_STATS,	/* GET /v1/stats */
+	ROUTE_ACCESS,	/* GET /v1/images/NAME/access */
 };
 
 /* What route_parse() found. */

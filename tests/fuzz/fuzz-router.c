@@ -132,6 +132,8 @@ static void model_route(const char *method, const char *url, struct model *m)
 		m->route = ROUTE_LEASE;
 	else if (n == 4 && strcmp(seg[3], "pins") == 0)
 		m->route = ROUTE_PINS;
+	else if (n == 4 && strcmp(seg[3], "access") == 0)
+		m->route = ROUTE_ACCESS;
 	else if (n == 6 && strcmp(seg[3], "versions") == 0 &&
 		 strcmp(seg[5], "manifest") == 0)
 		m->route = ROUTE_MANIFEST;
@@ -208,7 +210,7 @@ static void check_canonical(const char *method, const struct route_match *m)
 	    [ROUTE_MANIFEST] = "manifest", [ROUTE_DATA] = "data",
 	    [ROUTE_LEASE] = "lease",	   [ROUTE_PINS] = "pins",
 	    [ROUTE_COMMIT] = "",	   [ROUTE_HISTORY] = "",
-	    [ROUTE_PROFILE] = "profile"};
+	    [ROUTE_PROFILE] = "profile",   [ROUTE_ACCESS] = "access"};
 	char url[256], hex[VMF_HASH_HEX_LEN + 1];
 	struct route_match again;
 
@@ -235,6 +237,7 @@ static void check_canonical(const char *method, const struct route_match *m)
 		break;
 	case ROUTE_LEASE:
 	case ROUTE_PINS:
+	case ROUTE_ACCESS:
 		snprintf(url, sizeof(url), "/v1/images/%s/%s", m->name,
 			 last[m->route]);
 		break;
