@@ -174,6 +174,8 @@ grep -qi '^vmferry-cache: HIT' "$T/hdr" || fail "the range was not served from t
 data0=$(server_stat data_requests)
 c=$(get "")
 [ "$c" = 401 ] || fail "no token: $c, want 401"
+grep -qi '^www-authenticate: Bearer realm="vmferry"' "$T/hdr" ||
+	fail "a 401 through the proxy without the origin's WWW-Authenticate: $(cat "$T/hdr")"
 c=$(get "vmf_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 [ "$c" = 401 ] || fail "an unknown token: $c, want 401"
 c=$(get "$OTHER")
