@@ -287,6 +287,7 @@ static int authorize(struct http_request *req)
 	case ROUTE_MANIFEST:
 	case ROUTE_DATA:
 	case ROUTE_PINS:
+	case ROUTE_ACCESS:
 	case ROUTE_PROFILE: /* a hint: it can order fetches, not change data */
 		ok = auth_can_read(t, req->name);
 		break;
@@ -368,6 +369,8 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 		return http_read_version(req);
 	case ROUTE_STATS:
 		return http_read_stats(req);
+	case ROUTE_ACCESS:
+		return http_read_access(req);
 	case ROUTE_HISTORY:
 		return http_read_history(req);
 	case ROUTE_LEASE:

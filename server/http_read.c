@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Read routes: images, metadata (with the lease), history, versions.
+/* Read routes: images, metadata (with the lease), history, versions,
+ * the access check a caching proxy asks.
  *
  * A version's data is streamed: a reader callback (struct data_reader,
  * owned by its libmicrohttpd response) reads one block at a time from
@@ -153,6 +154,21 @@ enum MHD_Result http_read_history(struct http_request *req)
 	    req, 200,
 	    json_pack("{s:s, s:o}", "name", req->name, "versions", list),
 	    "no-cache");
+}
+
+enum MHD_Result http_read_access(struct http_request *req)
+{
+	struct MHD_Response *resp;
+
+	/* Token and grant were checked before this runs: that is the
+	 * whole answer.  Whether NAME exists is the data route's to say. */
+	resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (resp && MHD_add_response_header(resp, "Cache-Control",
+					    "no-store") != MHD_YES) {
+		MHD_destroy_response(resp);
+		resp = NULL;
+	}
+	return http_queue(req, 204, resp, 0);
 }
 
 enum MHD_Result http_read_stats(struct http_request *req)

@@ -19,6 +19,11 @@ enum MHD_Result http_read_image(struct http_request *req);
 enum MHD_Result http_read_history(struct http_request *req);
 /* GET /v1/images/NAME/versions/N/{manifest,data}, with Range. */
 enum MHD_Result http_read_version(struct http_request *req);
+/* GET /v1/images/NAME/access: 204 (no body, no-store); the token and
+ * its read grant on NAME were checked before, and whether NAME exists
+ * is not looked at.  For a caching proxy's auth_request
+ * (docs/scale-out.md). */
+enum MHD_Result http_read_access(struct http_request *req);
 /* GET /v1/stats */
 enum MHD_Result http_read_stats(struct http_request *req);
 

@@ -112,6 +112,8 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 		*ret = ROUTE_VM;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_CONSOLE))
 		*ret = ROUTE_CONSOLE;
+	else if (n == 4 && seg_is(seg[3], VMF_SEG_ACCESS))
+		*ret = ROUTE_ACCESS;
 	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
 		 seg_is(seg[5], VMF_SEG_MANIFEST))
 		*ret = ROUTE_MANIFEST;

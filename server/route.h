@@ -29,6 +29,7 @@ enum route_id {
 	ROUTE_STATS,	/* GET /v1/stats */
 	ROUTE_VM,	/* GET, POST, DELETE /v1/images/NAME/vm */
 	ROUTE_CONSOLE,	/* GET, POST /v1/images/NAME/console */
+	ROUTE_ACCESS,	/* GET /v1/images/NAME/access */
 };
 
 /* What route_parse() found. */

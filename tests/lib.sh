@@ -320,10 +320,28 @@ fault_result() {
 # ($NGINX_LOG) has one "$request_uri $status $bytes_sent" per request.
 start_nginx() {
 	requires nginx
-	local srv=${SERVER_DIR:-$T/srv} i code
+	local srv=${SERVER_DIR:-$T/srv}
 	[ -f "$srv/cert.pem" ] || server_init "$srv"
 	CACERT="$srv/cert.pem"
-	NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	NGINX_PORT=$(free_port)
+	nginx_conf "server {
+		listen 127.0.0.1:$NGINX_PORT ssl;
+		ssl_certificate $srv/cert.pem;
+		ssl_certificate_key $srv/key.pem;
+		$1
+	}"
+	run_nginx "$CACERT"
+}
+
+# free_port: a TCP port of 127.0.0.1 free a moment ago.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# nginx_conf 'HTTP': $T/nginx/nginx.conf, a foreground nginx (`user
+# root` to read $T) whose http block holds HTTP after the test's
+# temporary paths and access log ($NGINX_LOG).
+nginx_conf() {
 	mkdir -p "$T/nginx"
 	NGINX_LOG="$T/logs/nginx-access.log"
 	cat >"$T/nginx/nginx.conf" <<CONF
@@ -332,7 +350,7 @@ user root;
 worker_processes 1;
 pid $T/nginx/nginx.pid;
 error_log $T/logs/nginx-error.log;
-events { worker_connections 64; }
+events { worker_connections 1024; }
 http {
 	log_format uri '\$request_uri \$status \$bytes_sent';
 	access_log $NGINX_LOG uri;
@@ -342,21 +360,23 @@ http {
 	uwsgi_temp_path $T/nginx/uwsgi;
 	scgi_temp_path $T/nginx/scgi;
 	default_type application/octet-stream;
-	server {
-		listen 127.0.0.1:$NGINX_PORT ssl;
-		ssl_certificate $srv/cert.pem;
-		ssl_certificate_key $srv/key.pem;
-		$1
-	}
+	$1
 }
 CONF
+}
+
+# run_nginx CACERT: start nginx with $T/nginx/nginx.conf, listening on
+# $NGINX_PORT with a certificate CACERT verifies; wait until it answers.
+# Sets NGINX_PID NGINX_URL.
+run_nginx() {
+	local i code
 	nginx -c "$T/nginx/nginx.conf" -e "$T/logs/nginx-error.log" \
 		>"$T/logs/nginx.out" 2>&1 &
 	NGINX_PID=$!
 	cleanup_fn stop_nginx
 	NGINX_URL="https://127.0.0.1:$NGINX_PORT"
 	for ((i = 0; i < 300; i++)); do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CACERT" \
+		code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$1" \
 			"$NGINX_URL/" 2>/dev/null || true)
 		[ -n "$code" ] && [ "$code" != 000 ] && break
 		kill -0 "$NGINX_PID" 2>/dev/null || fail "nginx exited before it was ready"

@@ -142,6 +142,8 @@ static void model_route(const char *method, const char *url, struct model *m)
 		m->route = ROUTE_VM;
 	else if (n == 4 && strcmp(seg[3], "console") == 0)
 		m->route = ROUTE_CONSOLE;
+	else if (n == 4 && strcmp(seg[3], "access") == 0)
+		m->route = ROUTE_ACCESS;
 	else if (n == 6 && strcmp(seg[3], "versions") == 0 &&
 		 strcmp(seg[5], "manifest") == 0)
 		m->route = ROUTE_MANIFEST;
@@ -219,7 +221,7 @@ static void check_canonical(const char *method, const struct route_match *m)
 	    [ROUTE_LEASE] = "lease",	   [ROUTE_PINS] = "pins",
 	    [ROUTE_COMMIT] = "",	   [ROUTE_HISTORY] = "",
 	    [ROUTE_PROFILE] = "profile",   [ROUTE_VM] = "vm",
-	    [ROUTE_CONSOLE] = "console"};
+	    [ROUTE_CONSOLE] = "console",   [ROUTE_ACCESS] = "access"};
 	char url[256], hex[VMF_HASH_HEX_LEN + 1];
 	struct route_match again;
 
@@ -248,6 +250,7 @@ static void check_canonical(const char *method, const struct route_match *m)
 	case ROUTE_PINS:
 	case ROUTE_VM:
 	case ROUTE_CONSOLE:
+	case ROUTE_ACCESS:
 		snprintf(url, sizeof(url), "/v1/images/%s/%s", m->name,
 			 last[m->route]);
 		break;

@@ -54,6 +54,8 @@ static void test_routes(void)
 	ok("POST", "/v1/images/demo/versions", ROUTE_COMMIT, "demo", 0);
 	ok("POST", "/v1/images/demo/lease", ROUTE_LEASE, "demo", 0);
 	ok("DELETE", "/v1/images/demo/pins", ROUTE_PINS, "demo", 0);
+	ok("GET", "/v1/images/demo/access", ROUTE_ACCESS, "demo", 0);
+	ok("HEAD", "/v1/images/%64emo/access", ROUTE_ACCESS, "demo", 0);
 	ok("GET", "/v1/images/demo/versions/7/manifest", ROUTE_MANIFEST, "demo",
 	   7);
 	ok("GET", "/v1/images/demo/versions/18446744073709551615/data",
@@ -98,6 +100,8 @@ static void test_method(void)
 	bad("PUT", "/v1/images/../versions", 405, NULL);
 	bad("GET", "/v1/blocks/xyz", 405, NULL);
 	bad("POST", "/v1/images/demo/versions/3/profile", 405, NULL);
+	bad("DELETE", "/v1/images/demo/access", 405, NULL);
+	bad("GET", "/v1/images/demo/access/x", 404, NULL);
 	bad("get", "/v1/images", 405, NULL);
 	bad("GE", "/v1/images", 405, NULL);
 	bad("GET, HEAD", "/v1/images", 405, NULL);
