@@ -417,11 +417,9 @@ static MDB_val cache_blkno_val(uint64_t *be, uint64_t blkno)
 /* Unmap the pages of [at, at + len) in the (read-only, shared) map. */
 static void drop_pages(uintptr_t at, size_t len)
 {
-	static long page;
+	long page = sysconf(_SC_PAGESIZE); /* from the aux vector: cheap */
 	uintptr_t start, end;
 
-	if (!page)
-		page = sysconf(_SC_PAGESIZE);
 	if (page <= 0)
 		return;
 	start = at & ~((uintptr_t)page - 1);
