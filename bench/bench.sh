@@ -296,7 +296,7 @@ set datafile missing "?"
 set key top left
 set ylabel "seconds"
 set xtics rotate by -30
-set yrange [0:*]
+set logscale y # a download on 20 Mbit/s takes minutes, a boot seconds
 plot for [i=2:$((${#LINKS[@]} + 1))] "$T/boot.dat" using i:xtic(1) title columnheader(i)
 GP
 fi
