@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "hash.h"
 #include "log.h"
+#include "util.h"
 #include "thread.h"
 
 #include "cache.h"
@@ -470,6 +471,10 @@ static void fetch_claimed(struct image *im, uint64_t from, uint32_t count,
 	p->req.buf = p->buf;
 	p->req.buf_len = len;
 	p->req.prio = prio;
+	/* Its blocks are claimed busy, and a reader of one waits for this
+	 * request up to the I/O timeout: it must end by then, queued or
+	 * stalled (the reader then fetches the block itself). */
+	p->req.deadline_ns = now_ns() + im->io_timeout_ns;
 	p->req.done = prefetch_done;
 	fetch_submit(im->fetch, &p->req);
 }
