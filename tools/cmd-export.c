@@ -311,7 +311,6 @@ int cmd_export(int argc, char **argv)
 	struct remote_image img;
 	_cleanup_free_ char *token = NULL;
 	char errbuf[256], hex[VMF_HASH_HEX_LEN + 1], size[32];
-	const char *why;
 	int r, status = 1;
 
 	r = tool_parse(argc, argv, &o, own, export_opt, &e.version, usage);
@@ -321,11 +320,8 @@ int cmd_export(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	tool_fetch_config(&o, &cfg);
-	if (remote_parse_url(argv[optind], &e.url, &why) < 0) {
-		log_error("bad URL \"%s\": %s", argv[optind], why);
+	if (tool_image_url(&o, argv[optind], &cfg, &e.url))
 		return 2;
-	}
 	r = snprintf(e.dir, sizeof(e.dir), "%s/%s", argv[optind + 1],
 		     e.url.name);
 	if (r < 0 || (size_t)r >= sizeof(e.dir)) {

@@ -191,7 +191,6 @@ int cmd_publish(int argc, char **argv)
 	struct remote_image img;
 	_cleanup_free_ char *token = NULL;
 	_cleanup_close_ int fd = -1;
-	const char *why;
 	uint64_t bs = VMF_BLOCK_SIZE_DEFAULT, base = 0, version = 0;
 	char errbuf[256];
 	struct stat st;
@@ -204,11 +203,8 @@ int cmd_publish(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	tool_fetch_config(&o, &cfg);
-	if (remote_parse_url(argv[optind], &p.url, &why) < 0) {
-		log_error("bad URL \"%s\": %s", argv[optind], why);
+	if (tool_image_url(&o, argv[optind], &cfg, &p.url))
 		return 2;
-	}
 	if (tool_read_token(&o, &token) < 0)
 		return 1;
 	fd = open(argv[optind + 1], O_RDONLY | O_CLOEXEC);

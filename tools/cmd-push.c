@@ -212,7 +212,6 @@ int cmd_push(int argc, char **argv)
 				      TOOL_OPT_SERVER};
 	struct push p;
 	struct fetch_config cfg = {0};
-	const char *why;
 	_cleanup_free_ char *token = NULL;
 	int r;
 
@@ -224,11 +223,8 @@ int cmd_push(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	tool_fetch_config(&o, &cfg);
-	if (remote_parse_url(argv[optind], &p.url, &why) < 0) {
-		log_error("bad URL \"%s\": %s", argv[optind], why);
+	if (tool_image_url(&o, argv[optind], &cfg, &p.url))
 		return 2;
-	}
 	if (!image_name_valid(p.as)) {
 		log_error("--as %s: not a valid image name", p.as);
 		return 2;

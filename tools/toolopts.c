@@ -132,6 +132,19 @@ void tool_fetch_config(struct tool_opts *o, struct fetch_config *cfg)
 	cfg->pin_sha256 = o->pin ? o->pin_buf : NULL;
 }
 
+int tool_image_url(struct tool_opts *o, const char *arg,
+		   struct fetch_config *cfg, struct remote_url *url)
+{
+	const char *why;
+
+	tool_fetch_config(o, cfg);
+	if (remote_parse_url(arg, url, &why) < 0) {
+		log_error("bad URL \"%s\": %s", arg, why);
+		return 2;
+	}
+	return 0;
+}
+
 int tool_read_token(const struct tool_opts *o, char **ret)
 {
 	return local_load_token(o->token_file, ret);

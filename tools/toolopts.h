@@ -47,6 +47,11 @@ int tool_parse(int argc, char **argv, struct tool_opts *o,
 /* cfg's TLS settings from o (cacert, pin, insecure); cfg borrows o. */
 void tool_fetch_config(struct tool_opts *o, struct fetch_config *cfg);
 
+/* The image URL operand arg into *url (saying what is wrong with it),
+ * and cfg's TLS settings from o.  0, or 2 (a usage error). */
+int tool_image_url(struct tool_opts *o, const char *arg,
+		   struct fetch_config *cfg, struct remote_url *url);
+
 /* The bearer token (--token-file, else $VMFERRY_TOKEN) into a new string
  * (the caller cleanses and frees it).  0, or -errno after saying what is
  * wrong in the user's terms. */

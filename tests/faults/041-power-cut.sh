@@ -102,31 +102,10 @@ for ((cycle = 1; cycle <= n; cycle++)); do
 	cache=$(ls -d "$T"/cache/*/disk)
 	mdb_stat -e "$cache" >/dev/null || fail "cycle $cycle: LMDB environment does not open"
 
-	if ! remount "$T/mnt" --sync-interval 0 --no-hydrate; then
-		rescue "$T/data/local.img"
-		check "$log" "$T/data/local.img" local
-		[ "$bad" = 0 ] || break
-		cp "$T/data/server-now.img" "$T/data/base.img"
-		continue
-	fi
-	cp "$T/mnt/disk.img" "$T/data/local.img"
-	check "$log" "$T/data/local.img" local
-	"$VMFERRY" sync "$T/mnt" >>"$T/logs/sync.log" 2>&1 || fail "cycle $cycle: sync after the power cut"
-	unmount "$T/mnt"
+	after_crash "$log" "power cut"
 	[ "$bad" = 0 ] || break
-	cp "$T/data/local.img" "$T/data/base.img"
 done
 [ "$bad" = 0 ] && cycle=$((cycle - 1))
 echo "$rolled of $cycle power cuts rolled unsynced writes back"
 
-# The last sync's version is exactly the client's state.
-if [ "$bad" = 0 ]; then
-	fresh_read "$T/data/server.img"
-	cmp "$T/data/server.img" "$T/data/base.img" || { wrong=$((wrong + 1)); echo "server differs after the final sync"; }
-fi
-echo "$stranded of $cycle copies stranded"
-# A copy that does not remount by itself is a failure (the pending
-# commit record, fusefs/pending.c, resumes an interrupted sync).
-[ "$stranded" = 0 ] || { bad=1; echo "$stranded copies did not remount by themselves"; }
-fault_result power-cut "$cycle" "$acked" "$lost" "$wrong"
-[ "$bad" = 0 ] || fail "a check failed (seed $seed)"
+finish power-cut

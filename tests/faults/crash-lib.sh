@@ -88,3 +88,38 @@ rescue() {
 		fail "vmferry discard"
 	fresh_read "$T/data/server-now.img"
 }
+
+# after_crash LOG WHAT: remount the copy (a stranded one is rescued),
+# check every acknowledged record of LOG in it, sync, unmount; with the
+# checks good, the next cycle starts from the result (base.img).  WHAT
+# ("crash", "power cut") names the event in a failure.
+after_crash() {
+	if ! remount "$T/mnt" --sync-interval 0 --no-hydrate; then
+		rescue "$T/data/local.img"
+		check "$1" "$T/data/local.img" local
+		[ "$bad" = 0 ] && cp "$T/data/server-now.img" "$T/data/base.img"
+		return 0
+	fi
+	cp "$T/mnt/disk.img" "$T/data/local.img"
+	check "$1" "$T/data/local.img" local
+	"$VMFERRY" sync "$T/mnt" >>"$T/logs/sync.log" 2>&1 || fail "cycle $cycle: sync after the $2"
+	unmount "$T/mnt"
+	[ "$bad" = 0 ] && cp "$T/data/local.img" "$T/data/base.img"
+	return 0
+}
+
+# finish SCENARIO: the last sync's version must be exactly the client's
+# state, no copy may have been stranded; the RESULT line, then the
+# verdict.
+finish() {
+	if [ "$bad" = 0 ]; then
+		fresh_read "$T/data/server.img"
+		cmp "$T/data/server.img" "$T/data/base.img" || { wrong=$((wrong + 1)); echo "server differs after the final sync"; }
+	fi
+	echo "$stranded of $cycle copies stranded"
+	# A copy that does not remount by itself is a failure (the pending
+	# commit record, fusefs/pending.c, resumes an interrupted sync).
+	[ "$stranded" = 0 ] || { bad=1; echo "$stranded copies did not remount by themselves"; }
+	fault_result "$1" "$cycle" "$acked" "$lost" "$wrong"
+	[ "$bad" = 0 ] || fail "a check failed (seed $seed)"
+}
