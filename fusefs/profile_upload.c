@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mutex.h"
 #include "thread.h"
+#include "util.h"
 
 #include "profile.h"
 #include "profile_upload.h"
@@ -55,8 +56,15 @@ static bool claim(struct profile_upload *u)
 	return mine;
 }
 
-/* Close the recording and PUT it; the caller claimed the upload. */
-static void upload(struct profile_upload *u, const char *when)
+/* How long a profile upload may take: a hint must not hold up an
+ * unmount (or the upload thread's join) behind a slow server. */
+#define PU_SESSION_TIMEOUT_NS (60ull * 1000000000ull)
+#define PU_UNMOUNT_TIMEOUT_NS (10ull * 1000000000ull)
+
+/* Close the recording and PUT it, giving up after timeout_ns; the
+ * caller claimed the upload. */
+static void upload(struct profile_upload *u, const char *when,
+		   uint64_t timeout_ns)
 {
 	_cleanup_free_ uint64_t *blocks = NULL;
 	bool ok = false;
@@ -72,7 +80,7 @@ static void upload(struct profile_upload *u, const char *when)
 			  u->name);
 	} else {
 		r = remote_put_profile(u->fetch, u->name, u->version, blocks, n,
-				       why);
+				       now_ns() + timeout_ns, why);
 		if (r < 0)
 			log_warn("%s: uploading the boot profile of version "
 				 "%" PRIu64 " (%zu blocks, %s): %s",
@@ -104,7 +112,8 @@ static void *upload_thread(void *arg)
 	stop = u->stop;
 	mutex_unlock(&u->lock);
 	if (!stop && claim(u))
-		upload(u, "after the first seconds of the session");
+		upload(u, "after the first seconds of the session",
+		       PU_SESSION_TIMEOUT_NS);
 	return NULL;
 }
 
@@ -152,7 +161,7 @@ void profile_upload_stop(struct profile_upload *u, bool now)
 		pthread_join(u->thread, NULL);
 	}
 	if (now && claim(u))
-		upload(u, "at unmount");
+		upload(u, "at unmount", PU_UNMOUNT_TIMEOUT_NS);
 	pthread_mutex_destroy(&u->lock);
 	pthread_cond_destroy(&u->cond);
 	free(u->name);

@@ -87,9 +87,12 @@ void remote_manifest_path(const char *name, uint64_t version, char *buf,
 /* PUT the first-read order of a session, blocks[0..n) (1 to
  * VMF_PROFILE_MAX_BLOCKS distinct indices), as a boot profile of
  * version (docs/protocol.md, "Boot profiles"); the server merges it.
- * Returns 0 or a fetch error (detail in *ret_why, 256 bytes). */
+ * A profile is a hint: the request is given up at deadline_ns (a
+ * now_ns() time; 0 for none), queued or in flight.  Returns 0 or a
+ * fetch error (detail in *ret_why, 256 bytes). */
 int remote_put_profile(struct fetch *f, const char *name, uint64_t version,
-		       const uint64_t *blocks, size_t n, char *ret_why);
+		       const uint64_t *blocks, size_t n, uint64_t deadline_ns,
+		       char *ret_why);
 
 /* GET the boot profile to prefetch for version: the server answers the
  * merged profile of version, or of the nearest older version that has
