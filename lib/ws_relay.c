@@ -11,6 +11,7 @@
 
 #include "cleanup.h"
 #include "io.h"
+#include "log.h"
 #include "ws.h"
 #include "ws_relay.h"
 
@@ -174,6 +175,7 @@ static int frames(struct relay *r)
 			/* Echo its code (RFC 6455 5.5.1), then stop. */
 			(void)ws_send_frame(r->c, WS_OP_CLOSE, payload,
 					    f.len >= 2 ? 2 : 0);
+			log_debug(LOG_CAT_HTTP, "WebSocket: a close frame");
 			r->done = true;
 			break;
 		default: /* a pong: nothing to do */
@@ -196,8 +198,10 @@ static int from_ws(struct relay *r)
 
 		if (n == -EAGAIN)
 			return 0;
-		if (n == 0)
+		if (n == 0) {
+			log_debug(LOG_CAT_HTTP, "WebSocket: the peer is gone");
 			return 1;
+		}
 		if (n < 0)
 			return (int)n;
 		r->in_len += (size_t)n;
@@ -216,6 +220,7 @@ int ws_relay(const struct ws_conn *c, int plain, const void *initial,
 	struct relay r = {.c = c, .plain = plain, .max = max_frame};
 	int ret = 0;
 
+	/* Room for the longest frame, so that a recv() always has some. */
 	r.in_cap = (size_t)max_frame + WS_HEADER_MAX;
 	if (initial_len > r.in_cap)
 		r.in_cap = initial_len;
@@ -248,6 +253,7 @@ int ws_relay(const struct ws_conn *c, int plain, const void *initial,
 		if (n <= 0) {
 			/* The other end is gone (or was shut down). */
 			ret = n == 0 ? 0 : -errno;
+			log_debug(LOG_CAT_HTTP, "WebSocket: the stream ended");
 			send_close(c, n == 0 ? WS_CLOSE_NORMAL
 					     : WS_CLOSE_GOING_AWAY);
 			return ret;

@@ -35,6 +35,7 @@
 #include "http_read.h"
 #include "http_ui.h"
 #include "http_vm.h"
+#include "http_vnc.h"
 #include "http_write.h"
 #include "ratelimit.h"
 #include "route.h"
@@ -80,6 +81,8 @@ static const char *audit_action(const struct http_request *req, unsigned status)
 		if (strcmp(req->method, MHD_HTTP_METHOD_POST) == 0)
 			return "vm.start";
 		return del ? "vm.stop" : NULL;
+	case ROUTE_VNC:
+		return "vm.vnc";
 	default:
 		return NULL;
 	}
@@ -301,6 +304,7 @@ static int authorize(struct http_request *req)
 		break;
 	case ROUTE_VM:
 	case ROUTE_CONSOLE:
+	case ROUTE_VNC:
 		ok = auth_can_run(t, req->name);
 		break;
 	default:
@@ -319,7 +323,8 @@ static int authorize(struct http_request *req)
 		    req, 403, "token %s may not %s image %s", t->id,
 		    req->route == ROUTE_COMMIT || req->route == ROUTE_LEASE
 			? "write"
-		    : req->route == ROUTE_VM || req->route == ROUTE_CONSOLE
+		    : req->route == ROUTE_VM || req->route == ROUTE_CONSOLE ||
+			    req->route == ROUTE_VNC
 			? "run"
 			: "read",
 		    req->name);
@@ -397,6 +402,8 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 		if (strcmp(req->method, MHD_HTTP_METHOD_GET) == 0)
 			return http_vm_console(req);
 		return http_write_begin(req);
+	case ROUTE_VNC:
+		return http_vnc_open(req);
 	default:
 		return http_write_begin(req);
 	}
@@ -500,8 +507,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug(LOG_CAT_HTTP, "%s %s: ended early (code %d)",
 			  req->method, req->path, (int)toe);
-	/* The next request on this connection starts now. */
-	deadline_conn_next(req->dl);
+	/* The next request on this connection starts now; an upgraded
+	 * connection has none (the WebSocket is not HTTP any more). */
+	if (!req->upgraded)
+		deadline_conn_next(req->dl);
+	http_vnc_request_done(req);
 	http_write_fini(req);
 	json_decref(req->audit_extra);
 	auth_db_unref(req->db);
@@ -597,6 +607,7 @@ static void server_free(struct http_server *h)
 {
 	deadline_stop(h->ctx.deadline);
 	ratelimit_free(h->ctx.ratelimit);
+	http_vnc_free(h->ctx.vnc);
 	free(h);
 }
 
@@ -606,7 +617,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 {
 	struct http_server *h = calloc(1, sizeof(*h));
 	unsigned flags = MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD |
-			 MHD_USE_ERROR_LOG | MHD_USE_ITC;
+			 MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_UPGRADE;
 	int r;
 
 	if (!h) {
@@ -628,6 +639,8 @@ int http_start(const struct http_config *cfg, struct store *s,
 	if (r == 0)
 		r = deadline_start(cfg->request_timeout, cfg->min_rate,
 				   &h->ctx.deadline);
+	if (r == 0)
+		r = http_vnc_new(&h->ctx.vnc);
 	if (r < 0) {
 		(void)close(cfg->listen_fd); /* taken over: never served */
 		server_free(h);
@@ -675,6 +688,8 @@ void http_stop(struct http_server *h)
 {
 	if (!h)
 		return;
+	/* libmicrohttpd waits for upgraded connections: end them first. */
+	http_vnc_stop(h->ctx.vnc);
 	MHD_stop_daemon(h->daemon);
 	server_free(h);
 }

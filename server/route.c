@@ -112,6 +112,8 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 		*ret = ROUTE_VM;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_CONSOLE))
 		*ret = ROUTE_CONSOLE;
+	else if (n == 4 && seg_is(seg[3], VMF_SEG_VNC))
+		*ret = ROUTE_VNC;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_ACCESS))
 		*ret = ROUTE_ACCESS;
 	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
@@ -145,6 +147,8 @@ const char *route_methods(enum route_id r)
 		return "GET, HEAD, POST, DELETE";
 	case ROUTE_CONSOLE:
 		return "GET, POST";
+	case ROUTE_VNC:
+		return "GET";
 	case ROUTE_MISSING:
 		return "POST";
 	case ROUTE_BLOCK:

@@ -30,6 +30,7 @@ enum route_id {
 	ROUTE_VM,	/* GET, POST, DELETE /v1/images/NAME/vm */
 	ROUTE_CONSOLE,	/* GET, POST /v1/images/NAME/console */
 	ROUTE_ACCESS,	/* GET /v1/images/NAME/access */
+	ROUTE_VNC,	/* GET /v1/images/NAME/vnc (a WebSocket) */
 };
 
 /* What route_parse() found. */

@@ -86,6 +86,13 @@ int vms_status(struct vms *m, const char *name, struct vm_status *ret);
  * running), -EAGAIN (its input is full: retry). */
 int vms_input(struct vms *m, const char *name, const void *buf, size_t len);
 
+/* Connect to the VNC display of name's running VM (QEMU's Unix socket
+ * DIR/run/NAME/vnc.sock): a new blocking socket in *ret_fd.  -ENOENT
+ * (no run since the server started), -ENOTCONN (not running: starting,
+ * stopping, ended), -EAGAIN while QEMU is not yet listening, or
+ * -errno. */
+int vms_vnc_connect(struct vms *m, const char *name, int *ret_fd);
+
 /* The console output of name's latest run, from its start: open (a
  * reference to the run; -ENOENT if none), read, close. */
 int vms_console_open(struct vms *m, const char *name, struct vm_console **ret);
