@@ -12,11 +12,18 @@
 #include "cleanup.h"
 #include "io.h"
 #include "log.h"
+#include "util.h"
+#include "util.h"
 #include "ws.h"
 #include "ws_relay.h"
 
 #define WS_RELAY_CHUNK	 65536 /* plain side reads, one frame each */
 #define WS_RELAY_SEND_MS 30000
+/* A WebSocket silent this long gets a ping; one silent for
+ * WS_RELAY_DEAD_S is gone (a viewer that vanished without a close,
+ * which libmicrohttpd's TLS forwarding may never report). */
+#define WS_RELAY_PING_S 15
+#define WS_RELAY_DEAD_S 45
 #define WS_RELAY_POLL_MS \
 	250 /* TLS may hold bytes the socket no longer
 				* shows: look again this often */
@@ -137,6 +144,7 @@ struct relay {
 	uint8_t *in; /* WebSocket bytes not yet a whole frame */
 	size_t in_len, in_cap;
 	bool done; /* a close frame came (and was answered) */
+	uint64_t last_rx_ns, last_ping_ns;
 };
 
 /* Handle the whole frames in r->in.  0, or -errno (a bad frame: the
@@ -204,6 +212,7 @@ static int from_ws(struct relay *r)
 		}
 		if (n < 0)
 			return (int)n;
+		r->last_rx_ns = now_ns();
 		r->in_len += (size_t)n;
 		ret = frames(r);
 		if (ret < 0)
@@ -211,6 +220,24 @@ static int from_ws(struct relay *r)
 		if (r->done)
 			return 1;
 	}
+}
+
+/* Ping a silent WebSocket; -ETIMEDOUT when it stayed silent. */
+static int keepalive(struct relay *r)
+{
+	uint64_t now = now_ns();
+
+	if (now - r->last_rx_ns > WS_RELAY_DEAD_S * 1000000000ull) {
+		log_debug(LOG_CAT_HTTP, "WebSocket: silent for %d s",
+			  WS_RELAY_DEAD_S);
+		send_close(r->c, WS_CLOSE_GOING_AWAY);
+		return -ETIMEDOUT;
+	}
+	if (now - r->last_rx_ns < WS_RELAY_PING_S * 1000000000ull ||
+	    now - r->last_ping_ns < WS_RELAY_PING_S * 1000000000ull)
+		return 0;
+	r->last_ping_ns = now;
+	return ws_send_frame(r->c, WS_OP_PING, "vmferry", 7);
 }
 
 int ws_relay(const struct ws_conn *c, int plain, const void *initial,
@@ -228,6 +255,7 @@ int ws_relay(const struct ws_conn *c, int plain, const void *initial,
 	out = malloc(WS_HEADER_MAX + WS_RELAY_CHUNK);
 	if (!in || !out)
 		return -ENOMEM;
+	r.last_rx_ns = r.last_ping_ns = now_ns();
 	if (initial_len) {
 		memcpy(r.in, initial, initial_len);
 		r.in_len = initial_len;
@@ -243,6 +271,9 @@ int ws_relay(const struct ws_conn *c, int plain, const void *initial,
 		if (poll(pfd, 2, WS_RELAY_POLL_MS) < 0 && errno != EINTR)
 			return -errno;
 		ret = from_ws(&r);
+		if (ret != 0)
+			break;
+		ret = keepalive(&r);
 		if (ret != 0)
 			break;
 		if (!(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))

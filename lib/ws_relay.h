@@ -29,13 +29,14 @@ struct ws_conn {
 void ws_conn_fd(struct ws_conn *c, int fd, bool client);
 
 /* Relay between the WebSocket c and the stream socket plain until either
- * ends, a close frame, a bad frame or shutdown(plain).  initial: bytes
+ * ends, a close frame, a bad frame or shutdown(plain).  A WebSocket
+ * silent for 15 s is pinged; one silent for 45 s is taken for gone.  initial: bytes
  * already received on c (may be NULL).  Frames longer than max_frame
  * are refused; text frames too (binary only).  The WebSocket gets a
  * close frame saying why, as far as it can be sent.  Returns 0 for an
  * orderly end (either side closed), -EPROTO, -EMSGSIZE or -ENOTSUP for
- * a bad frame, -ETIMEDOUT when the WebSocket took nothing sent for 30 s,
- * or an I/O -errno.  Does not close anything. */
+ * a bad frame, -ETIMEDOUT when the WebSocket took nothing sent for 30 s
+ * or was silent, or an I/O -errno.  Does not close anything. */
 int ws_relay(const struct ws_conn *c, int plain, const void *initial,
 	     size_t initial_len, uint64_t max_frame);
 

@@ -267,6 +267,7 @@ static int save(struct vm *vm, uint32_t block_size, char *why, size_t len)
 {
 	struct import_commit how = {
 	    .base = vm->st.base,
+	    .skip_unchanged = true,
 	    .check_lease = true,
 	    .lease_id = vm->lease.id,
 	    .author = vm->author,
@@ -285,7 +286,14 @@ static int save(struct vm *vm, uint32_t block_size, char *why, size_t len)
 	}
 	mutex_lock(&vm->lock);
 	vm->st.version = res.version;
+	vm->st.unchanged = res.unchanged;
 	mutex_unlock(&vm->lock);
+	if (res.unchanged) {
+		log_info("image %s: the VM stopped; its disk is unchanged: no "
+			 "new version (still %" PRIu64 ")",
+			 vm->name, res.version);
+		return 0;
+	}
 	log_info("image %s: the VM stopped; its disk is version %" PRIu64
 		 " (%" PRIu64 " new blocks)",
 		 vm->name, res.version, res.new_blocks);

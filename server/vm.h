@@ -51,6 +51,8 @@ struct vm_status {
 	int64_t since;	       /* start, Unix time */
 	uint64_t base;	       /* the version it runs from */
 	uint64_t version;      /* committed when it stopped; 0: none */
+	bool unchanged;	       /* stopped with its disk as base: version
+				* is base, no new one was made */
 	uint64_t console_size; /* bytes of console output so far */
 	char error[200];       /* VM_FAILED: why */
 };

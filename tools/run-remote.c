@@ -133,9 +133,14 @@ static int follow(struct run_opts *ro, struct fetch *f, const char *token)
 			  vm.error);
 		return 1;
 	}
-	log_info("%s: the VM on the server stopped; its disk is version "
-		 "%" PRIu64,
-		 ro->u.name, vm.version);
+	if (vm.unchanged)
+		log_info("%s: the VM on the server stopped; its disk is "
+			 "unchanged: no new version (still %" PRIu64 ")",
+			 ro->u.name, vm.version);
+	else
+		log_info("%s: the VM on the server stopped; its disk is "
+			 "version %" PRIu64,
+			 ro->u.name, vm.version);
 	return 0;
 }
 
