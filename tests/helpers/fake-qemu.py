@@ -5,6 +5,9 @@ no guest: it takes QEMU's options, never touches the disk, answers QMP
 (the greeting, {"return": {}} to each command; system_powerdown and quit
 end it) and serves "VNC" on the -vnc unix:PATH socket: each client gets
 the RFB greeting "RFB 003.008\\n", then whatever it sends is echoed back.
+Its "serial console": each byte read from stdin is written to stdout as
+"<xx>" (two hex digits), so a test sees exactly which bytes arrived
+(control characters too), whatever the chunks they came in.
 """
 import json
 import os
@@ -63,6 +66,15 @@ def serve_qmp(s):
                 return
 
 
+def serial():
+    while True:
+        data = os.read(0, 4096)
+        if not data:
+            return
+        os.write(1, "".join("<%02x>" % b for b in data).encode())
+
+
+threading.Thread(target=serial, daemon=True).start()
 if vnc:
     threading.Thread(target=serve_vnc, args=(listen(vnc),), daemon=True).start()
 if qmp:
