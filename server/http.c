@@ -21,6 +21,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cleanup.h"
 #include "hash.h"
 #include "log.h"
@@ -83,6 +85,8 @@ static const char *audit_action(const struct http_request *req, unsigned status)
 		return del ? "vm.stop" : NULL;
 	case ROUTE_VNC:
 		return "vm.vnc";
+	case ROUTE_VNC_TICKET:
+		return "vm.vnc_ticket";
 	default:
 		return NULL;
 	}
@@ -236,11 +240,42 @@ static void auth_failed(struct http_request *req)
 				    }); /* a failure is logged there */
 }
 
+/* A VNC ticket instead of a token (vnc_ticket.h): only for the
+ * WebSocket, GET .../vnc?ticket=HEX.  It stands for the token that
+ * asked for it, looked up again now (a revoked token's ticket fails).
+ * 0 with req->token set, or -EACCES with 401 queued. */
+static int authenticate_ticket(struct http_request *req, const char *ticket)
+{
+	struct route_match m;
+	uint8_t hash[VMF_HASH_LEN];
+	const char *why = "invalid, expired or used ticket";
+
+	if (route_parse(req->method, req->path, &m) != 0 ||
+	    m.route != ROUTE_VNC) {
+		why = "a ticket is only for GET " VMF_PATH_IMAGES
+		      "/NAME/vnc: missing bearer token";
+	} else if (http_vnc_ticket_take(req->ctx->vnc, m.name, ticket, hash) ==
+		   0) {
+		req->db = auth_watch_get(req->ctx->auth);
+		req->token = auth_db_find(req->db, hash);
+		OPENSSL_cleanse(hash, sizeof(hash));
+		if (req->token)
+			return 0;
+		why = "the ticket's token was revoked";
+	}
+	auth_failed(req);
+	http_reply_error_ex(req, 401, NULL, "WWW-Authenticate",
+			    "Bearer realm=\"vmferry\"", "%s", why);
+	return -EACCES;
+}
+
 /* 401 unless the request carries a known token; 429 for an address
  * that failed too often, before its token is even looked at. */
 static int authenticate(struct http_request *req)
 {
 	const char *value = http_header(req, "Authorization");
+	const char *ticket = MHD_lookup_connection_value(
+	    req->conn, MHD_GET_ARGUMENT_KIND, "ticket");
 	unsigned wait = ratelimit_check(req->ctx->ratelimit, req->peer);
 	const char *tok;
 	uint8_t hash[VMF_HASH_LEN];
@@ -255,6 +290,8 @@ static int authenticate(struct http_request *req)
 				    req->addr, wait);
 		return -EACCES;
 	}
+	if (!value && ticket)
+		return authenticate_ticket(req, ticket);
 	if (!value)
 		why = "missing bearer token";
 	else if (auth_parse_bearer(value, &tok) < 0)
@@ -263,8 +300,10 @@ static int authenticate(struct http_request *req)
 		auth_token_hash(tok, hash);
 		req->db = auth_watch_get(req->ctx->auth);
 		req->token = auth_db_find(req->db, hash);
-		if (req->token)
+		if (req->token) {
+			memcpy(req->token_hash, hash, sizeof(hash));
 			return 0;
+		}
 		why = "invalid or revoked token";
 	}
 	/* A request without any credentials is no guess: not counted. */
@@ -305,6 +344,7 @@ static int authorize(struct http_request *req)
 	case ROUTE_VM:
 	case ROUTE_CONSOLE:
 	case ROUTE_VNC:
+	case ROUTE_VNC_TICKET:
 		ok = auth_can_run(t, req->name);
 		break;
 	default:
@@ -324,7 +364,8 @@ static int authorize(struct http_request *req)
 		    req->route == ROUTE_COMMIT || req->route == ROUTE_LEASE
 			? "write"
 		    : req->route == ROUTE_VM || req->route == ROUTE_CONSOLE ||
-			    req->route == ROUTE_VNC
+			    req->route == ROUTE_VNC ||
+			    req->route == ROUTE_VNC_TICKET
 			? "run"
 			: "read",
 		    req->name);
@@ -404,6 +445,8 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 		return http_write_begin(req);
 	case ROUTE_VNC:
 		return http_vnc_open(req);
+	case ROUTE_VNC_TICKET:
+		return http_vnc_ticket(req);
 	default:
 		return http_write_begin(req);
 	}
@@ -640,7 +683,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 		r = deadline_start(cfg->request_timeout, cfg->min_rate,
 				   &h->ctx.deadline);
 	if (r == 0)
-		r = http_vnc_new(&h->ctx.vnc);
+		r = http_vnc_new(cfg->vnc_ticket_s, &h->ctx.vnc);
 	if (r < 0) {
 		(void)close(cfg->listen_fd); /* taken over: never served */
 		server_free(h);

@@ -6,7 +6,8 @@
  * and started by that callback on a thread of its own.  Threads are
  * joined by whoever next takes the lock after they finished
  * (reap_locked()) or by http_vnc_stop().  Lock: s->lock, never held
- * across I/O or a join of a thread still running.
+ * across I/O or a join of a thread still running.  The tickets for
+ * browsers (vnc_ticket.h) have their own lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "mutex.h"
@@ -25,6 +29,7 @@
 #include "auth.h"
 #include "http_vnc.h"
 #include "vm.h"
+#include "vnc_ticket.h"
 
 struct relay {
 	struct http_vnc *set;
@@ -46,18 +51,74 @@ struct http_vnc {
 	/* protected by lock: */
 	struct relay *relays; /* prepared, running or finished */
 	bool stopping;
+	struct vnc_tickets *tickets; /* its own lock */
+	uint64_t ticket_ms;	     /* a ticket's lifetime */
 };
 
-int http_vnc_new(struct http_vnc **ret)
+int http_vnc_new(unsigned ticket_s, struct http_vnc **ret)
 {
 	struct http_vnc *s = calloc(1, sizeof(*s));
 
-	if (!s)
+	if (!s || vnc_tickets_new(&s->tickets) < 0) {
+		free(s);
 		return -ENOMEM;
+	}
+	s->ticket_ms = 1000ull * (ticket_s ? ticket_s : HTTP_VNC_TICKET_S);
 	if (pthread_mutex_init(&s->lock, NULL) != 0)
 		abort();
 	*ret = s;
 	return 0;
+}
+
+/* Monotonic milliseconds: a ticket's clock, which no clock change
+ * moves. */
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int http_vnc_ticket_take(struct http_vnc *s, const char *name, const char *hex,
+			 uint8_t ret_token_hash[VMF_HASH_LEN])
+{
+	return vnc_ticket_take(s->tickets, name, hex, now_ms(), ret_token_hash);
+}
+
+enum MHD_Result http_vnc_ticket(struct http_request *req)
+{
+	struct http_vnc *s = req->ctx->vnc;
+	char hex[VNC_TICKET_HEX_LEN + 1];
+	struct vm_status st;
+	enum MHD_Result ret;
+	int r = vms_status(req->ctx->vms, req->name, &st);
+
+	if (r == -ENOENT)
+		return http_reply_error(
+		    req, 404, "image %s has not run on this server", req->name);
+	if (r < 0 || st.state != VM_RUNNING)
+		return http_reply_error(req, 409,
+					"image %s is not running on the server",
+					req->name);
+	r = vnc_ticket_issue(s->tickets, req->name, req->token_hash, now_ms(),
+			     s->ticket_ms, hex);
+	if (r == -ENOSPC)
+		return http_reply_error_ex(req, 503, NULL, "Retry-After", "5",
+					   "too many VNC tickets (at most %d "
+					   "at once): retry",
+					   VNC_TICKET_MAX);
+	if (r < 0)
+		return http_reply_error(req, 500, "server error");
+	log_info("image %s: a VNC ticket for token %s", req->name,
+		 req->token->id);
+	ret =
+	    http_reply_json(req, 200,
+			    json_pack("{s:s, s:I}", "ticket", hex, "expires_in",
+				      (json_int_t)(s->ticket_ms / 1000)),
+			    "no-store");
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return ret;
 }
 
 static void relay_free(struct relay *r)
@@ -261,6 +322,7 @@ void http_vnc_free(struct http_vnc *s)
 		s->relays = r->next;
 		relay_free(r);
 	}
+	vnc_tickets_free(s->tickets);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

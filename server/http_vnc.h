@@ -20,8 +20,11 @@
 
 struct http_vnc;
 
-/* A new empty set in *ret.  0 or -ENOMEM. */
-int http_vnc_new(struct http_vnc **ret);
+#define HTTP_VNC_TICKET_S 30 /* a ticket's default lifetime */
+
+/* A new empty set in *ret, its tickets valid ticket_s seconds (0:
+ * HTTP_VNC_TICKET_S).  0 or -ENOMEM. */
+int http_vnc_new(unsigned ticket_s, struct http_vnc **ret);
 /* End every relay (a close frame to each viewer), join their threads,
  * and refuse new ones.  Call before libmicrohttpd stops: it waits for
  * upgraded connections to be closed.  Blocks briefly. */
@@ -34,6 +37,17 @@ void http_vnc_free(struct http_vnc *s);
  * image has not run here, 409 its VM is not running, 503 its display
  * is not ready yet or too many viewers; else 101 and the relay. */
 enum MHD_Result http_vnc_open(struct http_request *req);
+
+/* POST .../vnc/ticket, once authenticated and authorised (run grant):
+ * 200 {"ticket": HEX, "expires_in": SECONDS} for GET .../vnc?ticket=HEX
+ * (vnc_ticket.h) while the VM runs; 404 the image has not run here, 409
+ * its VM is not running, 503 too many tickets. */
+enum MHD_Result http_vnc_ticket(struct http_request *req);
+
+/* Take a ticket for image name (vnc_ticket_take()): 0 with the hash of
+ * the token it stands for in ret_token_hash, or -EACCES. */
+int http_vnc_ticket_take(struct http_vnc *s, const char *name, const char *hex,
+			 uint8_t ret_token_hash[VMF_HASH_LEN]);
 
 /* The request ends (http.c's completion callback): drop a relay that
  * was prepared but never upgraded. */

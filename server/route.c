@@ -114,6 +114,9 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 		*ret = ROUTE_CONSOLE;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_VNC))
 		*ret = ROUTE_VNC;
+	else if (n == 5 && seg_is(seg[3], VMF_SEG_VNC) &&
+		 seg_is(seg[4], VMF_SEG_TICKET))
+		*ret = ROUTE_VNC_TICKET;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_ACCESS))
 		*ret = ROUTE_ACCESS;
 	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
@@ -150,6 +153,7 @@ const char *route_methods(enum route_id r)
 	case ROUTE_VNC:
 		return "GET";
 	case ROUTE_MISSING:
+	case ROUTE_VNC_TICKET:
 		return "POST";
 	case ROUTE_BLOCK:
 		return "PUT";

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """WebSocket probes of GET /v1/images/NAME/vnc for the tests, with
 Python's ssl (no WebSocket library): ws-probe.py URL CACERT TOKENFILE
-MODE [N].
+MODE [N].  TOKENFILE "-" sends no Authorization header (the URL's
+?ticket=... authenticates, as a browser's WebSocket does).
 
   echo        upgrade (checking 101, Sec-WebSocket-Accept and the
               "binary" subprotocol), read the greeting (a binary frame),
@@ -23,7 +24,7 @@ import sys
 import urllib.parse
 
 url, cacert, token_file, mode = sys.argv[1:5]
-token = open(token_file).read().strip()
+token = open(token_file).read().strip() if token_file != "-" else None
 u = urllib.parse.urlparse(url)
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -37,9 +38,9 @@ def upgrade():
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                "Sec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Protocol: binary\r\n"
-               "Authorization: Bearer %s\r\n\r\n" %
-               (u.path, u.netloc, key, token)).encode())
+               "Sec-WebSocket-Protocol: binary\r\n%s\r\n" %
+               (u.path + ("?" + u.query if u.query else ""), u.netloc, key,
+                "Authorization: Bearer %s\r\n" % token if token else "")).encode())
     head = b""
     while b"\r\n\r\n" not in head:
         c = s.recv(1)

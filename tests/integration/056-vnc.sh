@@ -21,36 +21,25 @@ vnc=$SERVER_URL/v1/images/vm1/vnc
 probe() {
 	timeout 60 python3 "$helpers/ws-probe.py" "$vnc" "$CACERT" "$ADMIN_TOKEN_FILE" "$@"
 }
-ws=(-H "Upgrade: websocket" -H "Connection: Upgrade" -H "Sec-WebSocket-Version: 13"
-	-H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
-# expect STATUS MESSAGE CURL-ARGS...: the answer's status and error.
-expect() {
-	local want=$1 msg=$2 out code
-	shift 2
-	out=$(curl -sS --http1.1 --max-time 10 --cacert "$CACERT" -w '\n%{http_code}' "$@") || true
-	code=${out##*$'\n'}
-	echo "$code ${out%$'\n'*}"
-	[ "$code" = "$want" ] || fail "want $want for $*: $out"
-	echo "$out" | grep -q "$msg" || fail "want \"$msg\" for $*: $out"
-}
+ws=("${WS_UPGRADE[@]}")
 auth=(-H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")")
 
-expect 401 "missing bearer token" "${ws[@]}" "$vnc"
-expect 403 "may not run image vm1" "${ws[@]}" -H "Authorization: Bearer $(cat "$T/reader.token")" "$vnc"
-expect 404 "image vm1 has not run on this server" "${ws[@]}" "${auth[@]}" "$vnc"
-expect 405 "not allowed" -X POST "${ws[@]}" "${auth[@]}" "$vnc"
+expect_answer 401 "missing bearer token" "${ws[@]}" "$vnc"
+expect_answer 403 "may not run image vm1" "${ws[@]}" -H "Authorization: Bearer $(cat "$T/reader.token")" "$vnc"
+expect_answer 404 "image vm1 has not run on this server" "${ws[@]}" "${auth[@]}" "$vnc"
+expect_answer 405 "not allowed" -X POST "${ws[@]}" "${auth[@]}" "$vnc"
 
 scurl -X POST "$SERVER_URL/v1/images/vm1/vm" >/dev/null || fail "POST .../vm"
 for ((i = 0; i < 100; i++)); do
 	[ "$(scurl "$SERVER_URL/v1/images/vm1/vm" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = running ] && break
 	sleep 0.1
 done
-expect 400 "not a WebSocket upgrade" "${auth[@]}" "$vnc"
-expect 400 "not a WebSocket upgrade" "${auth[@]}" -H "Upgrade: websocket" -H "Connection: Upgrade" \
+expect_answer 400 "not a WebSocket upgrade" "${auth[@]}" "$vnc"
+expect_answer 400 "not a WebSocket upgrade" "${auth[@]}" -H "Upgrade: websocket" -H "Connection: Upgrade" \
 	-H "Sec-WebSocket-Version: 13" "$vnc"
-expect 400 "invalid Sec-WebSocket-Key" "${auth[@]}" -H "Upgrade: websocket" -H "Connection: Upgrade" \
+expect_answer 400 "invalid Sec-WebSocket-Key" "${auth[@]}" -H "Upgrade: websocket" -H "Connection: Upgrade" \
 	-H "Sec-WebSocket-Version: 13" -H "Sec-WebSocket-Key: short" "$vnc"
-expect 426 "unsupported WebSocket version" "${auth[@]}" -H "Upgrade: websocket" -H "Connection: Upgrade" \
+expect_answer 426 "unsupported WebSocket version" "${auth[@]}" -H "Upgrade: websocket" -H "Connection: Upgrade" \
 	-H "Sec-WebSocket-Version: 8" -H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" "$vnc"
 curl -sS --http1.1 -D - -o /dev/null --cacert "$CACERT" "${auth[@]}" -H "Upgrade: websocket" \
 	-H "Connection: Upgrade" -H "Sec-WebSocket-Version: 8" \
@@ -91,5 +80,5 @@ echo "$out"
 [ "$(image_field vm1 lease)" = None ] || fail "the lease was kept"
 grep -q "image vm1: the VM stopped; its disk is unchanged: no new version (still 1)" "$T/logs/server.log" ||
 	fail "no log line for the unchanged disk"
-expect 409 "image vm1 is not running on the server" "${ws[@]}" "${auth[@]}" "$vnc"
-expect 404 "image vm2 has not run on this server" "${ws[@]}" "${auth[@]}" "$SERVER_URL/v1/images/vm2/vnc"
+expect_answer 409 "image vm1 is not running on the server" "${ws[@]}" "${auth[@]}" "$vnc"
+expect_answer 404 "image vm2 has not run on this server" "${ws[@]}" "${auth[@]}" "$SERVER_URL/v1/images/vm2/vnc"
