@@ -74,6 +74,8 @@ $(B)/vmferry-server: $(SERVER_OBJS) $(LIB_OBJS)
 # in its UNIT_DEPS_ line (one module and the neighbours it really uses).
 UNIT_DEPS_test-manifest =
 UNIT_DEPS_test-util	=
+UNIT_DEPS_test-ws	=
+UNIT_DEPS_test-vnc-ticket = server/vnc_ticket
 UNIT_DEPS_test-qemu	=
 UNIT_DEPS_test-crypto	= fusefs/crypto
 UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto fusefs/passphrase

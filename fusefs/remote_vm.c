@@ -58,6 +58,7 @@ static void parse_vm(json_t *o, struct remote_vm *ret)
 	ret->base = (uint64_t)json_integer_value(json_object_get(o, "base"));
 	ret->version =
 	    (uint64_t)json_integer_value(json_object_get(o, "version"));
+	ret->unchanged = json_is_true(json_object_get(o, "unchanged"));
 	ret->console_size =
 	    (uint64_t)json_integer_value(json_object_get(o, "console_size"));
 	ret->since = json_integer_value(json_object_get(o, "since"));

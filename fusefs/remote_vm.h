@@ -22,6 +22,7 @@ struct remote_vm {
 			 * "saving", "stopped", "failed" */
 	uint64_t base;	  /* the version it runs from */
 	uint64_t version; /* committed when it stopped; 0: not (yet) */
+	int unchanged;	  /* stopped with no change: version is base */
 	uint64_t console_size;
 	int64_t since;
 	char error[200]; /* "failed": why */

@@ -43,6 +43,8 @@
 #define VMF_SEG_PROFILE	 "profile"
 #define VMF_SEG_VM	 "vm"
 #define VMF_SEG_CONSOLE	 "console"
+#define VMF_SEG_VNC	 "vnc"
+#define VMF_SEG_TICKET	 "ticket"
 #define VMF_SEG_ACCESS	 "access"
 
 /* Request headers. */

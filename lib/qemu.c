@@ -114,7 +114,7 @@ static void exec_child(const struct qemu_config *cfg, char **argv)
 int qemu_start(const struct qemu_config *cfg, struct qemu **ret)
 {
 	_cleanup_free_ char *drive = drive_option(cfg->disk, cfg->snapshot);
-	char mem[32], smp[32], qmp[160];
+	char mem[32], smp[32], qmp[160], vnc[160];
 	const char *argv[ARGV_MAX];
 	struct qemu *q;
 	size_t n = 0;
@@ -130,6 +130,11 @@ int qemu_start(const struct qemu_config *cfg, struct qemu **ret)
 	snprintf(smp, sizeof(smp), "%u",
 		 cfg->cpus ? cfg->cpus : QEMU_DEFAULT_CPUS);
 	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", cfg->qmp_path);
+	if (cfg->vnc_path && (strlen(cfg->vnc_path) >= sizeof(q->qmp) ||
+			      strchr(cfg->vnc_path, ',')))
+		return -ENAMETOOLONG; /* a sun_path; ',' would split it */
+	if (cfg->vnc_path)
+		snprintf(vnc, sizeof(vnc), "unix:%s", cfg->vnc_path);
 	argv[n++] = cfg->binary;
 	argv[n++] = "-nodefaults";
 	argv[n++] = "-no-user-config";
@@ -156,6 +161,14 @@ int qemu_start(const struct qemu_config *cfg, struct qemu **ret)
 	} else {
 		argv[n++] = "-display";
 		argv[n++] = "none";
+	}
+	if (cfg->vnc_path) {
+		if (!cfg->display) {
+			argv[n++] = "-vga";
+			argv[n++] = "std";
+		}
+		argv[n++] = "-vnc";
+		argv[n++] = vnc;
 	}
 	/* signal=on keeps ISIG on a terminal: Ctrl-C raises SIGINT, which
 	 * QEMU has blocked and the caller handles. */

@@ -37,6 +37,9 @@ struct qemu_config {
 	 * QEMU -display value ("gtk", "sdl", "vnc=unix:PATH", ...). */
 	const char *display;
 	const char *qmp_path; /* where QEMU listens for QMP (a Unix socket) */
+	/* NULL: no VNC; else a VGA whose VNC server listens on this Unix
+	 * socket only (never a TCP port).  No ',' in it. */
+	const char *vnc_path;
 	/* fds the child gets as stdin, stdout and stderr; -1: inherited. */
 	int in_fd, out_fd, err_fd;
 	bool network;	  /* a user-mode virtio NIC */

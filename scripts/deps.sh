@@ -18,6 +18,8 @@ pkgs=(
 	python3-pyftpdlib
 	# the server's web page, driven in headless Chromium (tests/web/)
 	chromium chromium-driver python3-selenium
+	# the display in the web page: noVNC (served from /usr/share/novnc)
+	novnc
 )
 
 missing=()

@@ -21,6 +21,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cleanup.h"
 #include "hash.h"
 #include "log.h"
@@ -35,6 +37,7 @@
 #include "http_read.h"
 #include "http_ui.h"
 #include "http_vm.h"
+#include "http_vnc.h"
 #include "http_write.h"
 #include "ratelimit.h"
 #include "route.h"
@@ -80,6 +83,10 @@ static const char *audit_action(const struct http_request *req, unsigned status)
 		if (strcmp(req->method, MHD_HTTP_METHOD_POST) == 0)
 			return "vm.start";
 		return del ? "vm.stop" : NULL;
+	case ROUTE_VNC:
+		return "vm.vnc";
+	case ROUTE_VNC_TICKET:
+		return "vm.vnc_ticket";
 	default:
 		return NULL;
 	}
@@ -233,11 +240,42 @@ static void auth_failed(struct http_request *req)
 				    }); /* a failure is logged there */
 }
 
+/* A VNC ticket instead of a token (vnc_ticket.h): only for the
+ * WebSocket, GET .../vnc?ticket=HEX.  It stands for the token that
+ * asked for it, looked up again now (a revoked token's ticket fails).
+ * 0 with req->token set, or -EACCES with 401 queued. */
+static int authenticate_ticket(struct http_request *req, const char *ticket)
+{
+	struct route_match m;
+	uint8_t hash[VMF_HASH_LEN];
+	const char *why = "invalid, expired or used ticket";
+
+	if (route_parse(req->method, req->path, &m) != 0 ||
+	    m.route != ROUTE_VNC) {
+		why = "a ticket is only for GET " VMF_PATH_IMAGES
+		      "/NAME/vnc: missing bearer token";
+	} else if (http_vnc_ticket_take(req->ctx->vnc, m.name, ticket, hash) ==
+		   0) {
+		req->db = auth_watch_get(req->ctx->auth);
+		req->token = auth_db_find(req->db, hash);
+		OPENSSL_cleanse(hash, sizeof(hash));
+		if (req->token)
+			return 0;
+		why = "the ticket's token was revoked";
+	}
+	auth_failed(req);
+	http_reply_error_ex(req, 401, NULL, "WWW-Authenticate",
+			    "Bearer realm=\"vmferry\"", "%s", why);
+	return -EACCES;
+}
+
 /* 401 unless the request carries a known token; 429 for an address
  * that failed too often, before its token is even looked at. */
 static int authenticate(struct http_request *req)
 {
 	const char *value = http_header(req, "Authorization");
+	const char *ticket = MHD_lookup_connection_value(
+	    req->conn, MHD_GET_ARGUMENT_KIND, "ticket");
 	unsigned wait = ratelimit_check(req->ctx->ratelimit, req->peer);
 	const char *tok;
 	uint8_t hash[VMF_HASH_LEN];
@@ -252,6 +290,8 @@ static int authenticate(struct http_request *req)
 				    req->addr, wait);
 		return -EACCES;
 	}
+	if (!value && ticket)
+		return authenticate_ticket(req, ticket);
 	if (!value)
 		why = "missing bearer token";
 	else if (auth_parse_bearer(value, &tok) < 0)
@@ -260,8 +300,10 @@ static int authenticate(struct http_request *req)
 		auth_token_hash(tok, hash);
 		req->db = auth_watch_get(req->ctx->auth);
 		req->token = auth_db_find(req->db, hash);
-		if (req->token)
+		if (req->token) {
+			memcpy(req->token_hash, hash, sizeof(hash));
 			return 0;
+		}
 		why = "invalid or revoked token";
 	}
 	/* A request without any credentials is no guess: not counted. */
@@ -301,6 +343,8 @@ static int authorize(struct http_request *req)
 		break;
 	case ROUTE_VM:
 	case ROUTE_CONSOLE:
+	case ROUTE_VNC:
+	case ROUTE_VNC_TICKET:
 		ok = auth_can_run(t, req->name);
 		break;
 	default:
@@ -319,7 +363,9 @@ static int authorize(struct http_request *req)
 		    req, 403, "token %s may not %s image %s", t->id,
 		    req->route == ROUTE_COMMIT || req->route == ROUTE_LEASE
 			? "write"
-		    : req->route == ROUTE_VM || req->route == ROUTE_CONSOLE
+		    : req->route == ROUTE_VM || req->route == ROUTE_CONSOLE ||
+			    req->route == ROUTE_VNC ||
+			    req->route == ROUTE_VNC_TICKET
 			? "run"
 			: "read",
 		    req->name);
@@ -397,6 +443,10 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 		if (strcmp(req->method, MHD_HTTP_METHOD_GET) == 0)
 			return http_vm_console(req);
 		return http_write_begin(req);
+	case ROUTE_VNC:
+		return http_vnc_open(req);
+	case ROUTE_VNC_TICKET:
+		return http_vnc_ticket(req);
 	default:
 		return http_write_begin(req);
 	}
@@ -500,8 +550,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug(LOG_CAT_HTTP, "%s %s: ended early (code %d)",
 			  req->method, req->path, (int)toe);
-	/* The next request on this connection starts now. */
-	deadline_conn_next(req->dl);
+	/* The next request on this connection starts now; an upgraded
+	 * connection has none (the WebSocket is not HTTP any more). */
+	if (!req->upgraded)
+		deadline_conn_next(req->dl);
+	http_vnc_request_done(req);
 	http_write_fini(req);
 	json_decref(req->audit_extra);
 	auth_db_unref(req->db);
@@ -597,6 +650,7 @@ static void server_free(struct http_server *h)
 {
 	deadline_stop(h->ctx.deadline);
 	ratelimit_free(h->ctx.ratelimit);
+	http_vnc_free(h->ctx.vnc);
 	free(h);
 }
 
@@ -606,7 +660,7 @@ int http_start(const struct http_config *cfg, struct store *s,
 {
 	struct http_server *h = calloc(1, sizeof(*h));
 	unsigned flags = MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD |
-			 MHD_USE_ERROR_LOG | MHD_USE_ITC;
+			 MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_UPGRADE;
 	int r;
 
 	if (!h) {
@@ -628,6 +682,8 @@ int http_start(const struct http_config *cfg, struct store *s,
 	if (r == 0)
 		r = deadline_start(cfg->request_timeout, cfg->min_rate,
 				   &h->ctx.deadline);
+	if (r == 0)
+		r = http_vnc_new(cfg->vnc_ticket_s, &h->ctx.vnc);
 	if (r < 0) {
 		(void)close(cfg->listen_fd); /* taken over: never served */
 		server_free(h);
@@ -675,6 +731,8 @@ void http_stop(struct http_server *h)
 {
 	if (!h)
 		return;
+	/* libmicrohttpd waits for upgraded connections: end them first. */
+	http_vnc_stop(h->ctx.vnc);
 	MHD_stop_daemon(h->daemon);
 	server_free(h);
 }

@@ -33,6 +33,7 @@ struct auth_token;
 struct auth_watch;
 struct deadline;
 struct deadline_conn;
+struct http_vnc;
 struct ratelimit;
 struct store;
 
@@ -58,8 +59,9 @@ struct http_config {
 	unsigned per_address;	  /* connections per client address */
 	unsigned auth_fail_max;	  /* ratelimit.h; 0: no limit */
 	unsigned auth_fail_window;
-	struct audit *audit; /* borrowed; may be NULL */
-	struct vms *vms;     /* borrowed: the VMs this server runs */
+	struct audit *audit;   /* borrowed; may be NULL */
+	struct vms *vms;       /* borrowed: the VMs this server runs */
+	unsigned vnc_ticket_s; /* lifetime of a VNC ticket (vnc_ticket.h) */
 };
 
 /* Counters since start; relaxed atomics, read only for /v1/stats. */
@@ -93,6 +95,7 @@ struct http_ctx {
 	int64_t lease_seconds;	/* default lease duration */
 	uint64_t keep_versions; /* versions kept after a commit */
 	struct vms *vms;	/* VMs run here (vm.h) */
+	struct http_vnc *vnc;	/* VNC relays (http_vnc.h) */
 	/* libmicrohttpd messages: errors before, debug after.  Set by the
 	 * main thread once MHD's threads run: atomic, relaxed (a log level
 	 * choice only). */
@@ -136,6 +139,14 @@ struct http_request {
 	char commit_id[COMMIT_ID_MAX + 1];
 	uint64_t base;
 	char lease_id[VMF_LEASE_ID_HEX_LEN + 1]; /* "" if none was sent */
+	/* The hash of the token, once authenticate() found it (a VNC
+	 * ticket stands for it). */
+	uint8_t token_hash[VMF_HASH_LEN];
+
+	/* GET .../vnc (http_vnc.c): the relay until the upgrade, and
+	 * whether the connection was handed over. */
+	struct relay *vnc;
+	bool upgraded;
 };
 
 struct http_server;

@@ -44,6 +44,8 @@ static json_t *status_json(const char *name, const struct vm_status *st)
 	if (o && st->version)
 		json_object_set_new(o, "version",
 				    json_integer((json_int_t)st->version));
+	if (o && st->unchanged)
+		json_object_set_new(o, "unchanged", json_true());
 	if (o && st->state == VM_FAILED)
 		json_object_set_new(o, "error", json_string(st->error));
 	return o;

@@ -236,6 +236,25 @@ static int write_header(int mfd, uint64_t size, uint32_t bs)
 	return full_pwrite(mfd, hdr, sizeof(hdr), 0);
 }
 
+/* Is the manifest in mfd (version 0, for nblocks blocks) the same as
+ * version base's, byte for byte but the version field? */
+static bool same_as_base(struct versions *v, const char *name, uint64_t base,
+			 int mfd, uint64_t nblocks)
+{
+	uint8_t a[VMF_HASH_LEN], b[VMF_HASH_LEN];
+	struct version_info vi;
+	_cleanup_close_ int fd = -1;
+	uint64_t size = MANIFEST_HEADER_SIZE + nblocks * VMF_HASH_LEN;
+
+	fd = versions_open_manifest(v, name, base, false, &vi);
+	/* Cannot tell: commit, as if it changed. */
+	if (fd < 0 || vi.manifest_size != size ||
+	    versions_digest(fd, size, true, a) < 0 ||
+	    versions_digest(mfd, size, true, b) < 0)
+		return false;
+	return memcmp(a, b, sizeof(a)) == 0;
+}
+
 static int do_import(struct store *s, struct versions *v, const char *name,
 		     const char *path, uint32_t block_size, bool show_progress,
 		     const struct import_commit *how, struct import_result *ret)
@@ -284,6 +303,15 @@ static int do_import(struct store *s, struct versions *v, const char *name,
 	if (pthread_cond_destroy(&c.cond) != 0 ||
 	    pthread_mutex_destroy(&c.lock) != 0)
 		abort();
+	if (r == 0 && how->skip_unchanged &&
+	    same_as_base(v, name, how->base, c.mfd, res.nblocks)) {
+		(void)unlink(tmp); /* best effort, as on an error */
+		closep(&c.mfd);
+		res.version = how->base;
+		res.unchanged = true;
+		*ret = res;
+		return 0;
+	}
 	if (r == 0) {
 		progress_finish(&p, res.size);
 		/* commit_manifest() consumes the temporary file. */

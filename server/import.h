@@ -21,6 +21,8 @@ struct import_result {
 	uint64_t new_blocks;	 /* stored by this import */
 	uint64_t zero_blocks;	 /* all zero: not stored */
 	uint64_t present_blocks; /* already in the store */
+	bool unchanged; /* skip_unchanged and the same as base: no commit,
+			 * version is base */
 };
 
 /* Read path (a regular file or block device) in block_size blocks,
@@ -36,9 +38,11 @@ int import_file(struct store *s, struct versions *v, const char *name,
 
 /* How import_file_as() commits (commit.h): on top of base, presenting
  * the lease lease_id when check_lease, in the name of author, with
- * retention keeping keep_versions (0: drop nothing). */
+ * retention keeping keep_versions (0: drop nothing).  skip_unchanged:
+ * a file whose manifest is base's is not committed (no new version). */
 struct import_commit {
 	uint64_t base;
+	bool skip_unchanged;
 	bool check_lease;
 	const char *lease_id;
 	const char *author;

@@ -39,6 +39,7 @@
 #include "fsck.h"
 #include "gc.h"
 #include "http.h"
+#include "http_vnc.h"
 #include "vm.h"
 #include "import.h"
 #include "privs.h"
@@ -260,6 +261,7 @@ struct serve_opts {
 	uint64_t auth_fail_window;
 	const char *qemu; /* --qemu: "none" runs no VMs */
 	uint64_t vm_grace;
+	uint64_t vnc_ticket; /* seconds */
 };
 
 /* The long-only options of serve. */
@@ -275,6 +277,7 @@ enum {
 	OPT_AUTH_FAIL_WINDOW,
 	OPT_QEMU,
 	OPT_VM_GRACE,
+	OPT_VNC_TICKET,
 };
 
 /* A serve option's number within [min, max]: 0 or a usage error. */
@@ -377,6 +380,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	    {"auth-fail-window", required_argument, NULL, OPT_AUTH_FAIL_WINDOW},
 	    {"qemu", required_argument, NULL, OPT_QEMU},
 	    {"vm-grace", required_argument, NULL, OPT_VM_GRACE},
+	    {"vnc-ticket-time", required_argument, NULL, OPT_VNC_TICKET},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -400,6 +404,13 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 				return cli_usage_error("serve",
 						       "--vm-grace: want 0 to "
 						       "3600 seconds");
+			break;
+		case OPT_VNC_TICKET:
+			if (parse_duration(optarg, &o->vnc_ticket) < 0 ||
+			    o->vnc_ticket < 1 || o->vnc_ticket > 300)
+				return cli_usage_error(
+				    "serve", "--vnc-ticket-time: want "
+					     "1 to 300 seconds");
 			break;
 		case OPT_USER:
 			o->user = optarg;
@@ -568,6 +579,7 @@ static int run_server(const char *dir, const struct serve_opts *o,
 	    .idle_timeout = (unsigned)o->idle_timeout,
 	    .per_address = (unsigned)o->per_address,
 	    .auth_fail_max = (unsigned)o->auth_fail_max,
+	    .vnc_ticket_s = (unsigned)o->vnc_ticket,
 	    .auth_fail_window = (unsigned)o->auth_fail_window,
 	};
 	struct audit *audit = NULL;
@@ -643,6 +655,7 @@ static int cmd_serve(int argc, char **argv)
 	    .auth_fail_window = RATELIMIT_WINDOW_DEFAULT,
 	    .qemu = QEMU_DEFAULT_BINARY,
 	    .vm_grace = 30,
+	    .vnc_ticket = HTTP_VNC_TICKET_S,
 	};
 	_cleanup_free_ char *cert_path = NULL, *key_path = NULL;
 	_cleanup_free_ char *tokens = NULL;

@@ -112,6 +112,11 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 		*ret = ROUTE_VM;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_CONSOLE))
 		*ret = ROUTE_CONSOLE;
+	else if (n == 4 && seg_is(seg[3], VMF_SEG_VNC))
+		*ret = ROUTE_VNC;
+	else if (n == 5 && seg_is(seg[3], VMF_SEG_VNC) &&
+		 seg_is(seg[4], VMF_SEG_TICKET))
+		*ret = ROUTE_VNC_TICKET;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_ACCESS))
 		*ret = ROUTE_ACCESS;
 	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
@@ -145,7 +150,10 @@ const char *route_methods(enum route_id r)
 		return "GET, HEAD, POST, DELETE";
 	case ROUTE_CONSOLE:
 		return "GET, POST";
+	case ROUTE_VNC:
+		return "GET";
 	case ROUTE_MISSING:
+	case ROUTE_VNC_TICKET:
 		return "POST";
 	case ROUTE_BLOCK:
 		return "PUT";

@@ -15,21 +15,23 @@
 #include "proto.h"
 
 enum route_id {
-	ROUTE_IMAGES,	/* GET /v1/images */
-	ROUTE_IMAGE,	/* GET /v1/images/NAME */
-	ROUTE_COMMIT,	/* POST /v1/images/NAME/versions */
-	ROUTE_HISTORY,	/* GET /v1/images/NAME/versions */
-	ROUTE_LEASE,	/* POST, DELETE /v1/images/NAME/lease */
-	ROUTE_PINS,	/* POST, DELETE /v1/images/NAME/pins */
-	ROUTE_MANIFEST, /* GET /v1/images/NAME/versions/N/manifest */
-	ROUTE_DATA,	/* GET /v1/images/NAME/versions/N/data */
-	ROUTE_PROFILE,	/* GET, PUT /v1/images/NAME/versions/N/profile */
-	ROUTE_MISSING,	/* POST /v1/blocks/missing */
-	ROUTE_BLOCK,	/* PUT /v1/blocks/HEX */
-	ROUTE_STATS,	/* GET /v1/stats */
-	ROUTE_VM,	/* GET, POST, DELETE /v1/images/NAME/vm */
-	ROUTE_CONSOLE,	/* GET, POST /v1/images/NAME/console */
-	ROUTE_ACCESS,	/* GET /v1/images/NAME/access */
+	ROUTE_IMAGES,	  /* GET /v1/images */
+	ROUTE_IMAGE,	  /* GET /v1/images/NAME */
+	ROUTE_COMMIT,	  /* POST /v1/images/NAME/versions */
+	ROUTE_HISTORY,	  /* GET /v1/images/NAME/versions */
+	ROUTE_LEASE,	  /* POST, DELETE /v1/images/NAME/lease */
+	ROUTE_PINS,	  /* POST, DELETE /v1/images/NAME/pins */
+	ROUTE_MANIFEST,	  /* GET /v1/images/NAME/versions/N/manifest */
+	ROUTE_DATA,	  /* GET /v1/images/NAME/versions/N/data */
+	ROUTE_PROFILE,	  /* GET, PUT /v1/images/NAME/versions/N/profile */
+	ROUTE_MISSING,	  /* POST /v1/blocks/missing */
+	ROUTE_BLOCK,	  /* PUT /v1/blocks/HEX */
+	ROUTE_STATS,	  /* GET /v1/stats */
+	ROUTE_VM,	  /* GET, POST, DELETE /v1/images/NAME/vm */
+	ROUTE_CONSOLE,	  /* GET, POST /v1/images/NAME/console */
+	ROUTE_ACCESS,	  /* GET /v1/images/NAME/access */
+	ROUTE_VNC,	  /* GET /v1/images/NAME/vnc (a WebSocket) */
+	ROUTE_VNC_TICKET, /* POST /v1/images/NAME/vnc/ticket */
 };
 
 /* What route_parse() found. */

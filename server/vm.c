@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "accel.h"
@@ -36,7 +38,7 @@ struct vm {
 	struct vms *m;
 	char name[VMF_NAME_MAX + 1];
 	char author[VMF_LEASE_HOLDER_MAX + 1];
-	char dir[4096], disk[4200], console[4200], qmp[4200];
+	char dir[4096], disk[4200], console[4200], qmp[4200], vnc[4200];
 	struct lease lease; /* the VM's thread's */
 	pthread_t thread;
 	int in_rd; /* the pipe's read end, for QEMU; the thread's */
@@ -265,6 +267,7 @@ static int save(struct vm *vm, uint32_t block_size, char *why, size_t len)
 {
 	struct import_commit how = {
 	    .base = vm->st.base,
+	    .skip_unchanged = true,
 	    .check_lease = true,
 	    .lease_id = vm->lease.id,
 	    .author = vm->author,
@@ -283,7 +286,14 @@ static int save(struct vm *vm, uint32_t block_size, char *why, size_t len)
 	}
 	mutex_lock(&vm->lock);
 	vm->st.version = res.version;
+	vm->st.unchanged = res.unchanged;
 	mutex_unlock(&vm->lock);
+	if (res.unchanged) {
+		log_info("image %s: the VM stopped; its disk is unchanged: no "
+			 "new version (still %" PRIu64 ")",
+			 vm->name, res.version);
+		return 0;
+	}
 	log_info("image %s: the VM stopped; its disk is version %" PRIu64
 		 " (%" PRIu64 " new blocks)",
 		 vm->name, res.version, res.new_blocks);
@@ -297,6 +307,7 @@ static void *vm_main(void *opaque)
 	    .binary = vm->m->qemu,
 	    .disk = vm->disk,
 	    .qmp_path = vm->qmp,
+	    .vnc_path = vm->vnc,
 	    .network = true,
 	    .new_session = true,
 	};
@@ -364,6 +375,7 @@ static int vm_prepare(struct vms *m, const char *name, const char *author,
 	snprintf(vm->disk, sizeof(vm->disk), "%s/disk.img", vm->dir);
 	snprintf(vm->console, sizeof(vm->console), "%s/console.log", vm->dir);
 	snprintf(vm->qmp, sizeof(vm->qmp), "%s/qmp.sock", vm->dir);
+	snprintf(vm->vnc, sizeof(vm->vnc), "%s/vnc.sock", vm->dir);
 	if (pthread_mutex_init(&vm->lock, NULL) != 0)
 		abort();
 	r = mkdir_p(vm->dir, 0700);
@@ -529,6 +541,39 @@ int vms_input(struct vms *m, const char *name, const void *buf, size_t len)
 	mutex_unlock(&vm->lock);
 	vm_unref(vm);
 	return r;
+}
+
+int vms_vnc_connect(struct vms *m, const char *name, int *ret_fd)
+{
+	struct vm *vm = find(m, name);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -1;
+	enum vm_state s;
+	int r = 0;
+
+	if (!vm)
+		return -ENOENT;
+	mutex_lock(&vm->lock);
+	s = vm->st.state;
+	mutex_unlock(&vm->lock);
+	if (s != VM_RUNNING)
+		r = -ENOTCONN;
+	else if (strlen(vm->vnc) >= sizeof(sa.sun_path))
+		r = -ENAMETOOLONG;
+	if (r == 0) {
+		memcpy(sa.sun_path, vm->vnc, strlen(vm->vnc) + 1);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			r = -errno;
+		else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			r = errno == ENOENT || errno == ECONNREFUSED ? -EAGAIN
+								     : -errno;
+	}
+	vm_unref(vm);
+	if (r < 0)
+		return r;
+	*ret_fd = steal_fd(&fd);
+	return 0;
 }
 
 int vms_console_open(struct vms *m, const char *name, struct vm_console **ret)

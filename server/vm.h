@@ -51,6 +51,8 @@ struct vm_status {
 	int64_t since;	       /* start, Unix time */
 	uint64_t base;	       /* the version it runs from */
 	uint64_t version;      /* committed when it stopped; 0: none */
+	bool unchanged;	       /* stopped with its disk as base: version
+				* is base, no new one was made */
 	uint64_t console_size; /* bytes of console output so far */
 	char error[200];       /* VM_FAILED: why */
 };
@@ -85,6 +87,13 @@ int vms_status(struct vms *m, const char *name, struct vm_status *ret);
 /* Send len bytes to the VM's serial console.  0, -ENOENT (not
  * running), -EAGAIN (its input is full: retry). */
 int vms_input(struct vms *m, const char *name, const void *buf, size_t len);
+
+/* Connect to the VNC display of name's running VM (QEMU's Unix socket
+ * DIR/run/NAME/vnc.sock): a new blocking socket in *ret_fd.  -ENOENT
+ * (no run since the server started), -ENOTCONN (not running: starting,
+ * stopping, ended), -EAGAIN while QEMU is not yet listening, or
+ * -errno. */
+int vms_vnc_connect(struct vms *m, const char *name, int *ret_fd);
 
 /* The console output of name's latest run, from its start: open (a
  * reference to the run; -ENOENT if none), read, close. */

@@ -590,3 +590,20 @@ run_local() {
 	timeout -k 60 "${VMFERRY_BOOT_TIMEOUT:-240}" "$VMFERRY" "${RUN_ARGS[@]}" \
 		</dev/null >"$T/logs/console.log" 2>"$T/logs/run.err"
 }
+
+# The headers of a WebSocket upgrade (curl -H ...; RFC 6455's example
+# key), for the VNC tests.
+WS_UPGRADE=(-H "Upgrade: websocket" -H "Connection: Upgrade" -H "Sec-WebSocket-Version: 13"
+	-H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
+
+# expect_answer STATUS MESSAGE CURL-ARGS...: curl's answer (HTTP/1.1, the test
+# CA) must have STATUS and MESSAGE in its body; both are printed.
+expect_answer() {
+	local want=$1 msg=$2 out code
+	shift 2
+	out=$(curl -sS --http1.1 --max-time 10 --cacert "$CACERT" -w '\n%{http_code}' "$@") || true
+	code=${out##*$'\n'}
+	echo "$code ${out%$'\n'*}"
+	[ "$code" = "$want" ] || fail "want $want for $*: $out"
+	echo "$out" | grep -q "$msg" || fail "want \"$msg\" for $*: $out"
+}

@@ -9,7 +9,8 @@
 # "assphrase" and ending in ": "), the next ANSWER and a newline are
 # typed (the answer "^C" types the interrupt character instead).  An
 # ANSWER "@TEXT:KEYS" is typed instead once TEXT has been shown (e.g.
-# "@VMFERRY-BOOT-START:^C": Ctrl-C once the guest started).
+# "@VMFERRY-BOOT-START:^C": Ctrl-C once the guest started); in KEYS,
+# "^X" is the control character of X ("ab^Cc", "^]" for Ctrl-]).
 # Everything the terminal showed goes to TRANSCRIPT (so a test can check
 # that no answer was echoed), then a line "[ptyrun: echo on]" or
 # "[ptyrun: echo off]": the terminal's echo once the command ended.  Exits with the command's status
@@ -21,6 +22,19 @@ import select
 import sys
 import termios
 import time
+
+
+def keys_bytes(keys):
+    """KEYS with each "^X" made the control character of X."""
+    out, i = b"", 0
+    while i < len(keys):
+        if keys[i] == "^" and i + 1 < len(keys):
+            out += bytes([ord(keys[i + 1]) & 0x1f])
+            i += 2
+        else:
+            out += keys[i].encode()
+            i += 1
+    return out
 
 
 def main():
@@ -50,7 +64,7 @@ def main():
             text, keys = answers[0][1:].split(":", 1)
             if text.encode() in out:
                 answers.pop(0)
-                os.write(fd, b"\x03" if keys == "^C" else keys.encode())
+                os.write(fd, keys_bytes(keys))
             continue
         last = out.rsplit(b"\n", 1)[-1]
         if (last.endswith(b": ") and b"assphrase" in last

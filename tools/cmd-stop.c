@@ -56,8 +56,10 @@ static int wait_stopped(struct run_opts *ro, struct fetch *f)
 					  vm.error);
 				return 1;
 			}
-			printf("stopped: %s is version %" PRIu64 "\n",
-			       ro->u.name, vm.version);
+			printf("stopped: %s is version %" PRIu64 "%s\n",
+			       ro->u.name, vm.version,
+			       vm.unchanged ? " (unchanged: no new version)"
+					    : "");
 			return 0;
 		}
 		usleep(500000);

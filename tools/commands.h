@@ -20,6 +20,7 @@ int cmd_purge(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_accel(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_vnc(int argc, char **argv);
 
 struct keys_user;
 

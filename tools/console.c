@@ -78,7 +78,6 @@ int console_follow(const struct tool_opts *o, const char *base,
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "vmferry");
@@ -89,14 +88,7 @@ int console_follow(const struct tool_opts *o, const char *base,
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(e, CURLOPT_XFERINFODATA, &fw);
-	if (o->cacert)
-		curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
-	if (o->pin)
-		curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, o->pin_buf);
-	if (o->insecure) {
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
+	tool_curl_tls(o, e);
 	rc = curl_easy_perform(e);
 	curl_easy_cleanup(e);
 	curl_slist_free_all(hdr);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "log.h"
 
 #include "../fusefs/crypto.h"
@@ -130,6 +132,21 @@ void tool_fetch_config(struct tool_opts *o, struct fetch_config *cfg)
 	cfg->cacert = o->cacert;
 	cfg->insecure = o->insecure;
 	cfg->pin_sha256 = o->pin ? o->pin_buf : NULL;
+}
+
+void tool_curl_tls(const struct tool_opts *o, void *curl_easy)
+{
+	CURL *e = curl_easy;
+
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	if (o->cacert)
+		curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
+	if (o->pin)
+		curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, o->pin_buf);
+	if (o->insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 }
 
 int tool_image_url(struct tool_opts *o, const char *arg,

@@ -47,6 +47,11 @@ int tool_parse(int argc, char **argv, struct tool_opts *o,
 /* cfg's TLS settings from o (cacert, pin, insecure); cfg borrows o. */
 void tool_fetch_config(struct tool_opts *o, struct fetch_config *cfg);
 
+/* A libcurl easy handle's TLS settings from o (https only; --cacert,
+ * --pin-sha256, --insecure), for the tools that use libcurl directly
+ * rather than the fetch engine (console.c, cmd-vnc.c). */
+void tool_curl_tls(const struct tool_opts *o, void *curl_easy);
+
 /* The image URL operand arg into *url (saying what is wrong with it),
  * and cfg's TLS settings from o.  0, or 2 (a usage error). */
 int tool_image_url(struct tool_opts *o, const char *arg,

@@ -30,6 +30,8 @@ static const struct {
     {"run", cmd_run,
      "run an image's VM here or on the server: NAME|URL --local|--remote"},
     {"stop", cmd_stop, "stop the VM the server runs for an image: NAME|URL"},
+    {"vnc", cmd_vnc,
+     "the display of the VM the server runs, for a local VNC viewer: NAME"},
     {"accel", cmd_accel, "print the accelerator run would use: kvm or tcg"},
     {"list", cmd_list, "show every local copy, its state and time left"},
     {"purge", cmd_purge,

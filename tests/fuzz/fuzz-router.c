@@ -52,13 +52,14 @@ static bool model_method_ok(enum route_id r, const char *method)
 	static const char *const profile[] = {"GET", "HEAD", "PUT", NULL};
 	static const char *const vm[] = {"GET", "HEAD", "POST", "DELETE", NULL};
 	static const char *const console[] = {"GET", "POST", NULL};
+	static const char *const vnc[] = {"GET", NULL};
 	const char *const *list = get;
 
 	if (r == ROUTE_COMMIT || r == ROUTE_HISTORY)
 		list = commit;
 	else if (r == ROUTE_LEASE || r == ROUTE_PINS)
 		list = lease;
-	else if (r == ROUTE_MISSING)
+	else if (r == ROUTE_MISSING || r == ROUTE_VNC_TICKET)
 		list = post;
 	else if (r == ROUTE_BLOCK)
 		list = put;
@@ -68,6 +69,8 @@ static bool model_method_ok(enum route_id r, const char *method)
 		list = vm;
 	else if (r == ROUTE_CONSOLE)
 		list = console;
+	else if (r == ROUTE_VNC)
+		list = vnc;
 	for (; *list; list++)
 		if (strcmp(*list, method) == 0)
 			return true;
@@ -142,6 +145,11 @@ static void model_route(const char *method, const char *url, struct model *m)
 		m->route = ROUTE_VM;
 	else if (n == 4 && strcmp(seg[3], "console") == 0)
 		m->route = ROUTE_CONSOLE;
+	else if (n == 4 && strcmp(seg[3], "vnc") == 0)
+		m->route = ROUTE_VNC;
+	else if (n == 5 && strcmp(seg[3], "vnc") == 0 &&
+		 strcmp(seg[4], "ticket") == 0)
+		m->route = ROUTE_VNC_TICKET;
 	else if (n == 4 && strcmp(seg[3], "access") == 0)
 		m->route = ROUTE_ACCESS;
 	else if (n == 6 && strcmp(seg[3], "versions") == 0 &&
@@ -221,7 +229,8 @@ static void check_canonical(const char *method, const struct route_match *m)
 	    [ROUTE_LEASE] = "lease",	   [ROUTE_PINS] = "pins",
 	    [ROUTE_COMMIT] = "",	   [ROUTE_HISTORY] = "",
 	    [ROUTE_PROFILE] = "profile",   [ROUTE_VM] = "vm",
-	    [ROUTE_CONSOLE] = "console",   [ROUTE_ACCESS] = "access"};
+	    [ROUTE_CONSOLE] = "console",   [ROUTE_ACCESS] = "access",
+	    [ROUTE_VNC] = "vnc",	   [ROUTE_VNC_TICKET] = "vnc/ticket"};
 	char url[256], hex[VMF_HASH_HEX_LEN + 1];
 	struct route_match again;
 
@@ -250,6 +259,8 @@ static void check_canonical(const char *method, const struct route_match *m)
 	case ROUTE_PINS:
 	case ROUTE_VM:
 	case ROUTE_CONSOLE:
+	case ROUTE_VNC:
+	case ROUTE_VNC_TICKET:
 	case ROUTE_ACCESS:
 		snprintf(url, sizeof(url), "/v1/images/%s/%s", m->name,
 			 last[m->route]);
