@@ -661,10 +661,8 @@ int cache_clean_dirty(struct cache *c, const struct cache_clean *items,
 int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 {
 	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
-	_cleanup_free_ uint8_t *sealed = NULL;
 	MDB_val *recs = NULL;
 	uint8_t aad[CRYPTO_BLOCK_AAD_LEN];
-	size_t total = 0, off = 0;
 	int r;
 
 	r = cache_check(c);
@@ -672,21 +670,8 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		assert(items[i].hash && (items[i].buf || !items[i].len));
-		if (items[i].len > VMF_BLOCK_SIZE_MAX ||
-		    __builtin_add_overflow(
-			total, items[i].len + CRYPTO_OVERHEAD, &total))
+		if (items[i].len > VMF_BLOCK_SIZE_MAX)
 			return -EINVAL;
-	}
-	sealed = malloc(total);
-	if (!sealed)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		crypto_block_aad(c->id, items[i].blkno, items[i].hash, aad);
-		r = crypto_seal(c->key, aad, sizeof(aad), items[i].buf,
-				items[i].len, sealed + off);
-		if (r < 0)
-			return r;
-		off += items[i].len + CRYPTO_OVERHEAD;
 	}
 	recs = calloc(n, sizeof(*recs));
 	if (!recs)
@@ -701,20 +686,20 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 	r = cache_txn_begin(c, 0, &txn);
 	if (r < 0)
 		goto out;
-	off = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t be;
 		MDB_val k = cache_blkno_val(&be, items[i].blkno);
-		MDB_val v = {.mv_size = items[i].len + CRYPTO_OVERHEAD,
-			     .mv_data = sealed + off};
+		MDB_val v = {.mv_size = items[i].len + CRYPTO_OVERHEAD};
 
 		/* A failed put (map full) spoils the transaction: it is
-		 * aborted, and nothing of the batch is stored. */
+		 * aborted, and nothing of the batch is stored.  Blocks are
+		 * sealed straight into the space LMDB reserves for them
+		 * (its dirty page), not into a buffer copied from. */
 		if (items[i].dirty && items[i].len == 0) {
 			r = mdb_del(txn, c->blocks, &k, NULL);
 			r = r == MDB_NOTFOUND ? 0 : r;
 		} else {
-			r = mdb_put(txn, c->blocks, &k, &v, 0);
+			r = mdb_put(txn, c->blocks, &k, &v, MDB_RESERVE);
 		}
 		if (r == 0 && items[i].dirty)
 			r = mdb_put(txn, c->dirty, &k, &recs[i], 0);
@@ -722,7 +707,13 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 			r = cache_err(r, "put");
 			goto out;
 		}
-		off += v.mv_size;
+		if (items[i].dirty && items[i].len == 0)
+			continue;
+		crypto_block_aad(c->id, items[i].blkno, items[i].hash, aad);
+		r = crypto_seal(c->key, aad, sizeof(aad), items[i].buf,
+				items[i].len, v.mv_data);
+		if (r < 0)
+			goto out;
 	}
 	r = cache_commit(c, steal_ptr(&txn), "put");
 out:

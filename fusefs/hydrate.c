@@ -103,6 +103,7 @@ static bool finish(struct hydrate *h, struct slot *s)
 	int r;
 
 	if (s->req.result < 0) {
+		image_hydrate_release(h->im, s->first, s->count);
 		if (s->req.result != -ECANCELED)
 			log_warn("hydrate: blocks %" PRIu64 "-%" PRIu64 ": %s",
 				 s->first, s->first + s->count - 1,
@@ -111,6 +112,7 @@ static bool finish(struct hydrate *h, struct slot *s)
 	}
 	r = image_store_fetched(h->im, s->first, s->count, s->buf);
 	if (r < 0) {
+		image_hydrate_release(h->im, s->first, s->count);
 		log_warn_errno(r, "hydrate: storing blocks %" PRIu64 ": %m",
 			       s->first);
 		return true;

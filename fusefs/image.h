@@ -136,6 +136,10 @@ int image_copy_manifest(struct image *im, uint8_t *out);
 int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 		       uint64_t *ret_first, uint32_t *ret_count);
 
+/* For the hydrate thread: the run image_next_missing() returned will
+ * not be stored (its fetch failed or was cancelled). */
+void image_hydrate_release(struct image *im, uint64_t first, uint32_t count);
+
 /* For a boot-profile prefetch: from list[*idx] on (list: n block
  * indices below nblocks, best first), skip the blocks that need no
  * fetch (cached, zero, written or being fetched), then claim as busy
