@@ -1379,6 +1379,11 @@ static int check_manifest(struct mount *m, const struct remote_image *img,
 		return 0;
 	r = remote_get_manifest(m->fetch, m->url.name, img, hdr, &man, &len,
 				why);
+	if (r == -EBADMSG) {
+		log_error("%s: manifest of version %" PRIu64 ": %s", m->o.url,
+			  img->version, why);
+		return r;
+	}
 	if (r < 0) {
 		log_error("%s: manifest of version %" PRIu64 ": %s (%s)",
 			  m->o.url, img->version, remote_strerror(r), why);
