@@ -38,6 +38,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include <lmdb.h>
 
@@ -81,6 +82,9 @@ struct cache {
 	/* Set once a commit failed; seq_cst so that a call that starts
 	 * after another returned -EIO sees it. */
 	atomic_bool failed;
+	uintptr_t map_start; /* LMDB's map of the data file: find_map() */
+	size_t map_len;
+	atomic_uint gets; /* relaxed: paces drop_map() on the read path */
 };
 
 static void cache_txn_abortp(MDB_txn **txn)
@@ -320,6 +324,53 @@ static int cache_open_dbs(struct cache *c)
 	return cache_commit(c, steal_ptr(&txn), "open");
 }
 
+/* Where LMDB mapped the data file (c->map_start, c->map_len): the
+ * mapping of the file's inode at offset 0 in /proc/self/maps.  LMDB does
+ * not say (mdb_env_info() gives the address only with MDB_FIXEDMAP),
+ * and the map does not move while the environment is open.  Left 0 if
+ * not found: values are then opened through the map. */
+static void find_map(struct cache *c)
+{
+	_cleanup_fclose_ FILE *f = NULL;
+	unsigned long long start, end, off, ino;
+	struct stat st;
+	char line[512];
+	int fd;
+
+	c->map_start = c->map_len = 0;
+	if (mdb_env_get_fd(c->env, &fd) != 0 || fstat(fd, &st) < 0)
+		return;
+	f = fopen("/proc/self/maps", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx-%llx %*s %llx %*s %llu", &start, &end,
+			   &off, &ino) != 4 ||
+		    ino != (unsigned long long)st.st_ino || off != 0)
+			continue;
+		c->map_start = (uintptr_t)start;
+		c->map_len = (size_t)(end - start);
+		return;
+	}
+}
+
+/* Unmap what the daemon has mapped of the data file.  Only B-tree pages
+ * are read through the map, but each fault on one also maps the
+ * kernel's "fault-around" neighbours, mostly block values: without this
+ * the RSS grows with the copy (36 MiB per GiB of blocks).  The page
+ * cache keeps them; the next lookup faults its few B-tree pages back. */
+static void drop_map(struct cache *c)
+{
+	struct stat st;
+	int fd;
+
+	if (!c->map_start || mdb_env_get_fd(c->env, &fd) != 0 ||
+	    fstat(fd, &st) < 0)
+		return;
+	(void)madvise((void *)c->map_start,
+		      (size_t)st.st_size < c->map_len ? (size_t)st.st_size
+						      : c->map_len,
+		      MADV_DONTNEED); /* advice: nothing to do on failure */
+}
+
 /* Create and open c->env with one map size.  On failure c->env is
  * closed again (LMDB's rule) and the LMDB code is returned. */
 static int cache_env_open(struct cache *c, const char *dir, uint64_t map_size)
@@ -350,6 +401,7 @@ static int cache_env_open(struct cache *c, const char *dir, uint64_t map_size)
 	log_debug(LOG_CAT_CACHE,
 		  "cache %s: map %" PRIu64 " MiB, %d stale readers cleared",
 		  dir, map_size >> 20, dead);
+	find_map(c);
 	return 0;
 }
 
@@ -414,32 +466,42 @@ static MDB_val cache_blkno_val(uint64_t *be, uint64_t blkno)
 	return (MDB_val){.mv_size = sizeof(*be), .mv_data = be};
 }
 
-/* Unmap the pages of [at, at + len) in the (read-only, shared) map. */
-static void drop_pages(uintptr_t at, size_t len)
-{
-	long page = sysconf(_SC_PAGESIZE); /* from the aux vector: cheap */
-	uintptr_t start, end;
-
-	if (page <= 0)
-		return;
-	start = at & ~((uintptr_t)page - 1);
-	end = (at + len + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-	(void)madvise((void *)start, end - start, MADV_DONTNEED);
-}
-
-/* Open the sealed value v (in the map) into buf, then unmap its pages:
- * the page cache keeps them, but the daemon's RSS would otherwise grow
- * by every block read (LMDB reads a value's first page to find it, the
- * kernel maps its neighbours with it, and decryption reads the rest), a
- * gigabyte for a copy read whole. */
+/* Open the sealed value v into buf (room for v->mv_size -
+ * CRYPTO_OVERHEAD bytes).  A value in the map (any value of a read
+ * transaction) is read from the file with preadv(), its ciphertext
+ * straight into buf, and opened in place: its pages are never mapped
+ * into the daemon, whose RSS would otherwise grow by every block read
+ * (a gigabyte for a copy read whole), and dropping them again after
+ * each block (MADV_DONTNEED) cost every later read of it 17 page
+ * faults.  A value outside the map (a write transaction's own) is
+ * opened from memory. */
 static int cache_open_sealed(struct cache *c, const MDB_val *v,
 			     const uint8_t *aad, void *buf)
 {
-	int r = crypto_open(c->key, aad, CRYPTO_BLOCK_AAD_LEN, v->mv_data,
-			    v->mv_size, buf);
+	uint8_t nonce[CRYPTO_NONCE_LEN], tag[CRYPTO_TAG_LEN];
+	size_t len = v->mv_size - CRYPTO_OVERHEAD;
+	struct iovec iov[3] = {
+	    {nonce, sizeof(nonce)}, {buf, len}, {tag, sizeof(tag)}};
+	uintptr_t at = (uintptr_t)v->mv_data, map = c->map_start;
+	ssize_t n;
+	int fd;
 
-	drop_pages((uintptr_t)v->mv_data, v->mv_size);
-	return r;
+	if (v->mv_size < CRYPTO_OVERHEAD)
+		return -EBADMSG;
+	if (mdb_env_get_fd(c->env, &fd) != 0)
+		return -EIO;
+	if (!map || at < map || at - map > c->map_len ||
+	    c->map_len - (at - map) < v->mv_size)
+		return crypto_open(c->key, aad, CRYPTO_BLOCK_AAD_LEN,
+				   v->mv_data, v->mv_size, buf);
+	n = preadv(fd, iov, 3, (off_t)(at - map));
+	if (n < 0 || (size_t)n != v->mv_size) {
+		log_debug(LOG_CAT_CACHE, "cache read: %zd of %zu bytes: %m", n,
+			  v->mv_size);
+		return -EIO;
+	}
+	return crypto_open_parts(c->key, aad, CRYPTO_BLOCK_AAD_LEN, nonce, tag,
+				 buf, len);
 }
 
 /* Get and open block blkno within txn. */
@@ -465,7 +527,13 @@ static int cache_get_txn(struct cache *c, MDB_txn *txn, uint64_t blkno,
 		return -EBADMSG;
 	}
 	/* v points into the map, valid until the transaction ends. */
-	return cache_open_sealed(c, &v, aad, buf);
+	r = cache_open_sealed(c, &v, aad, buf);
+	/* Every 1024 blocks (64 MiB at 64 KiB). */
+	if (atomic_fetch_add_explicit(&c->gets, 1, memory_order_relaxed) %
+		1024 ==
+	    1023)
+		drop_map(c);
+	return r;
 }
 
 int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
@@ -716,6 +784,7 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 			goto out;
 	}
 	r = cache_commit(c, steal_ptr(&txn), "put");
+	drop_map(c); /* the put's B-tree lookups mapped pages */
 out:
 	for (size_t i = 0; i < n; i++)
 		free(recs[i].mv_data);
