@@ -19,8 +19,14 @@
  * block while another thread commits.  The struct is immutable after
  * cache_open() except `failed`.
  *
- * Durability: never MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP, so every
- * commit is synced (data, then meta page) before a call returns 0.  A
+ * Durability: never MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP.  Every
+ * commit syncs its data pages; MDB_NOMETASYNC leaves the meta page to
+ * cache_commit(), which syncs it too (mdb_env_sync()) before a call
+ * returns 0, except for a batch of fetched blocks only
+ * (cache_put_batch()): those can be fetched again, so a power cut may
+ * undo that last transaction (LMDB keeps its integrity; the next synced
+ * commit makes it durable), and a cold read or hydration pays one disk
+ * flush per batch instead of two.  A
  * failed commit other than "map full" or "file system full" (-ENOSPC,
  * nothing changed, see cache_commit()) marks the cache failed: its state
  * on disk is unknown, so it is never retried and every later call is
@@ -34,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -152,11 +159,16 @@ static bool cache_fs_full(struct cache *c, int r)
  * failed, LMDB marks the environment fatal and the next transaction
  * gets MDB_PANIC.  Any other failure may have left the disk in any
  * state LMDB's recovery allows, so the cache is failed for good. */
-static int cache_commit(struct cache *c, MDB_txn *txn, const char *what)
+static int cache_commit_sync(struct cache *c, MDB_txn *txn, const char *what,
+			     bool sync_meta)
 {
 	MDB_txn *probe = NULL;
 	int r = mdb_txn_commit(txn);
 
+	/* A failed sync leaves the disk's state unknown, like a failed
+	 * commit. */
+	if (r == 0 && sync_meta)
+		r = mdb_env_sync(c->env, 1);
 	if (r == 0 || r == MDB_MAP_FULL)
 		return r ? cache_err(r, what) : 0;
 	if (cache_fs_full(c, r) &&
@@ -170,6 +182,11 @@ static int cache_commit(struct cache *c, MDB_txn *txn, const char *what)
 	log_debug(LOG_CAT_CACHE, "cache %s: commit: %s; cache failed", what,
 		  mdb_strerror(r));
 	return r == ENOSPC ? -ENOSPC : -EIO;
+}
+
+static int cache_commit(struct cache *c, MDB_txn *txn, const char *what)
+{
+	return cache_commit_sync(c, txn, what, true);
 }
 
 static size_t cache_meta_aad(struct cache *c, const char *key, uint8_t *aad)
@@ -388,7 +405,7 @@ static int cache_env_open(struct cache *c, const char *dir, uint64_t map_size)
 	if (r == 0)
 		r = mdb_env_set_mapsize(c->env, (size_t)map_size);
 	if (r == 0)
-		r = mdb_env_open(c->env, dir, MDB_NOTLS, 0600);
+		r = mdb_env_open(c->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
 	/* Free reader slots that crashed processes left behind: they
 	 * would pin old pages and make the file grow. */
 	if (r == 0)
@@ -731,6 +748,7 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
 	MDB_val *recs = NULL;
 	uint8_t aad[CRYPTO_BLOCK_AAD_LEN];
+	bool any_dirty = false;
 	int r;
 
 	r = cache_check(c);
@@ -738,6 +756,7 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		assert(items[i].hash && (items[i].buf || !items[i].len));
+		any_dirty |= items[i].dirty;
 		if (items[i].len > VMF_BLOCK_SIZE_MAX)
 			return -EINVAL;
 	}
@@ -783,7 +802,7 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 		if (r < 0)
 			goto out;
 	}
-	r = cache_commit(c, steal_ptr(&txn), "put");
+	r = cache_commit_sync(c, steal_ptr(&txn), "put", any_dirty);
 	drop_map(c); /* the put's B-tree lookups mapped pages */
 out:
 	for (size_t i = 0; i < n; i++)
