@@ -92,6 +92,7 @@ struct cache {
 	uintptr_t map_start; /* LMDB's map of the data file: find_map() */
 	size_t map_len;
 	atomic_uint gets; /* relaxed: paces drop_map() on the read path */
+	atomic_uint puts; /* relaxed: the same for cache_put_batch() */
 };
 
 static void cache_txn_abortp(MDB_txn **txn)
@@ -388,6 +389,15 @@ static void drop_map(struct cache *c)
 		      MADV_DONTNEED); /* advice: nothing to do on failure */
 }
 
+/* Whether adding n to *ctr crosses a multiple of 1024: drop_map() once
+ * per 1024 blocks read or stored (64 MiB at 64 KiB). */
+static bool crosses_1024(atomic_uint *ctr, unsigned n)
+{
+	unsigned old = atomic_fetch_add_explicit(ctr, n, memory_order_relaxed);
+
+	return old / 1024 != (old + n) / 1024;
+}
+
 /* Create and open c->env with one map size.  On failure c->env is
  * closed again (LMDB's rule) and the LMDB code is returned. */
 static int cache_env_open(struct cache *c, const char *dir, uint64_t map_size)
@@ -545,10 +555,7 @@ static int cache_get_txn(struct cache *c, MDB_txn *txn, uint64_t blkno,
 	}
 	/* v points into the map, valid until the transaction ends. */
 	r = cache_open_sealed(c, &v, aad, buf);
-	/* Every 1024 blocks (64 MiB at 64 KiB). */
-	if (atomic_fetch_add_explicit(&c->gets, 1, memory_order_relaxed) %
-		1024 ==
-	    1023)
+	if (crosses_1024(&c->gets, 1))
 		drop_map(c);
 	return r;
 }
@@ -803,7 +810,8 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 			goto out;
 	}
 	r = cache_commit_sync(c, steal_ptr(&txn), "put", any_dirty);
-	drop_map(c); /* the put's B-tree lookups mapped pages */
+	if (crosses_1024(&c->puts, (unsigned)n))
+		drop_map(c); /* the puts' B-tree lookups mapped pages */
 out:
 	for (size_t i = 0; i < n; i++)
 		free(recs[i].mv_data);

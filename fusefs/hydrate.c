@@ -47,9 +47,11 @@ struct hydrate {
 	struct image *im;		 /* borrowed */
 	struct fetch *fetch;		 /* borrowed */
 	hydrate_profile_fn *get_profile; /* set before the thread starts */
-	void *opaque;			 /* set before the thread starts */
-	uint64_t *profile;		 /* hydrate thread only; owned */
-	size_t profile_n;		 /* protected by h->lock */
+	size_t
+	    room; /* bytes of a slot's buffer; set before the thread starts */
+	void *opaque;	   /* set before the thread starts */
+	uint64_t *profile; /* hydrate thread only; owned */
+	size_t profile_n;  /* protected by h->lock */
 	pthread_t thread;
 	/* Protects slots[].busy/done, pf[].busy, pf_fetched, profile_n and
 	 * stop. */
@@ -100,6 +102,7 @@ static void submit(struct hydrate *h, struct slot *s, uint64_t first,
  * blocks must be fetched again (the cursor is rewound). */
 static bool finish(struct hydrate *h, struct slot *s)
 {
+	uint8_t *fresh;
 	int r;
 
 	if (s->req.result < 0) {
@@ -110,7 +113,13 @@ static bool finish(struct hydrate *h, struct slot *s)
 				 s->req.errmsg);
 		return true;
 	}
-	r = image_store_fetched(h->im, s->first, s->count, s->buf);
+	fresh = malloc(h->room);
+	if (fresh) {
+		r = image_store_fetched_take(h->im, s->first, s->count, s->buf);
+		s->buf = fresh;
+	} else {
+		r = image_store_fetched(h->im, s->first, s->count, s->buf);
+	}
 	if (r < 0) {
 		image_hydrate_release(h->im, s->first, s->count);
 		log_warn_errno(r, "hydrate: storing blocks %" PRIu64 ": %m",
@@ -371,6 +380,7 @@ int hydrate_start(const struct hydrate_config *cfg, struct image *im,
 	pthread_cond_init(&h->cond, NULL);
 	h->get_profile = cfg->get_profile;
 	h->opaque = cfg->opaque;
+	h->room = room;
 	for (int i = 0; i < HYDRATE_SLOTS; i++) {
 		h->slots[i].buf = malloc(room);
 		if (!h->slots[i].buf) {

@@ -172,6 +172,12 @@ void image_fetch_claimed(struct image *im, uint64_t first, uint32_t count,
 int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
 			const uint8_t *buf);
 
+/* The same, taking ownership of buf (a malloc'd buffer of count
+ * blocks), which saves a copy: hydration hands its request's buffer on
+ * and takes a new one. */
+int image_store_fetched_take(struct image *im, uint64_t first, uint32_t count,
+			     uint8_t *buf);
+
 /* Byte range [*ret_off, *ret_off + *ret_len) of blocks [first, first +
  * count) in the flat image. */
 void image_block_range(const struct image *im, uint64_t first, uint32_t count,

@@ -421,27 +421,35 @@ int image_start_writer(struct image *im)
 	return r;
 }
 
-int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
-			const uint8_t *buf)
+int image_store_fetched_take(struct image *im, uint64_t first, uint32_t count,
+			     uint8_t *buf)
 {
-	size_t len = (size_t)count * im->hdr.block_size;
 	bool *ok = calloc(count, sizeof(bool));
-	uint8_t *copy = malloc(len);
 	const char *from;
 	uint32_t bad;
 	int r;
 
-	if (!ok || !copy) {
-		free(ok);
-		free(copy);
+	if (!ok) {
+		free(buf);
 		return -ENOMEM;
 	}
 	/* The version the hashes below are of: checked again when queued. */
 	from = image_data_path(im);
 	bad = image_verify_run(im, first, count, buf, ok);
-	memcpy(copy, buf, len);
-	r = queue_store(im, first, count, copy, ok, from, &bad);
+	r = queue_store(im, first, count, buf, ok, from, &bad);
 	return r < 0 ? r : (int)bad;
+}
+
+int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
+			const uint8_t *buf)
+{
+	size_t len = (size_t)count * im->hdr.block_size;
+	uint8_t *copy = malloc(len);
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, buf, len);
+	return image_store_fetched_take(im, first, count, copy);
 }
 
 /* An asynchronous fetch of claimed blocks (read-ahead, boot-profile
