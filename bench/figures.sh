@@ -185,7 +185,7 @@ rows = [
     ("write, 256 MiB with one fsync", cell("write_fsync", "MiB/s"),
      f"{m('write_fsync') / m('local_write_fsync'):.2f}x the local file ({cell('local_write_fsync', 'MiB/s')})", "-", None),
     ("mount daemon peak RSS, 10 GiB image read whole", f"{m('rss_10g_hwm_kib') / 1024:.0f} MiB",
-     f"of which anonymous {m('rss_10g_anon_kib') / 1024:.0f} MiB at the end (the rest is LMDB's mapped file)", "under 100 MiB", m('rss_10g_hwm_kib') / 1024 < 100),
+     f"of which anonymous {m('rss_10g_anon_kib') / 1024:.0f} MiB at the end (the rest: shared libraries and LMDB pages mapped at the time)", "under 100 MiB", m('rss_10g_hwm_kib') / 1024 < 100),
 ]
 with open(sys.argv[2], "w") as f:
     f.write("## Read, write and memory figures (loopback)\n\n")
