@@ -45,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 
 #include <lmdb.h>
@@ -351,6 +352,7 @@ static void find_map(struct cache *c)
 {
 	_cleanup_fclose_ FILE *f = NULL;
 	unsigned long long start, end, off, ino;
+	unsigned maj, min;
 	struct stat st;
 	char line[512];
 	int fd;
@@ -360,9 +362,10 @@ static void find_map(struct cache *c)
 		return;
 	f = fopen("/proc/self/maps", "re");
 	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%llx-%llx %*s %llx %*s %llu", &start, &end,
-			   &off, &ino) != 4 ||
-		    ino != (unsigned long long)st.st_ino || off != 0)
+		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &start, &end,
+			   &off, &maj, &min, &ino) != 6 ||
+		    ino != (unsigned long long)st.st_ino ||
+		    makedev(maj, min) != st.st_dev || off != 0)
 			continue;
 		c->map_start = (uintptr_t)start;
 		c->map_len = (size_t)(end - start);

@@ -76,6 +76,21 @@ static void on_done(struct fetch_req *req)
 	mutex_unlock(&h->lock);
 }
 
+/* Fetch thread: a slot's request is on the wire. */
+static void on_started(struct fetch_req *req)
+{
+	struct slot *s = (struct slot *)req;
+	struct hydrate *h = req->opaque;
+	uint64_t off, len;
+
+	/* Read-ahead may have claimed the run's ends meanwhile. */
+	image_hydrate_started(h->im, &s->first, &s->count);
+	image_block_range(h->im, s->first, s->count, &off, &len);
+	req->off = off;
+	req->len = len;
+	req->buf_len = len;
+}
+
 static void submit(struct hydrate *h, struct slot *s, uint64_t first,
 		   uint32_t count)
 {
@@ -92,6 +107,7 @@ static void submit(struct hydrate *h, struct slot *s, uint64_t first,
 	s->req.buf_len = len;
 	s->req.prio = FETCH_PRIO_BACKGROUND;
 	s->req.done = on_done;
+	s->req.started = on_started;
 	s->req.opaque = h;
 	s->busy = true;
 	s->done = false;

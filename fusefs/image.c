@@ -593,12 +593,18 @@ static int read_cached(struct image *im, uint64_t b, uint8_t *tmp, uint8_t *buf,
 	return r;
 }
 
+/* Under im->lock: is block b one to fetch, and not claimed by a reader
+ * or the writer's queue (busy)?  Hydration's may be (bg). */
+static bool is_missing(struct image *im, uint64_t b)
+{
+	return !bit_get(im->present, b) && !bit_get(im->busy, b) &&
+	       !bit_get(im->written, b) && !hash_is_zero(base_hash(im, b));
+}
+
 /* Under im->lock: is block b one we must fetch, and not someone else's? */
 bool image_is_fetchable(struct image *im, uint64_t b)
 {
-	return !bit_get(im->present, b) && !bit_get(im->busy, b) &&
-	       !bit_get(im->bg, b) && !bit_get(im->written, b) &&
-	       !hash_is_zero(base_hash(im, b));
+	return is_missing(im, b) && !bit_get(im->bg, b);
 }
 
 /* Serve block b if the guest wrote it: from the writer's queue, or the
@@ -673,7 +679,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 	uint32_t max_run = IMAGE_MAX_RUN_BYTES / bs;
 	_cleanup_free_ uint8_t *tmp = NULL;
 	uint64_t first, last, deadline, deadline_max = 0;
-	bool bg_waited = false;
+	bool bg_gave_up = false;
 	uint32_t ra;
 	int r;
 
@@ -808,10 +814,12 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			b--;
 			continue;
 		}
-		if (bit_get(im->bg, b) && !bg_waited) {
+		if (bit_get(im->bg, b) && !bg_gave_up) {
 			/* Hydration is fetching it (it follows the reader):
 			 * wait for that a little rather than fetch it
-			 * twice; then it is busy (queued) or released. */
+			 * twice; then it is busy (queued) or released.  If
+			 * that takes too long (a stalled request), this
+			 * read fetches hydration's blocks itself. */
 			uint64_t t0 = now_ns(), now = t0;
 			uint64_t cap = t0 + IMAGE_BG_WAIT_NS;
 
@@ -819,13 +827,16 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 				cond_wait_ns(&im->cond, &im->lock, cap - now);
 				now = now_ns();
 			}
-			bg_waited = bit_get(im->bg, b);
+			bg_gave_up = bit_get(im->bg, b);
 			unlock(im);
+			if (deadline_max == 0)
+				deadline_max = deadline + im->io_timeout_ns;
 			deadline += now - t0;
+			if (deadline > deadline_max)
+				deadline = deadline_max;
 			b--;
 			continue;
 		}
-		bg_waited = false;
 		/* Claim the run of fetchable blocks from b on, through the
 		 * end of the read (read-ahead goes asynchronously, below). */
 		stop = last + 1;
@@ -838,10 +849,10 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			    im->page_state[end / MANIFEST_PAGE_ENTRIES] !=
 				PAGE_LOADED)
 				break;
-			/* b itself may still be hydration's, after the wait:
-			 * the reader fetches it too. */
+			/* Hydration's blocks too, once waiting for them
+			 * took too long. */
 			if (!image_is_fetchable(im, end) &&
-			    !(end == b && bit_get(im->bg, b)))
+			    !(bg_gave_up && is_missing(im, end)))
 				break;
 			bit_set(im->busy, end);
 		}
@@ -888,10 +899,8 @@ int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 		while (b < page_end && !image_is_fetchable(im, b))
 			b++;
 		while (b + n < page_end && n < max &&
-		       image_is_fetchable(im, b + n)) {
-			bit_set(im->bg, b + n);
+		       image_is_fetchable(im, b + n))
 			n++;
-		}
 		unlock(im);
 		if (n > 0) {
 			*ret_first = b;
@@ -902,6 +911,25 @@ int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 	}
 	*cursor = nb;
 	return 0;
+}
+
+void image_hydrate_started(struct image *im, uint64_t *first, uint32_t *count)
+{
+	uint64_t b = *first, e = *first + *count;
+
+	lock(im);
+	/* Blocks taken meanwhile at either end are left out; one is kept
+	 * (a request is never empty). */
+	while (e - b > 1 && !is_missing(im, b))
+		b++;
+	while (e - b > 1 && !is_missing(im, e - 1))
+		e--;
+	for (uint64_t i = b; i < e; i++)
+		if (is_missing(im, i))
+			bit_set(im->bg, i);
+	unlock(im);
+	*first = b;
+	*count = (uint32_t)(e - b);
 }
 
 void image_hydrate_release(struct image *im, uint64_t first, uint32_t count)

@@ -95,10 +95,11 @@ struct image {
 	uint8_t *page_state; /* enum page_state per page */
 	uint8_t *present;    /* bitmap: block is in the cache */
 	uint8_t *busy;	     /* bitmap: a demand reader is fetching it */
-	/* bitmap: hydration is fetching it (image_next_missing() until
-	 * image_store_fetched() or image_hydrate_release()): read-ahead
-	 * leaves it out and a reader waits a little for it, so a
-	 * sequential reader and hydration do not fetch it twice. */
+	/* bitmap: hydration's request for it is on the wire
+	 * (image_hydrate_started() until image_store_fetched() or
+	 * image_hydrate_release()): read-ahead leaves it out and a reader
+	 * waits a little for it, so a sequential reader and hydration do
+	 * not fetch it twice. */
 	uint8_t *bg;
 	uint8_t *dirty;		/* bitmap: written and not yet synced */
 	uint8_t *written;	/* bitmap: written this session or unsynced: its
