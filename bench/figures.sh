@@ -7,6 +7,9 @@
 #   cold sequential read: a 512 MiB random image read once through a
 #     fresh mount (O_DIRECT 1 MiB, hydration on) against curl of the same
 #     URL to /dev/null;
+#   hydration alone: the same image, a fresh mount left to complete its
+#     copy (timed from the mount's start, as bench.sh does) against the
+#     same curl;
 #   warm sequential read and 4 KiB random-read IOPS (fio, O_DIRECT,
 #     libaio, depth 16): the complete copy against the local file and
 #     against a plain FUSE passthrough of it (tests/helpers/powercut.c,
@@ -14,6 +17,11 @@
 #   write MB/s with one fsync, through the mount and to the local file;
 #   the mount daemon's peak RSS (VmHWM) reading a 10 GiB image whole.
 # Usage: bench/figures.sh [RUNS]   (default 3; medians, min-max)
+#
+# BENCH_BASELINE=DIR (a build directory of another commit, e.g. the one
+# before a change) measures that build's client too, in the same runs,
+# alternating with this one against the same server: the table then has
+# a "baseline" column (a shared machine's load moves both alike).
 set -euo pipefail
 RUNS=${1:-${BENCH_RUNS:-3}}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +33,15 @@ OUT=${BENCH_OUT:-$TOP/bench/results}
 mkdir -p "$OUT"
 POWERCUT=$BUILD/tests/helpers/powercut
 [ -x "$POWERCUT" ] || fail "no $POWERCUT: make first"
+BASELINE=${BENCH_BASELINE:-}
+[ -z "$BASELINE" ] || [ -x "$BASELINE/vmferry" ] || fail "no $BASELINE/vmferry"
+NEW_VMFERRY=$VMFERRY
+clients() { echo "new"; [ -z "$BASELINE" ] || echo "base"; }
+use() { # use new|base: the client binary mount_image runs
+	if [ "$1" = base ]; then VMFERRY=$BASELINE/vmferry; else VMFERRY=$NEW_VMFERRY; fi
+	sfx=${1/new/}
+	sfx=${sfx:+_$sfx}
+}
 
 start_server "$T/srv"
 MIB=$((1024 * 1024))
@@ -50,16 +67,29 @@ for run in $(seq "$RUNS"); do
 	s=$(now)
 	scurl -o /dev/null "$SERVER_URL/v1/images/rnd/versions/1/data"
 	put curl_seq "$(mibs "$s" "$(now)" $((512 * MIB)))"
-	rm -rf "$T/cache"
-	mount_image "$SERVER_URL/rnd" "$T/mnt" --read-only
-	s=$(now)
-	dd if="$T/mnt/rnd.img" of=/dev/null bs=1M iflag=direct status=none
-	put cold_seq "$(mibs "$s" "$(now)" $((512 * MIB)))"
-	wait_hydrated 600
-	# Warm: the complete copy, the local file, a FUSE passthrough.
-	put warm_seq "$(fio_run "$T/mnt/rnd.img" read 1M)"
-	put warm_iops "$(fio_run "$T/mnt/rnd.img" randread 4k)"
-	unmount "$T/mnt"
+	for c in $(clients); do
+		use "$c"
+		rm -rf "$T/cache"
+		# No boot profile: the first run's unmount uploads one, and a
+		# later run would prefetch it instead of reading cold.
+		mount_image "$SERVER_URL/rnd" "$T/mnt" --read-only --no-profile
+		s=$(now)
+		dd if="$T/mnt/rnd.img" of=/dev/null bs=1M iflag=direct status=none
+		put "cold_seq$sfx" "$(mibs "$s" "$(now)" $((512 * MIB)))"
+		wait_hydrated 600
+		# Warm: the complete copy, the local file, a FUSE passthrough.
+		put "warm_seq$sfx" "$(fio_run "$T/mnt/rnd.img" read 1M)"
+		put "warm_iops$sfx" "$(fio_run "$T/mnt/rnd.img" randread 4k)"
+		unmount "$T/mnt"
+		# Hydration alone.
+		rm -rf "$T/cache"
+		s=$(now)
+		mount_image "$SERVER_URL/rnd" "$T/mnt" --read-only --no-profile
+		wait_hydrated 600
+		put "hydrate$sfx" "$(mibs "$s" "$(now)" $((512 * MIB)))"
+		unmount "$T/mnt"
+	done
+	use new
 	put local_seq "$(fio_run "$T/data/r.raw" read 1M)"
 	put local_iops "$(fio_run "$T/data/r.raw" randread 4k)"
 	mkdir -p "$T/pt"
@@ -92,21 +122,25 @@ for run in $(seq "$RUNS"); do
 done
 
 # Peak RSS of the mount daemon for a 10 GiB image (1 GiB of data spread
-# over it), read whole.
+# over it), read whole (and hydrated: the daemon's whole life).
 truncate -s $((10 * 1024 * MIB)) "$T/data/big.raw"
 for i in $(seq 0 15); do
 	dd if=/dev/urandom of="$T/data/big.raw" bs=1M count=64 seek=$((i * 640)) conv=notrunc status=none
 done
 import_image big "$T/data/big.raw"
-rm -rf "$T/cache"
-mount_image "$SERVER_URL/big" "$T/mnt" --read-only
-dd if="$T/mnt/big.img" of=/dev/null bs=1M iflag=direct status=none
-wait_hydrated 900
-hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$MOUNT_PID/status")
-anon=$(awk '/^RssAnon/ {print $2}' "/proc/$MOUNT_PID/status")
-put rss_10g_hwm_kib "$hwm"
-put rss_10g_anon_kib "$anon"
-unmount "$T/mnt"
+for c in $(clients); do
+	use "$c"
+	rm -rf "$T/cache"
+	mount_image "$SERVER_URL/big" "$T/mnt" --read-only --no-profile
+	dd if="$T/mnt/big.img" of=/dev/null bs=1M iflag=direct status=none
+	wait_hydrated 900
+	hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$MOUNT_PID/status")
+	anon=$(awk '/^RssAnon/ {print $2}' "/proc/$MOUNT_PID/status")
+	put "rss_10g_hwm_kib$sfx" "$hwm"
+	put "rss_10g_anon_kib$sfx" "$anon"
+	unmount "$T/mnt"
+done
+use new
 
 python3 - "$csv" "$OUT/FIGURES.md" <<'PY'
 import statistics, sys
@@ -123,9 +157,26 @@ def cell(k, unit):
     if not v:
         return "-"
     return f"{statistics.median(v):.0f} {unit} ({min(v):.0f}-{max(v):.0f})"
+base = any(k.endswith("_base") for k in vals)
+def b(k, unit, ref=None, what=""):  # the baseline build's cell
+    v = vals.get(k + "_base", [])
+    if not v:
+        return "-"
+    c = cell(k + "_base", unit)
+    return c + (f", {m(k + '_base') / m(ref):.2f}x {what}" if ref else "")
+baseline = {
+    "cold": b("cold_seq", "MiB/s", "curl_seq", "curl"),
+    "hydrate": b("hydrate", "MiB/s", "curl_seq", "curl"),
+    "warm": b("warm_seq", "MiB/s", "passthrough_seq", "the passthrough"),
+    "iops": b("warm_iops", "IOPS", "passthrough_iops", "the passthrough"),
+    "write": "-",
+    "rss": f"{m('rss_10g_hwm_kib_base') / 1024:.0f} MiB" if vals.get("rss_10g_hwm_kib_base") else "-",
+}
 rows = [
     ("cold sequential read, 512 MiB, through a fresh mount", cell("cold_seq", "MiB/s"),
      f"{m('cold_seq') / m('curl_seq'):.2f}x curl ({cell('curl_seq', 'MiB/s')})", "at least 0.80x curl", m('cold_seq') / m('curl_seq') >= 0.8),
+    ("hydration alone, 512 MiB, from the mount's start", cell("hydrate", "MiB/s"),
+     f"{m('hydrate') / m('curl_seq'):.2f}x curl", "at least 0.90x curl", m('hydrate') / m('curl_seq') >= 0.9),
     ("warm sequential read (fio, 1 MiB, O_DIRECT)", cell("warm_seq", "MiB/s"),
      f"{m('warm_seq') / m('passthrough_seq'):.2f}x a FUSE passthrough ({cell('passthrough_seq', 'MiB/s')}); local {cell('local_seq', 'MiB/s')}",
      "at least 0.70x the passthrough", m('warm_seq') / m('passthrough_seq') >= 0.7),
@@ -134,15 +185,19 @@ rows = [
     ("write, 256 MiB with one fsync", cell("write_fsync", "MiB/s"),
      f"{m('write_fsync') / m('local_write_fsync'):.2f}x the local file ({cell('local_write_fsync', 'MiB/s')})", "-", None),
     ("mount daemon peak RSS, 10 GiB image read whole", f"{m('rss_10g_hwm_kib') / 1024:.0f} MiB",
-     f"of which anonymous {m('rss_10g_anon_kib') / 1024:.0f} MiB at the end (the rest is LMDB's mapped file)", "under 100 MiB", m('rss_10g_hwm_kib') / 1024 < 100),
+     f"of which anonymous {m('rss_10g_anon_kib') / 1024:.0f} MiB at the end (the rest: shared libraries and LMDB pages mapped at the time)", "under 100 MiB", m('rss_10g_hwm_kib') / 1024 < 100),
 ]
 with open(sys.argv[2], "w") as f:
     f.write("## Read, write and memory figures (loopback)\n\n")
     f.write("`bench/figures.sh`: medians (min-max) over the runs, each figure side by side with its reference in the same run.\n\n")
-    f.write("| figure | vmferry | against | target | met |\n|---|---|---|---|---|\n")
-    for name, v, against, target, ok in rows:
+    if base:
+        f.write("| figure | vmferry | against | target | met | baseline build, same runs |\n|---|---|---|---|---|---|\n")
+    else:
+        f.write("| figure | vmferry | against | target | met |\n|---|---|---|---|---|\n")
+    for (name, v, against, target, ok), key in zip(rows, baseline):
         met = "-" if ok is None else ("yes" if ok else "**no**")
-        f.write(f"| {name} | {v} | {against} | {target} | {met} |\n")
+        extra = f" {baseline[key]} |" if base else ""
+        f.write(f"| {name} | {v} | {against} | {target} | {met} |{extra}\n")
     f.write("\n")
 print(open(sys.argv[2]).read())
 PY

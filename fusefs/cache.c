@@ -19,8 +19,14 @@
  * block while another thread commits.  The struct is immutable after
  * cache_open() except `failed`.
  *
- * Durability: never MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP, so every
- * commit is synced (data, then meta page) before a call returns 0.  A
+ * Durability: never MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP.  Every
+ * commit syncs its data pages; MDB_NOMETASYNC leaves the meta page to
+ * cache_commit(), which syncs it too (mdb_env_sync()) before a call
+ * returns 0, except for a batch of fetched blocks only
+ * (cache_put_batch()): those can be fetched again, so a power cut may
+ * undo that last transaction (LMDB keeps its integrity; the next synced
+ * commit makes it durable), and a cold read or hydration pays one disk
+ * flush per batch instead of two.  A
  * failed commit other than "map full" or "file system full" (-ENOSPC,
  * nothing changed, see cache_commit()) marks the cache failed: its state
  * on disk is unknown, so it is never retried and every later call is
@@ -34,10 +40,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
 
 #include <lmdb.h>
 
@@ -81,6 +90,10 @@ struct cache {
 	/* Set once a commit failed; seq_cst so that a call that starts
 	 * after another returned -EIO sees it. */
 	atomic_bool failed;
+	uintptr_t map_start; /* LMDB's map of the data file: find_map() */
+	size_t map_len;
+	atomic_uint gets; /* relaxed: paces drop_map() on the read path */
+	atomic_uint puts; /* relaxed: the same for cache_put_batch() */
 };
 
 static void cache_txn_abortp(MDB_txn **txn)
@@ -148,11 +161,16 @@ static bool cache_fs_full(struct cache *c, int r)
  * failed, LMDB marks the environment fatal and the next transaction
  * gets MDB_PANIC.  Any other failure may have left the disk in any
  * state LMDB's recovery allows, so the cache is failed for good. */
-static int cache_commit(struct cache *c, MDB_txn *txn, const char *what)
+static int cache_commit_sync(struct cache *c, MDB_txn *txn, const char *what,
+			     bool sync_meta)
 {
 	MDB_txn *probe = NULL;
 	int r = mdb_txn_commit(txn);
 
+	/* A failed sync leaves the disk's state unknown, like a failed
+	 * commit. */
+	if (r == 0 && sync_meta)
+		r = mdb_env_sync(c->env, 1);
 	if (r == 0 || r == MDB_MAP_FULL)
 		return r ? cache_err(r, what) : 0;
 	if (cache_fs_full(c, r) &&
@@ -166,6 +184,11 @@ static int cache_commit(struct cache *c, MDB_txn *txn, const char *what)
 	log_debug(LOG_CAT_CACHE, "cache %s: commit: %s; cache failed", what,
 		  mdb_strerror(r));
 	return r == ENOSPC ? -ENOSPC : -EIO;
+}
+
+static int cache_commit(struct cache *c, MDB_txn *txn, const char *what)
+{
+	return cache_commit_sync(c, txn, what, true);
 }
 
 static size_t cache_meta_aad(struct cache *c, const char *key, uint8_t *aad)
@@ -320,6 +343,64 @@ static int cache_open_dbs(struct cache *c)
 	return cache_commit(c, steal_ptr(&txn), "open");
 }
 
+/* Where LMDB mapped the data file (c->map_start, c->map_len): the
+ * mapping of the file's inode at offset 0 in /proc/self/maps.  LMDB does
+ * not say (mdb_env_info() gives the address only with MDB_FIXEDMAP),
+ * and the map does not move while the environment is open.  Left 0 if
+ * not found: values are then opened through the map. */
+static void find_map(struct cache *c)
+{
+	_cleanup_fclose_ FILE *f = NULL;
+	unsigned long long start, end, off, ino;
+	unsigned maj, min;
+	struct stat st;
+	char line[512];
+	int fd;
+
+	c->map_start = c->map_len = 0;
+	if (mdb_env_get_fd(c->env, &fd) != 0 || fstat(fd, &st) < 0)
+		return;
+	f = fopen("/proc/self/maps", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &start, &end,
+			   &off, &maj, &min, &ino) != 6 ||
+		    ino != (unsigned long long)st.st_ino ||
+		    makedev(maj, min) != st.st_dev || off != 0)
+			continue;
+		c->map_start = (uintptr_t)start;
+		c->map_len = (size_t)(end - start);
+		return;
+	}
+}
+
+/* Unmap what the daemon has mapped of the data file.  Only B-tree pages
+ * are read through the map, but each fault on one also maps the
+ * kernel's "fault-around" neighbours, mostly block values: without this
+ * the RSS grows with the copy (36 MiB per GiB of blocks).  The page
+ * cache keeps them; the next lookup faults its few B-tree pages back. */
+static void drop_map(struct cache *c)
+{
+	struct stat st;
+	int fd;
+
+	if (!c->map_start || mdb_env_get_fd(c->env, &fd) != 0 ||
+	    fstat(fd, &st) < 0)
+		return;
+	(void)madvise((void *)c->map_start,
+		      (size_t)st.st_size < c->map_len ? (size_t)st.st_size
+						      : c->map_len,
+		      MADV_DONTNEED); /* advice: nothing to do on failure */
+}
+
+/* Whether adding n to *ctr crosses a multiple of 1024: drop_map() once
+ * per 1024 blocks read or stored (64 MiB at 64 KiB). */
+static bool crosses_1024(atomic_uint *ctr, unsigned n)
+{
+	unsigned old = atomic_fetch_add_explicit(ctr, n, memory_order_relaxed);
+
+	return old / 1024 != (old + n) / 1024;
+}
+
 /* Create and open c->env with one map size.  On failure c->env is
  * closed again (LMDB's rule) and the LMDB code is returned. */
 static int cache_env_open(struct cache *c, const char *dir, uint64_t map_size)
@@ -337,7 +418,7 @@ static int cache_env_open(struct cache *c, const char *dir, uint64_t map_size)
 	if (r == 0)
 		r = mdb_env_set_mapsize(c->env, (size_t)map_size);
 	if (r == 0)
-		r = mdb_env_open(c->env, dir, MDB_NOTLS, 0600);
+		r = mdb_env_open(c->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
 	/* Free reader slots that crashed processes left behind: they
 	 * would pin old pages and make the file grow. */
 	if (r == 0)
@@ -350,6 +431,7 @@ static int cache_env_open(struct cache *c, const char *dir, uint64_t map_size)
 	log_debug(LOG_CAT_CACHE,
 		  "cache %s: map %" PRIu64 " MiB, %d stale readers cleared",
 		  dir, map_size >> 20, dead);
+	find_map(c);
 	return 0;
 }
 
@@ -414,32 +496,42 @@ static MDB_val cache_blkno_val(uint64_t *be, uint64_t blkno)
 	return (MDB_val){.mv_size = sizeof(*be), .mv_data = be};
 }
 
-/* Unmap the pages of [at, at + len) in the (read-only, shared) map. */
-static void drop_pages(uintptr_t at, size_t len)
-{
-	long page = sysconf(_SC_PAGESIZE); /* from the aux vector: cheap */
-	uintptr_t start, end;
-
-	if (page <= 0)
-		return;
-	start = at & ~((uintptr_t)page - 1);
-	end = (at + len + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-	(void)madvise((void *)start, end - start, MADV_DONTNEED);
-}
-
-/* Open the sealed value v (in the map) into buf, then unmap its pages:
- * the page cache keeps them, but the daemon's RSS would otherwise grow
- * by every block read (LMDB reads a value's first page to find it, the
- * kernel maps its neighbours with it, and decryption reads the rest), a
- * gigabyte for a copy read whole. */
+/* Open the sealed value v into buf (room for v->mv_size -
+ * CRYPTO_OVERHEAD bytes).  A value in the map (any value of a read
+ * transaction) is read from the file with preadv(), its ciphertext
+ * straight into buf, and opened in place: its pages are never mapped
+ * into the daemon, whose RSS would otherwise grow by every block read
+ * (a gigabyte for a copy read whole), and dropping them again after
+ * each block (MADV_DONTNEED) cost every later read of it 17 page
+ * faults.  A value outside the map (a write transaction's own) is
+ * opened from memory. */
 static int cache_open_sealed(struct cache *c, const MDB_val *v,
 			     const uint8_t *aad, void *buf)
 {
-	int r = crypto_open(c->key, aad, CRYPTO_BLOCK_AAD_LEN, v->mv_data,
-			    v->mv_size, buf);
+	uint8_t nonce[CRYPTO_NONCE_LEN], tag[CRYPTO_TAG_LEN];
+	size_t len = v->mv_size - CRYPTO_OVERHEAD;
+	struct iovec iov[3] = {
+	    {nonce, sizeof(nonce)}, {buf, len}, {tag, sizeof(tag)}};
+	uintptr_t at = (uintptr_t)v->mv_data, map = c->map_start;
+	ssize_t n;
+	int fd;
 
-	drop_pages((uintptr_t)v->mv_data, v->mv_size);
-	return r;
+	if (v->mv_size < CRYPTO_OVERHEAD)
+		return -EBADMSG;
+	if (mdb_env_get_fd(c->env, &fd) != 0)
+		return -EIO;
+	if (!map || at < map || at - map > c->map_len ||
+	    c->map_len - (at - map) < v->mv_size)
+		return crypto_open(c->key, aad, CRYPTO_BLOCK_AAD_LEN,
+				   v->mv_data, v->mv_size, buf);
+	n = preadv(fd, iov, 3, (off_t)(at - map));
+	if (n < 0 || (size_t)n != v->mv_size) {
+		log_debug(LOG_CAT_CACHE, "cache read: %zd of %zu bytes: %m", n,
+			  v->mv_size);
+		return -EIO;
+	}
+	return crypto_open_parts(c->key, aad, CRYPTO_BLOCK_AAD_LEN, nonce, tag,
+				 buf, len);
 }
 
 /* Get and open block blkno within txn. */
@@ -465,7 +557,10 @@ static int cache_get_txn(struct cache *c, MDB_txn *txn, uint64_t blkno,
 		return -EBADMSG;
 	}
 	/* v points into the map, valid until the transaction ends. */
-	return cache_open_sealed(c, &v, aad, buf);
+	r = cache_open_sealed(c, &v, aad, buf);
+	if (crosses_1024(&c->gets, 1))
+		drop_map(c);
+	return r;
 }
 
 int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
@@ -661,10 +756,9 @@ int cache_clean_dirty(struct cache *c, const struct cache_clean *items,
 int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 {
 	_cleanup_(cache_txn_abortp) MDB_txn *txn = NULL;
-	_cleanup_free_ uint8_t *sealed = NULL;
 	MDB_val *recs = NULL;
 	uint8_t aad[CRYPTO_BLOCK_AAD_LEN];
-	size_t total = 0, off = 0;
+	bool any_dirty = false;
 	int r;
 
 	r = cache_check(c);
@@ -672,21 +766,9 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		assert(items[i].hash && (items[i].buf || !items[i].len));
-		if (items[i].len > VMF_BLOCK_SIZE_MAX ||
-		    __builtin_add_overflow(
-			total, items[i].len + CRYPTO_OVERHEAD, &total))
+		any_dirty |= items[i].dirty;
+		if (items[i].len > VMF_BLOCK_SIZE_MAX)
 			return -EINVAL;
-	}
-	sealed = malloc(total);
-	if (!sealed)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		crypto_block_aad(c->id, items[i].blkno, items[i].hash, aad);
-		r = crypto_seal(c->key, aad, sizeof(aad), items[i].buf,
-				items[i].len, sealed + off);
-		if (r < 0)
-			return r;
-		off += items[i].len + CRYPTO_OVERHEAD;
 	}
 	recs = calloc(n, sizeof(*recs));
 	if (!recs)
@@ -701,20 +783,20 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 	r = cache_txn_begin(c, 0, &txn);
 	if (r < 0)
 		goto out;
-	off = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t be;
 		MDB_val k = cache_blkno_val(&be, items[i].blkno);
-		MDB_val v = {.mv_size = items[i].len + CRYPTO_OVERHEAD,
-			     .mv_data = sealed + off};
+		MDB_val v = {.mv_size = items[i].len + CRYPTO_OVERHEAD};
 
 		/* A failed put (map full) spoils the transaction: it is
-		 * aborted, and nothing of the batch is stored. */
+		 * aborted, and nothing of the batch is stored.  Blocks are
+		 * sealed straight into the space LMDB reserves for them
+		 * (its dirty page), not into a buffer copied from. */
 		if (items[i].dirty && items[i].len == 0) {
 			r = mdb_del(txn, c->blocks, &k, NULL);
 			r = r == MDB_NOTFOUND ? 0 : r;
 		} else {
-			r = mdb_put(txn, c->blocks, &k, &v, 0);
+			r = mdb_put(txn, c->blocks, &k, &v, MDB_RESERVE);
 		}
 		if (r == 0 && items[i].dirty)
 			r = mdb_put(txn, c->dirty, &k, &recs[i], 0);
@@ -722,9 +804,17 @@ int cache_put_batch(struct cache *c, const struct cache_put *items, size_t n)
 			r = cache_err(r, "put");
 			goto out;
 		}
-		off += v.mv_size;
+		if (items[i].dirty && items[i].len == 0)
+			continue;
+		crypto_block_aad(c->id, items[i].blkno, items[i].hash, aad);
+		r = crypto_seal(c->key, aad, sizeof(aad), items[i].buf,
+				items[i].len, v.mv_data);
+		if (r < 0)
+			goto out;
 	}
-	r = cache_commit(c, steal_ptr(&txn), "put");
+	r = cache_commit_sync(c, steal_ptr(&txn), "put", any_dirty);
+	if (crosses_1024(&c->puts, (unsigned)n))
+		drop_map(c); /* the puts' B-tree lookups mapped pages */
 out:
 	for (size_t i = 0; i < n; i++)
 		free(recs[i].mv_data);

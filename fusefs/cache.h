@@ -71,13 +71,15 @@ void cache_free(struct cache *c);
  * cached), -EBADMSG (cached but does not authenticate against hash or
  * len: stale version or tampering; the caller refetches), -EINVAL (len >
  * VMF_BLOCK_SIZE_MAX), -EIO.  On error buf holds no unauthenticated
- * bytes.  Takes no lock; may wait for the disk (page faults on the map). */
+ * bytes.  Takes no lock; may wait for the disk (reads the file). */
 int cache_get(struct cache *c, uint64_t blkno, const uint8_t *hash, void *buf,
 	      size_t len);
 
-/* Store n blocks in one durable write transaction: all are sealed first,
- * then put and committed with one sync (LMDB syncs the data, then the
- * meta page: about a millisecond on a local disk), so batch.  Blocks on
+/* Store n blocks in one write transaction: each is sealed straight into
+ * the space LMDB reserves for it, then all are committed.  Durable (the
+ * data, then the meta page synced) when any item is dirty; a batch of
+ * fetched blocks only syncs its data, and a power cut may undo it (it
+ * is fetched again; see "Durability" in cache.c).  Batch.  Blocks on
  * LMDB's writer lock and the disk: never call it holding a mutex.
  * Returns 0, -ENOSPC (the map or the file system is full: nothing of
  * the batch is stored and the cache stays usable, so the batch may be

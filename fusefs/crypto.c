@@ -105,22 +105,17 @@ int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 	return 0;
 }
 
-int crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
-		size_t aad_len, const uint8_t *in, size_t in_len, void *out)
+/* AES-256-GCM open of ct (len bytes) into out (which may be ct). */
+static int gcm_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
+		    size_t aad_len, const uint8_t nonce[CRYPTO_NONCE_LEN],
+		    uint8_t tag[CRYPTO_TAG_LEN], const uint8_t *ct, size_t len,
+		    void *out)
 {
 	_cleanup_(crypto_ctx_freep) EVP_CIPHER_CTX *ctx = NULL;
-	const uint8_t *nonce = in, *ct = in + CRYPTO_NONCE_LEN;
-	uint8_t tag[CRYPTO_TAG_LEN];
-	size_t len;
 	int n;
 
-	if (in_len < CRYPTO_OVERHEAD)
-		return -EBADMSG;
-	if (in_len > INT_MAX || aad_len > INT_MAX)
+	if (len > INT_MAX || aad_len > INT_MAX)
 		return -EINVAL;
-	len = in_len - CRYPTO_OVERHEAD;
-	/* OpenSSL's SET_TAG takes a non-const pointer: copy it. */
-	memcpy(tag, ct + len, CRYPTO_TAG_LEN);
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx)
 		return crypto_openssl_fail("open: new context");
@@ -143,6 +138,30 @@ int crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+int crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
+		size_t aad_len, const uint8_t *in, size_t in_len, void *out)
+{
+	uint8_t tag[CRYPTO_TAG_LEN];
+	size_t len;
+
+	if (in_len < CRYPTO_OVERHEAD)
+		return -EBADMSG;
+	if (in_len > INT_MAX)
+		return -EINVAL;
+	len = in_len - CRYPTO_OVERHEAD;
+	/* OpenSSL's SET_TAG takes a non-const pointer: copy it. */
+	memcpy(tag, in + CRYPTO_NONCE_LEN + len, CRYPTO_TAG_LEN);
+	return gcm_open(key, aad, aad_len, in, tag, in + CRYPTO_NONCE_LEN, len,
+			out);
+}
+
+int crypto_open_parts(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
+		      size_t aad_len, const uint8_t nonce[CRYPTO_NONCE_LEN],
+		      uint8_t tag[CRYPTO_TAG_LEN], void *buf, size_t len)
+{
+	return gcm_open(key, aad, aad_len, nonce, tag, buf, len, buf);
 }
 
 void crypto_block_aad(const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],

@@ -47,6 +47,13 @@ int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 int crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 		size_t aad_len, const uint8_t *in, size_t in_len, void *out);
 
+/* The same for a sealed value read in its three parts (nonce, then
+ * ciphertext, then tag): open the len bytes of buf in place.  On
+ * -EBADMSG buf is zeroed. */
+int crypto_open_parts(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
+		      size_t aad_len, const uint8_t nonce[CRYPTO_NONCE_LEN],
+		      uint8_t tag[CRYPTO_TAG_LEN], void *buf, size_t len);
+
 /* Build the AAD for block blkno of the cache identified by cache_id whose
  * content hashes to hash. */
 void crypto_block_aad(const uint8_t cache_id[CRYPTO_CACHE_ID_LEN],

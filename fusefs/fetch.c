@@ -244,6 +244,8 @@ static void fetch_start_one(struct fetch *f, struct fetch_req *req)
 	/* inflight <= max_inflight == number of slots. */
 	assert(x);
 	f->idle = x->next_idle;
+	if (req->started)
+		req->started(req); /* may narrow the range */
 	x->background = req->prio != FETCH_PRIO_DEMAND;
 	x->paced = req->prio == FETCH_PRIO_BACKGROUND;
 	x->reserved = x->paced ? req->len : 0;

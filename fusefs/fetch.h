@@ -114,7 +114,12 @@ struct fetch_req {
 	 * however long it waited in the queue or stalled on the wire. */
 	uint64_t deadline_ns;
 	fetch_done_fn *done; /* called once on the fetch thread */
-	void *opaque;	     /* for the caller */
+	/* NULL, or called on the fetch thread (no engine lock held) each
+	 * time the request is about to go on the wire; it may narrow the
+	 * range (off, len and buf, within what was asked); must not
+	 * block. */
+	fetch_done_fn *started;
+	void *opaque; /* for the caller */
 	/* A whole-body GET (len 0, buf NULL) streamed to sink instead, of
 	 * any length; got counts what sink took. */
 	fetch_sink_fn *sink;

@@ -47,9 +47,11 @@ struct hydrate {
 	struct image *im;		 /* borrowed */
 	struct fetch *fetch;		 /* borrowed */
 	hydrate_profile_fn *get_profile; /* set before the thread starts */
-	void *opaque;			 /* set before the thread starts */
-	uint64_t *profile;		 /* hydrate thread only; owned */
-	size_t profile_n;		 /* protected by h->lock */
+	size_t
+	    room; /* bytes of a slot's buffer; set before the thread starts */
+	void *opaque;	   /* set before the thread starts */
+	uint64_t *profile; /* hydrate thread only; owned */
+	size_t profile_n;  /* protected by h->lock */
 	pthread_t thread;
 	/* Protects slots[].busy/done, pf[].busy, pf_fetched, profile_n and
 	 * stop. */
@@ -74,6 +76,21 @@ static void on_done(struct fetch_req *req)
 	mutex_unlock(&h->lock);
 }
 
+/* Fetch thread: a slot's request is on the wire. */
+static void on_started(struct fetch_req *req)
+{
+	struct slot *s = (struct slot *)req;
+	struct hydrate *h = req->opaque;
+	uint64_t off, len;
+
+	/* Read-ahead may have claimed the run's ends meanwhile. */
+	image_hydrate_started(h->im, &s->first, &s->count);
+	image_block_range(h->im, s->first, s->count, &off, &len);
+	req->off = off;
+	req->len = len;
+	req->buf_len = len;
+}
+
 static void submit(struct hydrate *h, struct slot *s, uint64_t first,
 		   uint32_t count)
 {
@@ -90,6 +107,7 @@ static void submit(struct hydrate *h, struct slot *s, uint64_t first,
 	s->req.buf_len = len;
 	s->req.prio = FETCH_PRIO_BACKGROUND;
 	s->req.done = on_done;
+	s->req.started = on_started;
 	s->req.opaque = h;
 	s->busy = true;
 	s->done = false;
@@ -100,17 +118,26 @@ static void submit(struct hydrate *h, struct slot *s, uint64_t first,
  * blocks must be fetched again (the cursor is rewound). */
 static bool finish(struct hydrate *h, struct slot *s)
 {
+	uint8_t *fresh;
 	int r;
 
 	if (s->req.result < 0) {
+		image_hydrate_release(h->im, s->first, s->count);
 		if (s->req.result != -ECANCELED)
 			log_warn("hydrate: blocks %" PRIu64 "-%" PRIu64 ": %s",
 				 s->first, s->first + s->count - 1,
 				 s->req.errmsg);
 		return true;
 	}
-	r = image_store_fetched(h->im, s->first, s->count, s->buf);
+	fresh = malloc(h->room);
+	if (fresh) {
+		r = image_store_fetched_take(h->im, s->first, s->count, s->buf);
+		s->buf = fresh;
+	} else {
+		r = image_store_fetched(h->im, s->first, s->count, s->buf);
+	}
 	if (r < 0) {
+		image_hydrate_release(h->im, s->first, s->count);
 		log_warn_errno(r, "hydrate: storing blocks %" PRIu64 ": %m",
 			       s->first);
 		return true;
@@ -369,6 +396,7 @@ int hydrate_start(const struct hydrate_config *cfg, struct image *im,
 	pthread_cond_init(&h->cond, NULL);
 	h->get_profile = cfg->get_profile;
 	h->opaque = cfg->opaque;
+	h->room = room;
 	for (int i = 0; i < HYDRATE_SLOTS; i++) {
 		h->slots[i].buf = malloc(room);
 		if (!h->slots[i].buf) {

@@ -110,13 +110,14 @@ int image_new(const struct image_config *cfg, struct fetch *f, struct cache *c,
 	im->page_state = calloc(im->npages + 1, 1);
 	im->present = calloc(mapsz, 1);
 	im->busy = calloc(mapsz, 1);
+	im->bg = calloc(mapsz, 1);
 	im->dirty = calloc(mapsz, 1);
 	im->written = calloc(mapsz, 1);
 	im->wlock = calloc(mapsz, 1);
 	im->dirty_hashes = calloc(im->npages + 1, sizeof(*im->dirty_hashes));
 	if (!im->name || !im->data_path || !im->manifest_path || !im->pages ||
-	    !im->page_state || !im->present || !im->busy || !im->dirty ||
-	    !im->written || !im->wlock || !im->dirty_hashes) {
+	    !im->page_state || !im->present || !im->busy || !im->bg ||
+	    !im->dirty || !im->written || !im->wlock || !im->dirty_hashes) {
 		image_free(im);
 		return -ENOMEM;
 	}
@@ -181,6 +182,7 @@ void image_free(struct image *im)
 		free(im->old_paths[i]);
 	free(im->old_paths);
 	free(im->busy);
+	free(im->bg);
 	free(im->dirty);
 	free(im->written);
 	free(im->wlock);
@@ -591,11 +593,18 @@ static int read_cached(struct image *im, uint64_t b, uint8_t *tmp, uint8_t *buf,
 	return r;
 }
 
-/* Under im->lock: is block b one we must fetch, and not someone else's? */
-bool image_is_fetchable(struct image *im, uint64_t b)
+/* Under im->lock: is block b one to fetch, and not claimed by a reader
+ * or the writer's queue (busy)?  Hydration's may be (bg). */
+static bool is_missing(struct image *im, uint64_t b)
 {
 	return !bit_get(im->present, b) && !bit_get(im->busy, b) &&
 	       !bit_get(im->written, b) && !hash_is_zero(base_hash(im, b));
+}
+
+/* Under im->lock: is block b one we must fetch, and not someone else's? */
+bool image_is_fetchable(struct image *im, uint64_t b)
+{
+	return is_missing(im, b) && !bit_get(im->bg, b);
 }
 
 /* Serve block b if the guest wrote it: from the writer's queue, or the
@@ -670,6 +679,7 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 	uint32_t max_run = IMAGE_MAX_RUN_BYTES / bs;
 	_cleanup_free_ uint8_t *tmp = NULL;
 	uint64_t first, last, deadline, deadline_max = 0;
+	bool bg_gave_up = false;
 	uint32_t ra;
 	int r;
 
@@ -761,6 +771,11 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			unlock(im);
 			continue;
 		}
+		if (busy && image_verify_pending(im, b)) {
+			unlock(im);
+			b--;
+			continue;
+		}
 		if (busy) {
 			/* Another read (or its read-ahead) is fetching it:
 			 * wait, then look again (it may have failed).  That
@@ -799,6 +814,29 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			b--;
 			continue;
 		}
+		if (bit_get(im->bg, b) && !bg_gave_up) {
+			/* Hydration is fetching it (it follows the reader):
+			 * wait for that a little rather than fetch it
+			 * twice; then it is busy (queued) or released.  If
+			 * that takes too long (a stalled request), this
+			 * read fetches hydration's blocks itself. */
+			uint64_t t0 = now_ns(), now = t0;
+			uint64_t cap = t0 + IMAGE_BG_WAIT_NS;
+
+			while (bit_get(im->bg, b) && now < cap) {
+				cond_wait_ns(&im->cond, &im->lock, cap - now);
+				now = now_ns();
+			}
+			bg_gave_up = bit_get(im->bg, b);
+			unlock(im);
+			if (deadline_max == 0)
+				deadline_max = deadline + im->io_timeout_ns;
+			deadline += now - t0;
+			if (deadline > deadline_max)
+				deadline = deadline_max;
+			b--;
+			continue;
+		}
 		/* Claim the run of fetchable blocks from b on, through the
 		 * end of the read (read-ahead goes asynchronously, below). */
 		stop = last + 1;
@@ -811,7 +849,10 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			    im->page_state[end / MANIFEST_PAGE_ENTRIES] !=
 				PAGE_LOADED)
 				break;
-			if (!image_is_fetchable(im, end))
+			/* Hydration's blocks too, once waiting for them
+			 * took too long. */
+			if (!image_is_fetchable(im, end) &&
+			    !(bg_gave_up && is_missing(im, end)))
 				break;
 			bit_set(im->busy, end);
 		}
@@ -870,6 +911,30 @@ int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 	}
 	*cursor = nb;
 	return 0;
+}
+
+void image_hydrate_started(struct image *im, uint64_t *first, uint32_t *count)
+{
+	uint64_t b = *first, e = *first + *count;
+
+	lock(im);
+	/* Blocks taken meanwhile at either end are left out; one is kept
+	 * (a request is never empty). */
+	while (e - b > 1 && !is_missing(im, b))
+		b++;
+	while (e - b > 1 && !is_missing(im, e - 1))
+		e--;
+	for (uint64_t i = b; i < e; i++)
+		if (is_missing(im, i))
+			bit_set(im->bg, i);
+	unlock(im);
+	*first = b;
+	*count = (uint32_t)(e - b);
+}
+
+void image_hydrate_release(struct image *im, uint64_t first, uint32_t count)
+{
+	image_release_marks(im, im->bg, first, count);
 }
 
 int image_claim_listed(struct image *im, const uint64_t *list, size_t n,

@@ -136,6 +136,19 @@ int image_copy_manifest(struct image *im, uint8_t *out);
 int image_next_missing(struct image *im, uint64_t *cursor, uint32_t max,
 		       uint64_t *ret_first, uint32_t *ret_count);
 
+/* For hydration's fetch (on the fetch thread; never blocks): the run
+ * [*first, *first + *count) is about to go on the wire.  Narrows it to
+ * leave out blocks taken meanwhile at either end (a reader's read-ahead
+ * claimed them), and marks its blocks still to fetch: read-ahead leaves
+ * them out, and a reader waits a little for them rather than fetch them
+ * twice.  A request still queued marks nothing (it may wait long:
+ * demand first, --max-rate). */
+void image_hydrate_started(struct image *im, uint64_t *first, uint32_t *count);
+
+/* For the hydrate thread: a run image_next_missing() returned will not
+ * be stored (its fetch failed or was cancelled). */
+void image_hydrate_release(struct image *im, uint64_t first, uint32_t count);
+
 /* For a boot-profile prefetch: from list[*idx] on (list: n block
  * indices below nblocks, best first), skip the blocks that need no
  * fetch (cached, zero, written or being fetched), then claim as busy
@@ -167,6 +180,12 @@ void image_fetch_claimed(struct image *im, uint64_t first, uint32_t count,
  * failed verification (not stored), or -errno from the cache. */
 int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
 			const uint8_t *buf);
+
+/* The same, taking ownership of buf (a malloc'd buffer of count
+ * blocks), which saves a copy: hydration hands its request's buffer on
+ * and takes a new one. */
+int image_store_fetched_take(struct image *im, uint64_t first, uint32_t count,
+			     uint8_t *buf);
 
 /* Byte range [*ret_off, *ret_off + *ret_len) of blocks [first, first +
  * count) in the flat image. */

@@ -29,6 +29,9 @@ struct fetch;
 #define MANIFEST_PAGE_ENTRIES 8192u
 /* Longest single range request, in bytes. */
 #define IMAGE_MAX_RUN_BYTES (4u << 20)
+/* How long a reader waits for hydration's fetch of a block it needs
+ * before fetching the block itself. */
+#define IMAGE_BG_WAIT_NS (2000000000ull)
 /* Verified bytes waiting for the writer before producers wait. */
 #define IMAGE_MAX_QUEUED (16u << 20)
 
@@ -87,11 +90,17 @@ struct image {
 	uint32_t *lru_prev, *lru_next;
 	uint32_t lru_head, lru_tail;
 	uint64_t lru_len;
-	pthread_cond_t cond;	/* a page loaded or a busy block finished */
-	uint8_t **pages;	/* npages; NULL until loaded */
-	uint8_t *page_state;	/* enum page_state per page */
-	uint8_t *present;	/* bitmap: block is in the cache */
-	uint8_t *busy;		/* bitmap: a demand reader is fetching it */
+	pthread_cond_t cond; /* a page loaded or a busy block finished */
+	uint8_t **pages;     /* npages; NULL until loaded */
+	uint8_t *page_state; /* enum page_state per page */
+	uint8_t *present;    /* bitmap: block is in the cache */
+	uint8_t *busy;	     /* bitmap: a demand reader is fetching it */
+	/* bitmap: hydration's request for it is on the wire
+	 * (image_hydrate_started() until image_store_fetched() or
+	 * image_hydrate_release()): read-ahead leaves it out and a reader
+	 * waits a little for it, so a sequential reader and hydration do
+	 * not fetch it twice. */
+	uint8_t *bg;
 	uint8_t *dirty;		/* bitmap: written and not yet synced */
 	uint8_t *written;	/* bitmap: written this session or unsynced: its
 			  * hash is in dirty_hashes, and it is never fetched */
@@ -115,6 +124,7 @@ struct image {
 	struct store_job *storing;    /* batch the writer is storing */
 	struct store_job *unverified; /* prefetched, for the writer to hash */
 	unsigned prefetch_inflight;   /* prefetch requests not completed */
+	unsigned verifying; /* prefetched runs being hashed off the list */
 	struct store_job **jobs_tail;
 	size_t jobs_bytes;
 	bool writer_stop;
@@ -177,8 +187,18 @@ void image_copy_overlap(struct image *im, uint64_t b, const uint8_t *src,
 bool image_is_fetchable(struct image *im, uint64_t b);
 int image_start_writer(struct image *im);
 void image_release_busy(struct image *im, uint64_t first, uint64_t count);
+/* Clear [first, first + count) in map (im->busy, im->bg) and wake
+ * waiters.  Takes im->lock. */
+void image_release_marks(struct image *im, uint8_t *map, uint64_t first,
+			 uint64_t count);
 int image_queue_store(struct image *im, uint64_t first, uint32_t count,
 		      uint8_t *buf, bool *ok);
+/* Under im->lock, for a reader waiting on block b: if b is in a
+ * prefetched run not hashed yet, hash it now (dropping the lock
+ * meanwhile) and queue it, rather than wait for the writer to finish its
+ * current commit first.  Returns true if it did; the caller must then
+ * look at b again. */
+bool image_verify_pending(struct image *im, uint64_t b);
 bool image_copy_queued(struct image *im, uint64_t b, uint8_t *buf, size_t len,
 		       uint64_t off);
 /* image_evict.c, all under im->lock: */

@@ -26,14 +26,20 @@
 #include "fetch.h"
 #include "image_int.h"
 
-/* Give up blocks claimed busy without storing them; wakes waiters. */
-void image_release_busy(struct image *im, uint64_t first, uint64_t count)
+void image_release_marks(struct image *im, uint8_t *map, uint64_t first,
+			 uint64_t count)
 {
 	lock(im);
 	for (uint64_t i = 0; i < count; i++)
-		bit_clear(im->busy, first + i);
+		bit_clear(map, first + i);
 	cond_broadcast(&im->cond);
 	unlock(im);
+}
+
+/* Give up blocks claimed busy without storing them; wakes waiters. */
+void image_release_busy(struct image *im, uint64_t first, uint64_t count)
+{
+	image_release_marks(im, im->busy, first, count);
 }
 
 /* image_queue_store(), for bytes fetched from `from` (NULL: the blocks
@@ -77,12 +83,15 @@ static int queue_store(struct image *im, uint64_t first, uint32_t count,
 			ok[i] = false;
 		}
 	}
-	for (uint32_t i = 0; i < count; i++)
+	for (uint32_t i = 0; i < count; i++) {
 		bit_set(im->busy, first + i);
+		bit_clear(im->bg, first + i);
+	}
 	*im->jobs_tail = j;
 	im->jobs_tail = &j->next;
 	im->jobs_bytes += j->bytes;
 	cond_signal(&im->writer_cond);
+	cond_broadcast(&im->cond); /* readers waiting for hydration */
 	unlock(im);
 	return 0;
 }
@@ -151,7 +160,7 @@ static bool store_jobs(struct image *im, struct store_job *jobs, bool final)
 	_cleanup_free_ struct cache_put *puts = NULL;
 	_cleanup_free_ uint64_t *victims = NULL;
 	size_t n = 0, cap = 0, bytes = 0, nvictims = 0;
-	uint64_t seq = 0;
+	uint64_t seq = 0, t0;
 	bool any_dirty = false;
 	int r;
 
@@ -205,7 +214,10 @@ static bool store_jobs(struct image *im, struct store_job *jobs, bool final)
 		unlock(im);
 		nvictims = 0;
 	}
+	t0 = now_ns();
 	r = !puts ? -ENOMEM : n ? cache_put_batch(im->cache, puts, n) : 0;
+	log_debug(LOG_CAT_STORE, "%s: stored %zu blocks in %" PRIu64 " ms",
+		  im->name, n, (now_ns() - t0) / 1000000);
 	full = r == -ENOSPC && any_dirty && !final;
 	if (full && !atomic_exchange(&im->cache_warned, true))
 		log_warn("%s: the cache's file system is full: writes and "
@@ -306,16 +318,71 @@ static void wait_for_space(struct image *im)
 	unlock(im);
 }
 
+/* Hash prefetched runs taken off im->unverified (counted in
+ * im->verifying by the caller), then, under the lock, leave out blocks
+ * the guest wrote meanwhile (queued after the write they would shadow
+ * it), append the runs to the writer's queue (or, from the writer, to
+ * the batch it is storing) and wake readers: they copy verified bytes
+ * from there without waiting for the writer's commit.  Takes the
+ * lock. */
+static void verify_prefetched(struct image *im, struct store_job *unv,
+			      bool to_batch)
+{
+	struct store_job **tail;
+
+	for (struct store_job *j = unv; j; j = j->next)
+		image_verify_run(im, j->first, j->count, j->buf, j->ok);
+	lock(im);
+	for (struct store_job *j = unv; j; j = j->next)
+		for (uint32_t i = 0; i < j->count; i++)
+			if (bit_get(im->written, j->first + i))
+				j->ok[i] = false;
+	if (to_batch) {
+		for (tail = &im->storing; *tail; tail = &(*tail)->next)
+			;
+		*tail = unv;
+	} else {
+		*im->jobs_tail = unv;
+		while (*im->jobs_tail)
+			im->jobs_tail = &(*im->jobs_tail)->next;
+	}
+	im->verifying--;
+	cond_broadcast(&im->cond);
+	cond_signal(&im->writer_cond);
+	unlock(im);
+}
+
+bool image_verify_pending(struct image *im, uint64_t b)
+{
+	struct store_job **p, *j;
+
+	for (p = &im->unverified; *p; p = &(*p)->next)
+		if (b >= (*p)->first && b < (*p)->first + (*p)->count)
+			break;
+	if (!*p)
+		return false;
+	j = *p;
+	*p = j->next;
+	j->next = NULL;
+	im->verifying++;
+	unlock(im);
+	verify_prefetched(im, j, false);
+	lock(im);
+	return true;
+}
+
 static void *writer_thread(void *arg)
 {
 	struct image *im = arg;
 
 	for (;;) {
-		struct store_job *jobs, *unv, **tail;
+		struct store_job *jobs, *unv;
 		bool stop;
 
 		lock(im);
-		while (!im->jobs && !im->unverified && !im->writer_stop)
+		/* Stopping waits for runs a reader is hashing. */
+		while (!im->jobs && !im->unverified &&
+		       !(im->writer_stop && !im->verifying))
 			cond_wait(&im->writer_cond, &im->lock);
 		jobs = im->jobs;
 		unv = im->unverified;
@@ -324,17 +391,16 @@ static void *writer_thread(void *arg)
 		im->jobs = NULL;
 		im->jobs_tail = &im->jobs;
 		im->unverified = NULL;
+		if (unv)
+			im->verifying++;
 		unlock(im);
-		/* Prefetched runs are hashed here, off the fetch thread;
-		 * only then may readers copy them from the batch. */
-		for (struct store_job *j = unv; j; j = j->next)
-			image_verify_run(im, j->first, j->count, j->buf, j->ok);
+		/* Prefetched runs are hashed here (or by a reader that needs
+		 * one first), off the fetch thread; only then may readers
+		 * copy them from the batch. */
 		if (unv) {
+			verify_prefetched(im, unv, true);
 			lock(im);
-			for (tail = &jobs; *tail; tail = &(*tail)->next)
-				;
-			*tail = unv;
-			im->storing = jobs;
+			jobs = im->storing;
 			unlock(im);
 		}
 		if (jobs && store_jobs(im, jobs, stop))
@@ -355,27 +421,35 @@ int image_start_writer(struct image *im)
 	return r;
 }
 
-int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
-			const uint8_t *buf)
+int image_store_fetched_take(struct image *im, uint64_t first, uint32_t count,
+			     uint8_t *buf)
 {
-	size_t len = (size_t)count * im->hdr.block_size;
 	bool *ok = calloc(count, sizeof(bool));
-	uint8_t *copy = malloc(len);
 	const char *from;
 	uint32_t bad;
 	int r;
 
-	if (!ok || !copy) {
-		free(ok);
-		free(copy);
+	if (!ok) {
+		free(buf);
 		return -ENOMEM;
 	}
 	/* The version the hashes below are of: checked again when queued. */
 	from = image_data_path(im);
 	bad = image_verify_run(im, first, count, buf, ok);
-	memcpy(copy, buf, len);
-	r = queue_store(im, first, count, copy, ok, from, &bad);
+	r = queue_store(im, first, count, buf, ok, from, &bad);
 	return r < 0 ? r : (int)bad;
+}
+
+int image_store_fetched(struct image *im, uint64_t first, uint32_t count,
+			const uint8_t *buf)
+{
+	size_t len = (size_t)count * im->hdr.block_size;
+	uint8_t *copy = malloc(len);
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, buf, len);
+	return image_store_fetched_take(im, first, count, copy);
 }
 
 /* An asynchronous fetch of claimed blocks (read-ahead, boot-profile

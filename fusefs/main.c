@@ -1356,6 +1356,49 @@ static int start_profile_upload(struct mount *m,
 	return 0;
 }
 
+/* The current version's manifest, checked whole against the
+ * manifest_sha256 of the image's metadata (which comes from the server
+ * itself; the manifest may come through proxies and caches) before any
+ * of its hashes is used, then kept in the copy page by page.  Once per
+ * version: the copy records the check, and its pages are sealed at
+ * rest. */
+static int check_manifest(struct mount *m, const struct remote_image *img,
+			  const struct manifest_header *hdr)
+{
+	_cleanup_free_ uint8_t *man = NULL;
+	_cleanup_free_ void *done = NULL;
+	size_t len, dlen = 0;
+	char key[64], why[256];
+	int r;
+
+	snprintf(key, sizeof(key), "manifest_sha256:%" PRIu64, img->version);
+	if (img->has_manifest_sha256 &&
+	    cache_meta_get(m->cache, key, &done, &dlen) == 0 &&
+	    dlen == VMF_HASH_LEN &&
+	    memcmp(done, img->manifest_sha256, VMF_HASH_LEN) == 0)
+		return 0;
+	r = remote_get_manifest(m->fetch, m->url.name, img, hdr, &man, &len,
+				why);
+	if (r == -EBADMSG) {
+		log_error("%s: manifest of version %" PRIu64 ": %s", m->o.url,
+			  img->version, why);
+		return r;
+	}
+	if (r < 0) {
+		log_error("%s: manifest of version %" PRIu64 ": %s (%s)",
+			  m->o.url, img->version, remote_strerror(r), why);
+		return r;
+	}
+	r = image_seed_manifest(m->im, man + MANIFEST_HEADER_SIZE);
+	if (r == 0)
+		r = cache_meta_put(m->cache, key, img->manifest_sha256,
+				   VMF_HASH_LEN);
+	if (r < 0)
+		return log_error_errno(r, "%s: storing the manifest in %s: %m",
+				       m->o.url, m->cache_path);
+	return 0;
+}
+
 static int setup(struct mount *m)
 {
 	struct remote_image img;
@@ -1428,6 +1471,11 @@ static int setup(struct mount *m)
 	r = image_new(&icfg, m->fetch, m->cache, &m->im);
 	if (r < 0)
 		return log_error_errno(r, "setting up the image: %m");
+	if (!m->o.plain && !m->offline) {
+		r = check_manifest(m, &img, &hdr);
+		if (r < 0)
+			return r;
+	}
 	ndirty = image_load_dirty(m->im);
 	if (ndirty < 0)
 		return log_error_errno((int)ndirty,
@@ -1665,15 +1713,17 @@ static void no_core_dumps(void)
 		log_warn("cannot turn core dumps off: %m");
 }
 
-/* Memory the daemon gives back: block-sized buffers come and go at the
- * link's rate, on a dozen threads.  glibc would raise its mmap threshold
- * after the first large free and keep megabyte buffers in per-thread
- * arenas for good (an RSS of 150-190 MiB reading a 10 GiB image); a
- * fixed threshold maps them and returns them, and fewer arenas hold
- * less.  Not fatal if refused. */
+/* Memory the daemon keeps: block runs (up to 4 MiB), FUSE's 1 MiB read
+ * buffers and LMDB's dirty pages come and go at the link's rate, on a
+ * dozen threads.  Mapped and unmapped each time (a low mmap threshold),
+ * every one costs page faults and zeroing: a third of the daemon's CPU
+ * on a cold sequential read.  So they stay on the heap and are reused
+ * (threshold and trim threshold above the largest), and fewer arenas
+ * bound what the heaps hold.  Not fatal if refused. */
 static void bound_malloc(void)
 {
-	(void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	(void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	(void)mallopt(M_TRIM_THRESHOLD, 32 << 20);
 	(void)mallopt(M_ARENA_MAX, 4);
 }
 

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "cleanup.h"
+#include "hash.h"
 #include "io.h"
 #include "qemu.h"
 #include "util.h"
@@ -173,6 +174,26 @@ static void parse_lease(json_t *l, struct remote_image *img)
 	img->lease_expires = (int64_t)expires;
 }
 
+/* GET into buf (room for len; req.got bytes arrive) at demand priority;
+ * a fetch error's message goes to ret_why (256 bytes). */
+static int get_into(struct fetch *f, const char *path, uint64_t off,
+		    uint64_t len, void *buf, size_t buf_len,
+		    struct fetch_req *req, char *ret_why)
+{
+	int r;
+
+	req->path = path;
+	req->off = off;
+	req->len = len;
+	req->buf = buf;
+	req->buf_len = buf_len;
+	req->prio = FETCH_PRIO_DEMAND;
+	r = fetch_run(f, req);
+	if (r < 0)
+		snprintf(ret_why, 256, "%s", req->errmsg);
+	return r;
+}
+
 /* GET path's JSON body (at most VMF_JSON_MAX bytes): 0 and a new
  * reference in *ret, a fetch error, or -EBADMSG if it is not JSON
  * (`what` names it in *ret_why, 256 bytes). */
@@ -186,15 +207,9 @@ static int get_json(struct fetch *f, const char *path, const char *what,
 
 	if (!buf)
 		return -ENOMEM;
-	req.path = path;
-	req.buf = buf;
-	req.buf_len = VMF_JSON_MAX;
-	req.prio = FETCH_PRIO_DEMAND;
-	r = fetch_run(f, &req);
-	if (r < 0) {
-		snprintf(ret_why, 256, "%s", req.errmsg);
+	r = get_into(f, path, 0, 0, buf, VMF_JSON_MAX, &req, ret_why);
+	if (r < 0)
 		return r;
-	}
 	*ret = json_loadb(buf, req.got, 0, &jerr);
 	if (!*ret) {
 		snprintf(ret_why, 256, "%s is not JSON: %s", what, jerr.text);
@@ -217,6 +232,27 @@ static int parse_sizes(json_t *o, struct remote_image *img)
 	return 0;
 }
 
+/* "manifest_sha256" of o, if there, into img: absent is allowed here
+ * (remote_get_manifest() refuses then), malformed is not. */
+static int parse_manifest_sha256(json_t *o, struct remote_image *img,
+				 char *ret_why)
+{
+	const char *hex =
+	    json_string_value(json_object_get(o, "manifest_sha256"));
+
+	if (!json_object_get(o, "manifest_sha256"))
+		return 0;
+	if (!hex || strlen(hex) != VMF_HASH_HEX_LEN ||
+	    hash_from_hex(hex, img->manifest_sha256,
+			  sizeof(img->manifest_sha256)) < 0) {
+		snprintf(ret_why, 256,
+			 "image metadata has a malformed manifest_sha256");
+		return -EBADMSG;
+	}
+	img->has_manifest_sha256 = true;
+	return 0;
+}
+
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why)
 {
@@ -235,6 +271,8 @@ int remote_get_image(struct fetch *f, const char *name,
 			 "image metadata lacks version, size or block_size");
 	if (json_u64(root, "manifest_size", &img.manifest_size) < 0)
 		img.manifest_size = 0;
+	if (r == 0)
+		r = parse_manifest_sha256(root, &img, ret_why);
 	if (r == 0)
 		r = parse_policy(json_object_get(root, "policy"), &img,
 				 ret_why);
@@ -297,17 +335,9 @@ int remote_get_manifest_header(struct fetch *f, const char *name,
 	int r;
 
 	remote_manifest_path(name, img->version, path, sizeof(path));
-	req.path = path;
-	req.off = 0;
-	req.len = sizeof(buf);
-	req.buf = buf;
-	req.buf_len = sizeof(buf);
-	req.prio = FETCH_PRIO_DEMAND;
-	r = fetch_run(f, &req);
-	if (r < 0) {
-		snprintf(ret_why, 256, "%s", req.errmsg);
+	r = get_into(f, path, 0, sizeof(buf), buf, sizeof(buf), &req, ret_why);
+	if (r < 0)
 		return r;
-	}
 	if (manifest_header_parse(buf, sizeof(buf), &h) < 0) {
 		snprintf(ret_why, 256, "the manifest does not parse");
 		return -EBADMSG;
@@ -331,6 +361,58 @@ int remote_get_manifest_header(struct fetch *f, const char *name,
 		return -EBADMSG;
 	}
 	*ret = h;
+	return 0;
+}
+
+int remote_get_manifest(struct fetch *f, const char *name,
+			const struct remote_image *img,
+			const struct manifest_header *hdr, uint8_t **ret,
+			size_t *ret_len, char *ret_why)
+{
+	size_t len = (size_t)manifest_encoded_size(hdr);
+	_cleanup_free_ uint8_t *man = NULL;
+	char want[VMF_HASH_HEX_LEN + 1], got[VMF_HASH_HEX_LEN + 1];
+	uint8_t sum[VMF_HASH_LEN];
+	struct manifest_header h;
+	struct fetch_req req = {0};
+	char path[256];
+	int r;
+
+	if (!img->has_manifest_sha256) {
+		snprintf(ret_why, 256,
+			 "the image metadata has no manifest_sha256 to check "
+			 "the manifest against");
+		return -EBADMSG;
+	}
+	man = malloc(len);
+	if (!man)
+		return -ENOMEM;
+	remote_manifest_path(name, img->version, path, sizeof(path));
+	r = get_into(f, path, 0, len, man, len, &req, ret_why);
+	if (r < 0)
+		return r;
+	hash_sha256(man, req.got, sum);
+	if (req.got != len ||
+	    memcmp(sum, img->manifest_sha256, VMF_HASH_LEN) != 0) {
+		hash_to_hex(img->manifest_sha256, VMF_HASH_LEN, want);
+		hash_to_hex(sum, VMF_HASH_LEN, got);
+		snprintf(ret_why, 256,
+			 "its SHA-256 is %.16s..., not the manifest_sha256 "
+			 "%.16s... of the image's metadata: refused (altered "
+			 "on the way, e.g. by a proxy or cache)",
+			 got, want);
+		return -EBADMSG;
+	}
+	if (manifest_header_parse(man, len, &h) < 0 ||
+	    h.image_size != hdr->image_size ||
+	    h.block_size != hdr->block_size || h.nblocks != hdr->nblocks ||
+	    h.version != hdr->version) {
+		snprintf(ret_why, 256,
+			 "its header does not match the one read before");
+		return -EBADMSG;
+	}
+	*ret = steal_ptr(&man);
+	*ret_len = len;
 	return 0;
 }
 

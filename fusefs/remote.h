@@ -33,6 +33,11 @@ struct remote_image {
 	uint64_t size;
 	uint32_t block_size;
 	uint64_t manifest_size;
+	/* "manifest_sha256": what the current version's manifest must hash
+	 * to (the metadata comes from the server itself, over TLS; the
+	 * manifest may come through caches). */
+	bool has_manifest_sha256;
+	uint8_t manifest_sha256[VMF_HASH_LEN];
 	/* The image policy's lifecycle of local copies (docs/server.md,
 	 * policy.json): "expires" (RFC 3339 UTC or Unix time), "max_offline"
 	 * (a duration: "7d", or seconds) and "local_copy" ("keep" or
@@ -58,6 +63,18 @@ struct remote_image {
  * client then refuses the image: failing closed). */
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why);
+
+/* GET version img->version's manifest whole (hdr: its header, as
+ * remote_get_manifest_header() checked it) and check it: its SHA-256
+ * against img->manifest_sha256, its header against hdr.  Returns 0 with
+ * a new buffer of the manifest's bytes in *ret (caller frees) and its
+ * length in *ret_len; a fetch error; or -EBADMSG (the metadata has no
+ * manifest_sha256, or the manifest does not match it or hdr), with a
+ * reason in *ret_why (room for 256 bytes).  Blocks. */
+int remote_get_manifest(struct fetch *f, const char *name,
+			const struct remote_image *img,
+			const struct manifest_header *hdr, uint8_t **ret,
+			size_t *ret_len, char *ret_why);
 
 /* One image of GET /v1/images. */
 struct remote_entry {

@@ -6,8 +6,9 @@
 #   - 16 read-only mounts, each with its own cache, hydrate the same
 #     image through the proxy at once: every copy has the image's
 #     sha256, the clients received 16 copies and the origin sent about
-#     one (checked against the 1 MiB slices that hold data); manifests
-#     are not cached: each client's come from the origin;
+#     one (checked against the 1 MiB slices that hold data) and one
+#     manifest: manifests are cached too (clients check them against
+#     the manifest_sha256 of the metadata, which is not cached);
 #   - through the proxy, a cached range is refused without a token,
 #     with an unknown token and with a token that may not read the
 #     image (401, 401, 403), and the origin sends no data for them;
@@ -16,7 +17,9 @@
 #   - a client asking for zstd gets the plain bytes (compression is off
 #     through the cache);
 #   - a byte changed in a cached slice on the proxy's disk gives EIO on
-#     a fresh mount, never the changed bytes.
+#     a fresh mount, never the changed bytes;
+#   - a byte changed in the cached manifest refuses a fresh mount with
+#     the manifest_sha256 error.
 source "$(dirname "$0")/../lib.sh"
 requires_fuse
 requires python3 curl nginx sha256sum
@@ -83,7 +86,7 @@ PROXY=$NGINX_URL
 
 # Bytes the origin must send for one copy through 1 MiB slices: every
 # slice holding a data block, whole (zero blocks inside it included),
-# and N manifests (not cached).  The data bytes alone, for the report.
+# and the manifest once (it fits one slice).  The data bytes alone, for the report.
 read -r ONE_COPY DATA_BYTES < <(python3 - "$T/data/img.raw" "$SLICE" "$N" <<'PY'
 import sys
 path, slice_ = sys.argv[1], int(sys.argv[2])
@@ -97,7 +100,7 @@ for i in range(blocks):
         data_bytes += len(b)
         slices.add(i * bs // slice_)
 one = sum(min(slice_, len(data) - s * slice_) for s in slices)
-print(one + int(sys.argv[3]) * (64 + 32 * blocks), data_bytes)
+print(one + 64 + 32 * blocks, data_bytes)
 PY
 )
 
@@ -142,7 +145,9 @@ for ((i = 0; i < N; i++)); do
 done
 origin=$(($(server_stat bytes_sent) - sent0))
 man=$(($(server_stat manifest_requests) - man0))
-[ "$man" -ge "$N" ] || fail "the origin answered $man manifest requests for $N clients: cached?"
+# One slice holds the manifest: the header's range and the whole
+# manifest are cut from it; the lock makes the 16 clients wait for one.
+[ "$man" -le 2 ] || fail "the origin answered $man manifest requests for $N clients: not cached?"
 echo "RESULT clients=$N image_data_bytes=$DATA_BYTES one_copy_in_slices=$ONE_COPY" \
 	"origin_sent=$origin clients_received=$clients" \
 	"origin/one_copy=$(python3 -c "print(round($origin / $ONE_COPY, 3))")" \
@@ -271,4 +276,24 @@ dd if="$T/mnt/disk.img" of="$T/got.block" bs=64K skip=0 count=1 iflag=direct sta
 	fail "block 0 through the proxy"
 cmp -s "$T/got.block" <(head -c 65536 "$T/data/img.raw") || fail "block 0 wrong"
 unmount "$T/mnt"
+
+# --- a changed byte in the proxy's cached manifest -------------------
+key="disk/1/manifest bytes=0-$((SLICE - 1))"
+md5=$(printf '%s' "$key" | md5sum | cut -d' ' -f1)
+file="$T/nginx/cache-data/${md5: -1}/${md5: -3:2}/$md5"
+[ -f "$file" ] || fail "no cache file $file for \"$key\""
+grep -qaF "KEY: $key" "$file" || fail "$file is not \"$key\""
+mlen=$((64 + 32 * ((size + 65535) / 65536)))
+python3 - "$file" "$mlen" <<'PY'
+import os, sys
+path, mlen = sys.argv[1], int(sys.argv[2])
+body = os.path.getsize(path) - mlen  # the body (the manifest) ends the file
+with open(path, "r+b") as f:
+    f.seek(body + 64 + 5 * 32)  # block 5's hash
+    b = f.read(1)
+    f.seek(body + 64 + 5 * 32)
+    f.write(bytes([b[0] ^ 0x01]))
+PY
+mount_refused 1 "manifest of version 1: its SHA-256 is [0-9a-f]{16}\.\.\., not the manifest_sha256 [0-9a-f]{16}\.\.\. of the image's metadata: refused" \
+	"$PROXY/disk" --cacert "$PROXY_CERT" --token-file "$T/reader.token" --read-only
 exit 0
