@@ -77,7 +77,11 @@ struct fetch {
 	unsigned inflight;
 	unsigned bg_inflight;
 	uint64_t demand_seen_ns; /* when demand last started or ended */
-	double budget;		 /* background bytes; negative is debt */
+	/* 0, or no later than the earliest deadline_ns of a queued
+	 * request: when to look for ones nobody waits for any more.
+	 * Protected by f->lock. */
+	uint64_t next_deadline_ns;
+	double budget; /* background bytes; negative is debt */
 	uint64_t refill_ns;
 
 	/* Counters; relaxed, as nothing else is ordered against them. */
@@ -118,6 +122,39 @@ static struct fetch_req *queue_pop(struct fetch_queue *q)
 		req->next = NULL;
 	}
 	return req;
+}
+
+/* Move q's requests whose deadline has passed to the front of *late;
+ * returns the earliest deadline left in q (0 for none).  Under f->lock. */
+static uint64_t queue_extract_late(struct fetch_queue *q, uint64_t now,
+				   struct fetch_req **late)
+{
+	struct fetch_req *keep = NULL, **ktail = &keep, *req, *next;
+	uint64_t earliest = 0;
+
+	q->tail = NULL;
+	for (req = q->head; req; req = next) {
+		next = req->next;
+		req->next = NULL;
+		if (req->deadline_ns && now >= req->deadline_ns) {
+			req->next = *late;
+			*late = req;
+			continue;
+		}
+		if (req->deadline_ns &&
+		    (!earliest || req->deadline_ns < earliest))
+			earliest = req->deadline_ns;
+		*ktail = req;
+		ktail = &req->next;
+		q->tail = req;
+	}
+	q->head = keep;
+	return earliest;
+}
+
+static uint64_t earlier(uint64_t a, uint64_t b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
 }
 
 /* Take the whole queue. */
@@ -269,6 +306,14 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 	*ret_wait_ms = FETCH_POLL_MS;
 	if (!stop) {
 		fetch_bucket_refill(f, now);
+		/* A queued request whose reader gave up must not wait for
+		 * a slot (a stall holding every background one) to end. */
+		if (f->next_deadline_ns && now >= f->next_deadline_ns)
+			f->next_deadline_ns = earlier(
+			    earlier(
+				queue_extract_late(&f->demand, now, &late),
+				queue_extract_late(&f->prefetch, now, &late)),
+			    queue_extract_late(&f->background, now, &late));
 		while (f->inflight < f->max_inflight) {
 			req = queue_pop(&f->demand);
 			if (!req && fetch_pf_may_start(f))
@@ -294,6 +339,15 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 			tail = &req->next;
 		}
 		*ret_wait_ms = fetch_pacing_wait_ms(f, now);
+		if (f->next_deadline_ns) {
+			uint64_t ms =
+			    f->next_deadline_ns > now
+				? (f->next_deadline_ns - now) / 1000000 + 1
+				: 1;
+
+			if (ms < (uint64_t)*ret_wait_ms)
+				*ret_wait_ms = (int)ms;
+		}
 	}
 	mutex_unlock(&f->lock);
 
@@ -549,6 +603,9 @@ void fetch_submit(struct fetch *f, struct fetch_req *req)
 
 	mutex_lock(&f->lock);
 	exited = f->exited;
+	if (!exited && req->deadline_ns)
+		f->next_deadline_ns =
+		    earlier(f->next_deadline_ns, req->deadline_ns);
 	if (!exited)
 		queue_push(req->prio == FETCH_PRIO_DEMAND     ? &f->demand
 			   : req->prio == FETCH_PRIO_PREFETCH ? &f->prefetch

@@ -959,6 +959,18 @@ static void test_pacing(void)
 	check_uint(now_ns() - t0, <, 3000000000ull);
 	check_mem(buf, srv_data + 4096, 256 * 1024);
 	check_int(batch_left(&b2), ==, 1); /* still waiting for budget */
+	/* Queued behind the same debt, a request with a deadline ends at
+	 * it, not when the bucket lets it go: nobody waits for it then. */
+	memset(&req, 0, sizeof(req));
+	req.prio = FETCH_PRIO_BACKGROUND;
+	t0 = now_ns();
+	req.deadline_ns = t0 + 300000000ull;
+	r = run(f, &req, "/data", 0, 4096, buf, 4096);
+	check_int(r, ==, -ETIMEDOUT);
+	check_uint(now_ns() - t0, >=, 290000000ull);
+	check_uint(now_ns() - t0, <, 2000000000ull);
+	check(strstr(req.errmsg, "queued") != NULL);
+	check_int(batch_left(&b2), ==, 1);
 	/* Lifting the limit wakes it. */
 	t0 = now_ns();
 	fetch_set_background_rate(f, 0);
