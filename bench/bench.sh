@@ -197,7 +197,8 @@ use_image() {
 }
 
 secs() { sed -n 's/.*marker after \([0-9.]*\) s.*/\1/p' "$1"; }
-nginx_bytes() { awk '{s += $1} END {print s + 0}' "$T/nginx/access.log"; }
+# printf: awk's print turns sums over 2^31 into 4.29497e+09
+nginx_bytes() { awk '{s += $1} END {printf "%.0f\n", s}' "$T/nginx/access.log"; }
 boot() { # boot LOGNAME IMAGE: seconds to the marker; fails quietly
 	"$TOP/tests/qemu/boot.sh" "$2" >"$T/logs/boot-$1.out" 2>&1 || return 1
 	secs "$T/logs/boot-$1.out"
@@ -296,21 +297,8 @@ CONTENDERS=(${BENCH_CONTENDERS:-local download qemu_curl httpdirfs nbdkit vmferr
 # raw.csv: this run's rows after the kept rows of the images and links
 # it does not measure (rows from before images had a column are the
 # small image's).  images.csv: each image's virtual and allocated bytes.
-python3 - "$OUT/raw.csv" "${IMAGES[*]}" "${LINKS[*]}" <<'PY' || fail "merging raw.csv"
-import os, sys
-path, images, links = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-kept = []
-if os.path.exists(path):
-    rows = open(path).read().splitlines()
-    old = rows and rows[0].startswith("link,")
-    for r in rows[1:]:
-        r = "small," + r if old else r
-        img, link = r.split(",")[:2]
-        if not (img in images and link in links):
-            kept.append(r)
-with open(path, "w") as f:
-    f.write("\n".join(["image,link,contender,run,seconds,bytes,guest_read"] + kept) + "\n")
-PY
+python3 "$TOP/bench/report.py" --merge "$OUT/raw.csv" "${IMAGES[*]}" "${LINKS[*]}" ||
+	fail "merging raw.csv"
 {
 	echo "image,virtual,allocated"
 	[ -f "$OUT/images.csv" ] && grep -v '^image,' "$OUT/images.csv" |

@@ -3,6 +3,11 @@
 """bench/results/RESULTS.md (and the chart's data) from bench/bench.sh's raw.csv.
 
     report.py RAW.CSV RESULTS.MD ACCEL [CHART_DIR]
+    report.py --merge RAW.CSV "IMAGE..." "LINK..."
+
+--merge starts a run of bench.sh: RAW.CSV keeps only the rows of the
+images and links the run does not measure (the run appends its own), so
+subsets of images and links add up to one RESULTS.md.
 
 raw.csv rows: image,link,contender,run,seconds,bytes,guest_read (rows
 without an image column are the small image's).  Besides the
@@ -153,7 +158,29 @@ def image_section(w, img, data, failed, links, sizes, targets):
             t("hydration alone at least 0.90x curl's rate", f"{r:.2f}x", r >= 0.9)
 
 
+HEADER = "image,link,contender,run,seconds,bytes,guest_read"
+
+
+def merge(path, images, links):
+    """Drop RAW.CSV's rows of (image, link) pairs about to be measured."""
+    kept = []
+    if os.path.exists(path):
+        rows = open(path).read().splitlines()
+        old = bool(rows) and rows[0].startswith("link,")
+        for r in rows[1:]:
+            r = "small," + r if old else r
+            img, link = r.split(",")[:2]
+            if not (img in images and link in links):
+                kept.append(r)
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join([HEADER] + kept) + "\n")
+    os.replace(path + ".tmp", path)
+
+
 def main():
+    if sys.argv[1] == "--merge":
+        merge(sys.argv[2], sys.argv[3].split(), sys.argv[4].split())
+        return
     raw, out, accel = sys.argv[1:4]
     chart_dir = sys.argv[4] if len(sys.argv) > 4 else None
     outdir = os.path.dirname(os.path.abspath(out))
