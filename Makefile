@@ -41,7 +41,7 @@ HELPER_BINS = $(patsubst tests/helpers/%.c,$(B)/tests/helpers/%,$(HELPER_SRCS))
 PROGS = $(B)/vmferry $(B)/vmferry-server
 
 .PHONY: all deps check check-unit check-asan check-tsan check-faults check-valgrind demo bench \
-	format format-check lint clean install install-files test-image
+	format format-check lint clean install install-files test-image bench-image
 all: $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
 # `make V=1` shows the full commands.
@@ -160,8 +160,15 @@ deps:
 
 # The bootable test image, cached in build/ (git ignores it).
 test-image: build/test-image/test.img
-build/test-image/test.img: tests/qemu/mkimage.sh
+build/test-image/test.img: tests/qemu/mkimage.sh tests/qemu/image-lib.sh
 	tests/qemu/mkimage.sh $@ 1024
+
+# The bench's large Debian image (bench/mkimage-debian.sh: 4 GiB virtual,
+# a few minutes to build); make bench builds it when BENCH_IMAGES has
+# large.  Never part of make check.
+bench-image: build/bench-image/debian.img
+build/bench-image/debian.img: bench/mkimage-debian.sh tests/qemu/image-lib.sh
+	bench/mkimage-debian.sh $@
 
 check: deps
 	$(MAKE) all
@@ -201,7 +208,8 @@ check-faults: deps
 		exit $$st
 
 # Time to a booted VM against the peers (bench/bench.sh): writes
-# bench/results/RESULTS.md, raw.csv and boot.png.
+# bench/results/RESULTS.md, raw.csv and boot-IMAGE.png, for the small test
+# image and the large Debian one (BENCH_IMAGES).
 bench: deps
 	$(MAKE) all
 	$(MAKE) test-image
@@ -250,4 +258,4 @@ install-files:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(shell find $(B) -path '$(B)/test-image' -prune -o -type f -name '*.d' -print 2>/dev/null)
+-include $(shell find $(B) -path '$(B)/test-image' -prune -o -path '$(B)/bench-image' -prune -o -type f -name '*.d' -print 2>/dev/null)

@@ -3,10 +3,16 @@
 # make bench: seconds to a booted VM, vmferry side by side with what a
 # user would pick instead, all in one run (ratios, not absolute times:
 # this machine is noisy).  Writes bench/results/RESULTS.md (medians with
-# min and max), bench/results/raw.csv and bench/results/boot.png.
+# min and max), bench/results/raw.csv and bench/results/boot-IMAGE.png.
 #
-# Contenders, each booting the test image (tests/qemu/mkimage.sh) to its
-# marker line through QEMU (tests/qemu/boot.sh):
+# Images (BENCH_IMAGES, default both):
+#   small        the test image (tests/qemu/mkimage.sh): 1 GiB virtual, a
+#                busybox initramfs that checks 64 MiB of files
+#   large        the Debian image (bench/mkimage-debian.sh, built here if
+#                absent): 4 GiB virtual, Debian 12 booting through systemd
+#                and reading a few hundred MiB
+# Contenders, each booting the image to its marker line through QEMU
+# (tests/qemu/boot.sh):
 #   local        the file on local disk (the floor)
 #   download     curl of the whole image, then boot from the copy
 #   qemu-curl    QEMU's own curl block driver straight from the URL
@@ -27,10 +33,16 @@
 # trip from bench/delayproxy.py).  The local file boots on the first
 # link only.  bench/report.py writes RESULTS.md with the targets.
 # Usage: bench/bench.sh [RUNS]  (default 3; make bench runs it)
+#   BENCH_IMAGES="large"        a subset of images
 #   BENCH_LINKS="loopback far"  a subset of links
 #   BENCH_OUT=DIR               where the results go
 #   BENCH_CONTENDERS="local vmferry_cold"  a subset of contenders
 #   BENCH_FIGURES=0             skip bench/figures.sh (read, write, RSS)
+#   BENCH_ONCE_SECS=600         a contender whose first run on an image and
+#                               link takes longer runs only once there (a
+#                               download of 4 GiB on 20 Mbit/s is 29 min)
+# raw.csv keeps the rows of the images and links this run does not
+# measure, so subsets add up to one RESULTS.md.
 set -euo pipefail
 RUNS=${1:-${BENCH_RUNS:-3}}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,15 +53,36 @@ requires nginx
 requires httpdirfs
 requires nbdkit
 requires curl
-IMG=$TOP/build/test-image/test.img
-[ -f "$IMG" ] || fail "no test image: make test-image"
+IMAGES=(${BENCH_IMAGES:-small large})
+ONCE_SECS=${BENCH_ONCE_SECS:-600}
+# image_file IMAGE: the image's path; image_name IMAGE: its name on the
+# servers (vmferry-server's image, nginx's file without .img).
+image_file() {
+	case $1 in
+	small) echo "$TOP/build/test-image/test.img" ;;
+	large) echo "$TOP/build/bench-image/debian.img" ;;
+	*) fail "unknown image '$1' in BENCH_IMAGES (want small, large)" ;;
+	esac
+}
+image_name() {
+	case $1 in small) echo testvm ;; large) echo debianvm ;; esac
+}
+for IMAGE in "${IMAGES[@]}"; do
+	f=$(image_file "$IMAGE")
+	if [ "$IMAGE" = large ]; then
+		# Builds it when absent or older than its script (minutes).
+		"$TOP/bench/mkimage-debian.sh" "$f" || fail "building the large image"
+	fi
+	[ -f "$f" ] || fail "no $IMAGE image $f: make test-image"
+done
 OUT=${BENCH_OUT:-$TOP/bench/results}
 mkdir -p "$OUT"
-export VMFERRY_ACCEL=${VMFERRY_ACCEL:-$("$TOP/tests/qemu/accel.sh" "$IMG")}
+export VMFERRY_ACCEL=${VMFERRY_ACCEL:-$("$TOP/tests/qemu/accel.sh" "$(image_file "${IMAGES[0]}")")}
 # cache=writeback for everyone: QEMU's default, and httpdirfs cannot do
-# O_DIRECT.
+# O_DIRECT.  The large image through a slow peer on a slow link takes
+# minutes.
 export VMFERRY_QEMU_READONLY=1 VMFERRY_QEMU_CACHE=writeback VMFERRY_BOOT_LOG=/dev/null
-size=$(du -B1 "$IMG" | cut -f1) # the bytes that are not holes
+export VMFERRY_BOOT_TIMEOUT=${VMFERRY_BOOT_TIMEOUT:-1200}
 
 # The servers sit in a network namespace behind a veth pair, so that tc
 # can shape the link between them and the clients (bench/link.sh).
@@ -69,7 +102,9 @@ CACERT=$T/tls/cert.pem
 server_init "$T/srv"
 SERVER_DIR=$T/srv
 ADMIN_TOKEN_FILE=$T/srv/admin.token
-import_image testvm "$IMG"
+for IMAGE in "${IMAGES[@]}"; do
+	import_image "$(image_name "$IMAGE")" "$(image_file "$IMAGE")"
+done
 ip netns exec "$NS" "$VMFERRY_SERVER" serve "$T/srv" --listen "$NS_IP:8443" \
 	--cert "$T/tls/cert.pem" --key "$T/tls/key.pem" \
 	--max-connections-per-address 1000 \
@@ -81,7 +116,9 @@ wait_for_file "$T/server.ready" 30 || fail "vmferry-server did not start: $(cat 
 
 # nginx over HTTPS in the namespace, with the same certificate.
 mkdir -p "$T/www" "$T/nginx"
-ln -s "$IMG" "$T/www/test.img"
+for IMAGE in "${IMAGES[@]}"; do
+	ln -s "$(image_file "$IMAGE")" "$T/www/$(image_name "$IMAGE").img"
+done
 cat >"$T/nginx/nginx.conf" <<CONF
 daemon off;
 user root; # reads the test image and $T, both the bench runner's
@@ -129,7 +166,7 @@ start_delayproxy 8443 FAR_SERVER_PORT
 start_delayproxy 8444 FAR_NGINX_PORT
 
 # use_link LINK: shape the veth and point SERVER_URL (vmferry-server) and
-# URL (nginx) at the link.
+# WWW (nginx's directory) at the link.
 use_link() {
 	case $1 in
 	loopback) link_shape none ;;
@@ -138,12 +175,12 @@ use_link() {
 	esac
 	if [ "$1" = far ]; then
 		SERVER_URL="https://127.0.0.1:$FAR_SERVER_PORT"
-		URL="https://127.0.0.1:$FAR_NGINX_PORT/test.img"
+		WWW="https://127.0.0.1:$FAR_NGINX_PORT"
 	else
 		SERVER_URL="https://$NS_IP:8443"
-		URL="https://$NS_IP:8444/test.img"
+		WWW="https://$NS_IP:8444"
 	fi
-	local i
+	local i URL=$WWW/$(image_name "${IMAGES[0]}").img
 	for ((i = 0; i < 100; i++)); do
 		curl -sf --cacert "$CACERT" -o /dev/null -r 0-0 "$URL" && break
 		sleep 0.1
@@ -152,8 +189,16 @@ use_link() {
 	scurl -o /dev/null "$SERVER_URL/v1/stats" || fail "vmferry-server does not answer on $SERVER_URL"
 }
 
+# use_image IMAGE: point IMG, VM (the name on the servers) and URL at it.
+use_image() {
+	IMG=$(image_file "$1")
+	VM=$(image_name "$1")
+	URL=$WWW/$VM.img
+}
+
 secs() { sed -n 's/.*marker after \([0-9.]*\) s.*/\1/p' "$1"; }
-nginx_bytes() { awk '{s += $1} END {print s + 0}' "$T/nginx/access.log"; }
+# printf: awk's print turns sums over 2^31 into 4.29497e+09
+nginx_bytes() { awk '{s += $1} END {printf "%.0f\n", s}' "$T/nginx/access.log"; }
 boot() { # boot LOGNAME IMAGE: seconds to the marker; fails quietly
 	"$TOP/tests/qemu/boot.sh" "$2" >"$T/logs/boot-$1.out" 2>&1 || return 1
 	secs "$T/logs/boot-$1.out"
@@ -170,7 +215,7 @@ run_download() {
 	curl -sf --cacert "$CACERT" -o "$T/dl.img" "$URL" || return 1
 	e=$(date +%s.%N)
 	# The plain download's rate, for hydration's target.
-	echo "$LINK,curl,$run,$(echo "$e - $s" | bc),$(nginx_bytes)," >>"$OUT/raw.csv"
+	echo "$IMAGE,$LINK,curl,$run,$(echo "$e - $s" | bc),$(nginx_bytes)," >>"$OUT/raw.csv"
 	b=$(boot download "$T/dl.img") || return 1
 	rm -f "$T/dl.img"
 	echo "$(echo "$e - $s + $b" | bc) $(nginx_bytes)"
@@ -190,10 +235,10 @@ run_httpdirfs() {
 	# on nginx ("This web server does not support HTTP range requests",
 	# its issue #188) although nginx serves ranges; reads then return 0
 	# bytes.
-	httpdirfs --no-range-check --insecure-tls "${URL%test.img}" "$T/hd" >"$T/logs/httpdirfs.log" 2>&1 ||
+	httpdirfs --no-range-check --insecure-tls "$WWW/" "$T/hd" >"$T/logs/httpdirfs.log" 2>&1 ||
 		fail "httpdirfs: $(cat "$T/logs/httpdirfs.log")"
 	local t st=0
-	t=$(boot httpdirfs "$T/hd/test.img") || st=1
+	t=$(boot httpdirfs "$T/hd/$VM.img") || st=1
 	fusermount3 -u "$T/hd"
 	[ $st = 0 ] && echo "$t $(nginx_bytes)"
 }
@@ -212,8 +257,8 @@ vmferry_boot() { # vmferry_boot NAME [MOUNT OPTIONS]: boot from the mount
 	local name=$1 before t st=0 sent rd
 	shift
 	before=$(server_stat bytes_sent)
-	mount_image "$SERVER_URL/testvm" "$T/mnt" --read-only "$@"
-	t=$(boot "$name" "$T/mnt/testvm.img") || st=1
+	mount_image "$SERVER_URL/$VM" "$T/mnt" --read-only "$@"
+	t=$(boot "$name" "$T/mnt/$VM.img") || st=1
 	sent=$(($(server_stat bytes_sent) - before))
 	rd=$(mount_status read_bytes)
 	unmount "$T/mnt"
@@ -224,10 +269,10 @@ run_vmferry_cold() { rm -rf "$T/cache"; vmferry_boot vmferry-cold --no-profile; 
 # Cold with the image's boot profile: recorded once by a boot that is
 # not timed (its mount uploads the profile at unmount), then prefetched.
 run_vmferry_profiled() {
-	if [ ! -e "$T/profile-recorded" ]; then
+	if [ ! -e "$T/profile-recorded-$VM" ]; then
 		rm -rf "$T/cache"
 		vmferry_boot vmferry-recording >/dev/null || return 1
-		touch "$T/profile-recorded"
+		touch "$T/profile-recorded-$VM"
 	fi
 	rm -rf "$T/cache"
 	vmferry_boot vmferry-profiled
@@ -238,10 +283,10 @@ run_vmferry_warm() {
 		local s e before
 		before=$(server_stat bytes_sent)
 		s=$(date +%s.%N)
-		mount_image "$SERVER_URL/testvm" "$T/mnt" --read-only --no-profile
+		mount_image "$SERVER_URL/$VM" "$T/mnt" --read-only --no-profile
 		wait_hydrated 1200
 		e=$(date +%s.%N)
-		echo "$LINK,hydrate,$run,$(echo "$e - $s" | bc),$(($(server_stat bytes_sent) - before))," >>"$OUT/raw.csv"
+		echo "$IMAGE,$LINK,hydrate,$run,$(echo "$e - $s" | bc),$(($(server_stat bytes_sent) - before))," >>"$OUT/raw.csv"
 		unmount "$T/mnt"
 	fi
 	vmferry_boot vmferry-warm --no-profile
@@ -249,46 +294,78 @@ run_vmferry_warm() {
 
 LINKS=(${BENCH_LINKS:-loopback 100mbit 20mbit far})
 CONTENDERS=(${BENCH_CONTENDERS:-local download qemu_curl httpdirfs nbdkit vmferry_cold vmferry_profiled vmferry_warm})
-echo "link,contender,run,seconds,bytes,guest_read" >"$OUT/raw.csv"
+# raw.csv: this run's rows after the kept rows of the images and links
+# it does not measure (rows from before images had a column are the
+# small image's).  images.csv: each image's virtual and allocated bytes.
+python3 "$TOP/bench/report.py" --merge "$OUT/raw.csv" "${IMAGES[*]}" "${LINKS[*]}" ||
+	fail "merging raw.csv"
+{
+	echo "image,virtual,allocated"
+	[ -f "$OUT/images.csv" ] && grep -v '^image,' "$OUT/images.csv" |
+		grep -vE "^($(
+			IFS='|'
+			echo "${IMAGES[*]}"
+		))," || true
+	for IMAGE in "${IMAGES[@]}"; do
+		f=$(image_file "$IMAGE")
+		echo "$IMAGE,$(stat -L -c %s "$f"),$(du -L -B1 "$f" | cut -f1)"
+	done
+} >"$T/images.csv"
+mv "$T/images.csv" "$OUT/images.csv"
+
+declare -A once # IMAGE/LINK/contender: its first run took over ONCE_SECS
 for LINK in "${LINKS[@]}"; do
 	use_link "$LINK"
-	echo "== link $LINK: vmferry-server $SERVER_URL, nginx $URL"
+	echo "== link $LINK: vmferry-server $SERVER_URL, nginx $WWW"
 	for run in $(seq "$RUNS"); do
-		rm -rf "$T/cache"
-		for c in "${CONTENDERS[@]}"; do
-			# The local file does not depend on the link.
-			[ "$c" = local ] && [ "$LINK" != "${LINKS[0]}" ] && continue
-			if ! r=$("run_$c") || [ -z "$r" ]; then
-				echo "$LINK run $run: ${c//_/-} FAILED (see $T/logs)"
-				echo "$LINK,${c//_/-},$run,failed,0," >>"$OUT/raw.csv"
-				continue
-			fi
-			read -r sec sent rd <<<"$r"
-			echo "$LINK run $run: ${c//_/-} $sec s, $((sent / 1048576)) MiB from the server${rd:+, guest read $((rd / 1048576)) MiB}"
-			echo "$LINK,${c//_/-},$run,$sec,$sent,${rd:-}" >>"$OUT/raw.csv"
-			# The warm contender needs a complete copy: rebuild it
-			# after a cold run wiped it.
-			case $c in vmferry_cold | vmferry_profiled) rm -rf "$T/cache" ;; esac
+		for IMAGE in "${IMAGES[@]}"; do
+			use_image "$IMAGE"
+			rm -rf "$T/cache"
+			for c in "${CONTENDERS[@]}"; do
+				# The local file does not depend on the link.
+				[ "$c" = local ] && [ "$LINK" != "${LINKS[0]}" ] && continue
+				if [ -n "${once[$IMAGE/$LINK/$c]:-}" ]; then
+					echo "$IMAGE $LINK run $run: ${c//_/-} skipped (its first run took ${once[$IMAGE/$LINK/$c]} s > BENCH_ONCE_SECS=$ONCE_SECS)"
+					continue
+				fi
+				if ! r=$("run_$c") || [ -z "$r" ]; then
+					echo "$IMAGE $LINK run $run: ${c//_/-} FAILED (see $T/logs)"
+					echo "$IMAGE,$LINK,${c//_/-},$run,failed,0," >>"$OUT/raw.csv"
+					continue
+				fi
+				read -r sec sent rd <<<"$r"
+				echo "$IMAGE $LINK run $run: ${c//_/-} $sec s, $((sent / 1048576)) MiB from the server${rd:+, guest read $((rd / 1048576)) MiB}"
+				echo "$IMAGE,$LINK,${c//_/-},$run,$sec,$sent,${rd:-}" >>"$OUT/raw.csv"
+				if [ "$run" = 1 ] && [ "$(echo "$sec > $ONCE_SECS" | bc)" = 1 ]; then
+					once[$IMAGE/$LINK/$c]=$sec
+				fi
+				# The warm contender needs a complete copy: rebuild it
+				# after a cold run wiped it.
+				case $c in vmferry_cold | vmferry_profiled) rm -rf "$T/cache" ;; esac
+			done
 		done
 	done
 done
 link_shape none
 
-python3 "$TOP/bench/report.py" "$OUT/raw.csv" "$OUT/RESULTS.md" "$VMFERRY_ACCEL" "$RUNS" "$size" \
-	"${LINKS[0]}" "$T/boot.dat" || fail "report"
-# The read, write and memory figures (loopback): BENCH_FIGURES=0 skips.
+# The read, write and memory figures (loopback): BENCH_FIGURES=0 skips
+# them (RESULTS.md then keeps the last FIGURES.md).
 if [ "${BENCH_FIGURES:-1}" = 1 ]; then
-	"$TOP/bench/figures.sh" "$RUNS" >"$T/logs/figures.log" 2>&1 &&
-		cat "$OUT/FIGURES.md" >>"$OUT/RESULTS.md" ||
-		echo "bench/figures.sh failed: see $T/logs/figures.log" | tee -a "$OUT/RESULTS.md"
+	"$TOP/bench/figures.sh" "$RUNS" >"$T/logs/figures.log" 2>&1 ||
+		echo "bench/figures.sh failed: see $T/logs/figures.log" >"$OUT/FIGURES.md"
 fi
+python3 "$TOP/bench/report.py" "$OUT/raw.csv" "$OUT/RESULTS.md" "$VMFERRY_ACCEL" "$T" || fail "report"
 cat "$OUT/RESULTS.md"
 
 if command -v gnuplot >/dev/null; then
-	gnuplot <<GP 2>"$T/logs/gnuplot.log" || echo "gnuplot failed: $(cat "$T/logs/gnuplot.log")"
+	for dat in "$T"/boot-*.dat; do
+		img=$(basename "$dat" .dat)
+		img=${img#boot-}
+		nlinks=$(($(head -n 1 "$dat" | wc -w) - 1))
+		gnuplot <<GP 2>"$T/logs/gnuplot.log" || echo "gnuplot failed: $(cat "$T/logs/gnuplot.log")"
 set terminal png size 1000,540
-set output "$OUT/boot.png"
-set title "Seconds to a booted VM per contender and link ($VMFERRY_ACCEL), median"
+set output "$OUT/boot-$img.png"
+set title "Seconds to a booted VM per contender and link, $img image ($VMFERRY_ACCEL), median"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.7 border -1
@@ -297,7 +374,8 @@ set key top left
 set ylabel "seconds"
 set xtics rotate by -30
 set logscale y # a download on 20 Mbit/s takes minutes, a boot seconds
-plot for [i=2:$((${#LINKS[@]} + 1))] "$T/boot.dat" using i:xtic(1) title columnheader(i)
+plot for [i=2:$((nlinks + 1))] "$dat" using i:xtic(1) title columnheader(i)
 GP
+	done
 fi
-echo "results: $OUT/RESULTS.md, $OUT/raw.csv, $OUT/boot.png"
+echo "results: $OUT/RESULTS.md, $OUT/raw.csv, $OUT/boot-*.png"

@@ -5,7 +5,8 @@
 # far link's latency comes from bench/delayproxy.py).
 #
 #   link_create          the namespace $NS (10.231.0.2 inside,
-#                        10.231.0.1 here), unshaped
+#                        10.231.0.1 here; BENCH_SUBNET=10.232.0 for
+#                        another bench at the same time), unshaped
 #   link_shape RATE|none shape both directions to RATE (tc syntax:
 #                        100mbit, 20mbit), or remove the shaping
 #   link_destroy         remove the namespace and the pair
@@ -13,8 +14,8 @@
 # Nothing listens outside the namespace and 127.0.0.1.
 
 NS=${BENCH_NS:-vmfbench$$}
-NS_IP=10.231.0.2
-HOST_IP=10.231.0.1
+NS_IP=${BENCH_SUBNET:-10.231.0}.2
+HOST_IP=${BENCH_SUBNET:-10.231.0}.1
 VETH_HOST=vmfb$$h
 VETH_NS=vmfb$$n
 FAR_RATE=${BENCH_FAR_RATE:-100mbit}

@@ -2,14 +2,24 @@
 # SPDX-License-Identifier: MIT
 """bench/results/RESULTS.md (and the chart's data) from bench/bench.sh's raw.csv.
 
-    report.py RAW.CSV RESULTS.MD ACCEL RUNS IMAGE_SIZE FIRST_LINK [CHART.DAT]
+    report.py RAW.CSV RESULTS.MD ACCEL [CHART_DIR]
+    report.py --merge RAW.CSV "IMAGE..." "LINK..."
 
-raw.csv rows: link,contender,run,seconds,bytes,guest_read.  Besides the
+--merge starts a run of bench.sh: RAW.CSV keeps only the rows of the
+images and links the run does not measure (the run appends its own), so
+subsets of images and links add up to one RESULTS.md.
+
+raw.csv rows: image,link,contender,run,seconds,bytes,guest_read (rows
+without an image column are the small image's).  Besides the
 boot contenders it holds "curl" (the plain download alone) and
 "hydrate" (a vmferry mount's background hydration alone, to a complete
 copy).  Every ratio is between figures of the same run of the bench.
 Targets are issue 6's; a missed one is reported with its ratio, never
-hidden.
+hidden.  Next to RESULTS.MD: images.csv (image,virtual,allocated: the
+images' sizes, from bench.sh), NOTES.md (hand-written: how the file was
+made and why targets are missed; inserted after the introduction) and
+FIGURES.md (bench/figures.sh; appended).  With CHART_DIR, writes
+CHART_DIR/boot-IMAGE.dat per image for gnuplot.
 """
 import csv
 import datetime
@@ -36,122 +46,196 @@ def med(values):
     return statistics.median(values) if values else None
 
 
-def main():
-    raw, out, accel, runs, size, first = sys.argv[1:7]
-    chart = sys.argv[7] if len(sys.argv) > 7 else None
-    rows = list(csv.DictReader(open(raw)))
-    links = []
-    data = {}  # (link, contender) -> [(secs, bytes, guest_read)]
-    failed = {}
-    for r in rows:
+IMAGES = {
+    "small": ("the small test image", "`tests/qemu/mkimage.sh`",
+              "a busybox initramfs that checks 64 MiB of files through virtio"),
+    "large": ("the Debian image", "`bench/mkimage-debian.sh`",
+              "Debian 12 booting through systemd (udev, journald, dbus, logind, cron, sshd), "
+              "then python3 with numpy, gcc, perl and git, then a fixed 256 MiB "
+              "working set of files under /usr read and checked"),
+}
+
+
+def load(raw):
+    """{image: {(link, contender): [(secs, bytes, guest_read)]}}, failures, links in order."""
+    data, failed, links = {}, {}, {}
+    for r in csv.DictReader(open(raw)):
+        img = r.get("image") or "small"
         key = (r["link"], r["contender"])
-        if r["link"] not in links:
-            links.append(r["link"])
-        data.setdefault(key, [])
+        links.setdefault(img, [])
+        if r["link"] not in links[img]:
+            links[img].append(r["link"])
+        d = data.setdefault(img, {})
+        d.setdefault(key, [])
         if r["seconds"] == "failed":
-            failed[key] = failed.get(key, 0) + 1
+            failed[(img,) + key] = failed.get((img,) + key, 0) + 1
             continue
         gr = int(r["guest_read"]) if r.get("guest_read") else None
-        data[key].append((float(r["seconds"]), int(r["bytes"]), gr))
+        d[key].append((float(r["seconds"]), int(r["bytes"]), gr))
+    return data, failed, links
 
+
+def image_sizes(path):
+    """{image: (virtual bytes, allocated bytes)} from bench.sh's images.csv."""
+    sizes = {}
+    if os.path.exists(path):
+        for r in csv.DictReader(open(path)):
+            sizes[r["image"]] = (int(r["virtual"]), int(r["allocated"]))
+    return sizes
+
+
+def image_section(w, img, data, failed, links, sizes, targets):
+    """The tables of one image, one per link; its targets go to targets."""
     def secs(link, c):
         return [s for s, _, _ in data.get((link, c), [])]
 
-    local = med(secs(first, "local"))
-    lines = []
-    w = lines.append
-    w("# vmferry benchmark results\n")
-    w(f"Written by `make bench` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC: "
-      f"the test image (1 GiB virtual, {int(size) // 1048576} MiB of it allocated, "
-      "`tests/qemu/mkimage.sh`) booted to its marker line; "
-      f"{runs} runs per contender and link, contenders interleaved; QEMU accelerator: {accel}.  "
-      "The servers (vmferry-server for vmferry, nginx for the peers) run in a network namespace "
-      "behind a veth pair: `loopback` is that pair unshaped (kernel to kernel), `100mbit` and "
-      "`20mbit` shape both directions with tc tbf, `far` is 100 Mbit/s plus 40 ms round trip "
-      "added by `bench/delayproxy.py`.  Seconds to the marker (median, min-max), MiB the server "
-      "sent by then, and for vmferry the MiB the guest read through the mount.  Ratios are "
-      "against the fastest peer (download, qemu-curl, httpdirfs, nbdkit) in the same run.\n")
-    targets = []
+    # The local file does not depend on the link: it boots on the first;
+    # other links use its median over all runs.
+    local_all = med([s for (_, c), v in data.items() if c == "local" for s, _, _ in v])
     for link in links:
+        local = med(secs(link, "local")) or local_all
         peers = {c: med(secs(link, c)) for c in PEERS if secs(link, c)}
         best_c = min(peers, key=peers.get) if peers else None
         best = peers.get(best_c)
-        w(f"## {link}\n")
-        w("| contender | seconds (median) | min | max | MiB sent | guest read MiB | vs fastest peer |")
-        w("|---|---|---|---|---|---|---|")
+        w(f"### {img} image, {link}\n")
+        w("| contender | runs | seconds (median) | min | max | MiB sent | guest read MiB | vs fastest peer |")
+        w("|---|---|---|---|---|---|---|---|")
         for c in ORDER:
             key = (link, c)
             if key not in data:
                 continue
             v = data[key]
+            nfail = failed.get((img,) + key, 0)
             if not v:
-                w(f"| {c} | failed ({failed.get(key, 0)} of {runs} runs did not boot) | | | | | |")
+                w(f"| {c} | {nfail} | failed ({nfail} runs did not boot) | | | | | |")
                 continue
             s = [x for x, _, _ in v]
             b = med([y for _, y, _ in v])
             g = [z for _, _, z in v if z is not None]
-            name = c + (f" ({failed[key]} failed runs)" if failed.get(key) else "")
+            name = c + (f" ({nfail} failed runs)" if nfail else "")
             ratio = f"{med(s) / best:.2f}x" if best else "-"
             gtxt = f"{med(g) / MIB:.0f}" if g else ""
-            w(f"| {name} | {med(s):.2f} | {min(s):.2f} | {max(s):.2f} | {b / MIB:.0f} | {gtxt} | {ratio} |")
+            w(f"| {name} | {len(s)} | {med(s):.2f} | {min(s):.2f} | {max(s):.2f} | {b / MIB:.0f} | {gtxt} | {ratio} |")
         w("")
         cold = data.get((link, "vmferry-cold"), [])
         cold_s = med([x for x, _, _ in cold])
         rate = link_rate(link)
-        # Targets.
+        t = lambda what, got, ok: targets.append((img, link, what, got, ok))
         if cold_s and best:
             limit = 1.0 if link == "loopback" else 0.75
             r = cold_s / best
-            targets.append((link, f"cold boot vs fastest peer ({best_c}) at most {limit:.2f}x",
-                            f"{r:.2f}x", r <= limit))
+            t(f"cold boot vs fastest peer ({best_c}) at most {limit:.2f}x", f"{r:.2f}x", r <= limit)
         dl = med(secs(link, "download"))
         if cold_s and dl and link == "20mbit":
             r = cold_s / dl
-            targets.append((link, "cold boot at most 0.20x download-then-boot", f"{r:.2f}x", r <= 0.2))
+            t("cold boot at most 0.20x download-then-boot", f"{r:.2f}x", r <= 0.2)
         sent = [(y, z) for _, y, z in cold if z]
         if sent:
             r = med([y / z for y, z in sent])
-            targets.append((link, "bytes sent before the marker at most 1.3x the guest's reads",
-                            f"{r:.2f}x", r <= 1.3))
+            t("bytes sent before the marker at most 1.3x the guest's reads", f"{r:.2f}x", r <= 1.3)
         g = [z for _, _, z in cold if z]
         prof = data.get((link, "vmferry-profiled"), [])
         prof_s = med([x for x, _, _ in prof])
         if prof_s and best:
             limit = 1.0 if link == "loopback" else 0.75
             r = prof_s / best
-            targets.append((link, f"profiled cold boot vs fastest peer ({best_c}) at most {limit:.2f}x",
-                            f"{r:.2f}x", r <= limit))
+            t(f"profiled cold boot vs fastest peer ({best_c}) at most {limit:.2f}x", f"{r:.2f}x", r <= limit)
         if local and g:
             phys = max(local, med(g) / rate) if rate else local
             for what, secs_ in (("cold boot without a profile", cold_s), ("cold boot with a boot profile", prof_s)):
                 if not secs_:
                     continue
                 r = secs_ / phys
-                targets.append((link, f"{what} within 1.2x of the link's limit max(local boot, guest read / rate) = {phys:.1f} s"
-                                + (" (the target applies with a profile)" if "without" in what else ""),
-                                f"{r:.2f}x", r <= 1.2))
+                t(f"{what} within 1.2x of the link's limit max(local boot, guest read / rate) = {phys:.1f} s"
+                  + (" (the target applies with a profile)" if "without" in what else ""),
+                  f"{r:.2f}x", r <= 1.2)
         c_rate = [b / s for s, b, _ in data.get((link, "curl"), []) if s > 0]
         h_rate = [b / s for s, b, _ in data.get((link, "hydrate"), []) if s > 0]
         if c_rate and h_rate:
             r = med(h_rate) / med(c_rate)
             w(f"Plain download (curl) {med(c_rate) / MIB:.1f} MiB/s; vmferry's hydration alone "
               f"{med(h_rate) / MIB:.1f} MiB/s of data blocks.\n")
-            targets.append((link, "hydration alone at least 0.90x curl's rate", f"{r:.2f}x", r >= 0.9))
-    w("## Targets\n")
-    w("| link | target | measured | met |")
-    w("|---|---|---|---|")
-    for link, what, got, ok in targets:
-        w(f"| {link} | {what} | {got} | {'yes' if ok else '**no**'} |")
+            t("hydration alone at least 0.90x curl's rate", f"{r:.2f}x", r >= 0.9)
+
+
+HEADER = "image,link,contender,run,seconds,bytes,guest_read"
+
+
+def merge(path, images, links):
+    """Drop RAW.CSV's rows of (image, link) pairs about to be measured."""
+    kept = []
+    if os.path.exists(path):
+        rows = open(path).read().splitlines()
+        old = bool(rows) and rows[0].startswith("link,")
+        for r in rows[1:]:
+            r = "small," + r if old else r
+            img, link = r.split(",")[:2]
+            if not (img in images and link in links):
+                kept.append(r)
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join([HEADER] + kept) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def main():
+    if sys.argv[1] == "--merge":
+        merge(sys.argv[2], sys.argv[3].split(), sys.argv[4].split())
+        return
+    raw, out, accel = sys.argv[1:4]
+    chart_dir = sys.argv[4] if len(sys.argv) > 4 else None
+    outdir = os.path.dirname(os.path.abspath(out))
+    data, failed, links = load(raw)
+    sizes = image_sizes(os.path.join(outdir, "images.csv"))
+    lines = []
+    w = lines.append
+    w("# vmferry benchmark results\n")
+    w(f"Written by `make bench` (`bench/report.py`) on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC.  "
+      f"QEMU accelerator: {accel}.  Each contender boots the image to its marker line; "
+      "contenders are interleaved within a run, and a contender whose first run on a link took "
+      "longer than `BENCH_ONCE_SECS` runs once there (the runs column says how many).  "
+      "The servers (vmferry-server for vmferry, nginx for the peers) run in a network namespace "
+      "behind a veth pair: `loopback` is that pair unshaped (kernel to kernel), `100mbit` and "
+      "`20mbit` shape both directions with tc tbf, `far` is 100 Mbit/s plus 40 ms round trip "
+      "added by `bench/delayproxy.py`.  Seconds to the marker (median, min-max), MiB the server "
+      "sent by then, and for vmferry the MiB the guest read through the mount.  Ratios are "
+      "against the fastest peer (download, qemu-curl, httpdirfs, nbdkit) in the same run.\n")
+    w("Images:\n")
+    for img in data:
+        name, script, what = IMAGES.get(img, (img, "?", "?"))
+        size = sizes.get(img)
+        stxt = (f"{size[0] / 2**30:.0f} GiB virtual, {size[1] // 1048576} MiB of it allocated"
+                if size else "size not recorded")
+        w(f"- `{img}`: {name} ({stxt}, {script}): {what}.")
     w("")
+    notes = os.path.join(outdir, "NOTES.md")
+    if os.path.exists(notes):
+        w(open(notes).read().rstrip() + "\n")
+    targets = []
+    for img in data:
+        w(f"## {IMAGES.get(img, (img,))[0]} (`{img}`)\n")
+        image_section(w, img, data[img], failed, links[img], sizes, targets)
+    for img in data:
+        w(f"## Targets, {img} image\n")
+        w("| link | target | measured | met |")
+        w("|---|---|---|---|")
+        for i, link, what, got, ok in targets:
+            if i == img:
+                w(f"| {link} | {what} | {got} | {'yes' if ok else '**no**'} |")
+        w("")
+    figures = os.path.join(outdir, "FIGURES.md")
+    if os.path.exists(figures):
+        w(open(figures).read().rstrip() + "\n")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
-    if chart:
-        with open(chart, "w") as f:
-            f.write("contender " + " ".join(links) + "\n")
-            for c in ORDER:
-                vals = [med(secs(link, c)) for link in links]
-                if any(v is not None for v in vals):
-                    f.write(c + " " + " ".join("%.2f" % v if v is not None else "?" for v in vals) + "\n")
+    if chart_dir:
+        for img in data:
+            d = data[img]
+            with open(os.path.join(chart_dir, f"boot-{img}.dat"), "w") as f:
+                f.write("contender " + " ".join(links[img]) + "\n")
+                for c in ORDER:
+                    vals = [med([s for s, _, _ in d.get((link, c), [])]) for link in links[img]]
+                    if any(v is not None for v in vals):
+                        f.write(c + " " + " ".join("%.2f" % v if v is not None else "?" for v in vals) + "\n")
 
 
 if __name__ == "__main__":

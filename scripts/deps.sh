@@ -14,6 +14,8 @@ pkgs=(
 	qemu-block-extra
 	# make bench: the peers and the chart (bench/bench.sh)
 	nginx-light httpdirfs nbdkit gnuplot-nox iproute2
+	# its large Debian image (bench/mkimage-debian.sh)
+	mmdebstrap
 	# plain-server tests (tests/integration/06x): an FTP server
 	python3-pyftpdlib
 	# the server's web page, driven in headless Chromium (tests/web/)

@@ -37,24 +37,7 @@ prog=mkimage
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 
-die() {
-	echo "$prog: error: $*" >&2
-	exit 1
-}
-
-info() {
-	echo "$prog: $*" >&2
-}
-
-usage() {
-	echo "usage: $0 OUT.img [SIZE_MIB]" >&2
-	exit 2
-}
-
-[[ $# -ge 1 && $# -le 2 ]] || usage
-[[ $1 != -* ]] || usage
-out=$1
-size_mib=${2:-1024}
+source "$here/image-lib.sh"
 
 # Geometry, in MiB.  The FAT partition starts at 1 MiB (sector 2048) as
 # fdisk would place it; the ext4 partition follows and fills the disk.
@@ -63,16 +46,11 @@ fat_mib=64
 ext_start_mib=$((fat_start_mib + fat_mib))
 min_size_mib=160 # 65 MiB before ext4, 64 MiB of data, journal and tables
 
-[[ $size_mib =~ ^[0-9]+$ ]] || die "SIZE_MIB must be a number of MiB, not '$size_mib'"
-((size_mib >= min_size_mib)) || die "SIZE_MIB must be at least $min_size_mib (got $size_mib)"
-((size_mib <= 2097151)) || die "SIZE_MIB too large for an MBR disk (got $size_mib)"
+img_args MiB 1024 "$min_size_mib" 2097151 "$@"
+size_mib=$size
 ext_mib=$((size_mib - ext_start_mib))
 
-uptodate() {
-	[[ -f $out && $out -nt $self ]]
-}
-
-if uptodate; then
+if img_uptodate; then
 	exit 0
 fi
 
@@ -83,70 +61,22 @@ work=$(dirname "$out")/mkimage-work
 
 # ---- host tools: install only what is missing --------------------------------
 
-mbr_bin=/usr/lib/syslinux/mbr/mbr.bin
-
 busybox_static() {
 	local status
 	status=$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null) || return 1
 	[[ $status == "install ok installed" ]]
 }
 
-missing=()
-need() { # need PACKAGE COMMAND-OR-PATH...
-	local pkg=$1 what
-	shift
-	for what in "$@"; do
-		if [[ $what == /* ]]; then
-			[[ -e $what ]] && continue
-		else
-			command -v "$what" >/dev/null 2>&1 && continue
-			# sbin tools may be off a non-root PATH
-			[[ -x /usr/sbin/$what || -x /sbin/$what ]] && continue
-		fi
-		missing+=("$pkg")
-		return
-	done
-}
-need syslinux syslinux
-need syslinux-common "$mbr_bin"
-need mtools mcopy mdir
-need dosfstools mkfs.fat
-need e2fsprogs mkfs.ext4
+need_image_tools
 need cpio cpio
 need kmod depmod modprobe
-need fdisk sfdisk
-need qemu-system-x86 qemu-system-x86_64
 busybox_static || missing+=(busybox-static)
 
-if ((${#missing[@]})); then
-	if ((EUID != 0)); then
-		die "missing host packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})"
-	fi
-	info "installing missing host packages: ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
-		die "apt-get install ${missing[*]} failed (has 'apt-get update' been run?)"
-fi
-PATH=$PATH:/usr/sbin:/sbin
-export MTOOLS_SKIP_CHECK=1
+install_missing
 
 # ---- work dir, lock ---------------------------------------------------------
 
-mkdir -p "$work/debs" || die "cannot create $work"
-# Tests may build the same image in parallel: one builds, the others wait
-# and then find it up to date.
-exec 9>"$work/lock"
-flock 9 || die "cannot lock $work/lock"
-if uptodate; then
-	exit 0
-fi
-
-build=$(mktemp -d "$work/build.XXXXXX")
-tmp_out="$out.tmp"
-cleanup() {
-	rm -rf "$build"
-	rm -f "$tmp_out"
-}
-trap cleanup EXIT
+img_begin "$work"
 
 # ---- kernel -----------------------------------------------------------------
 
@@ -338,25 +268,9 @@ initrd="$build/initrd.gz"
 
 # ---- FAT boot partition -----------------------------------------------------
 
-cat >"$build/syslinux.cfg" <<'EOF'
-SERIAL 0 115200
-DEFAULT vmferry
-PROMPT 0
-TIMEOUT 0
-LABEL vmferry
-  KERNEL /vmlinuz
-  INITRD /initrd.gz
-  APPEND console=ttyS0,115200 quiet loglevel=3 panic=-1
-EOF
-
 fat="$build/fat.img"
-truncate -s "${fat_mib}M" "$fat"
-# -h: hidden sectors = partition start, what a partitioned FAT must say.
-mkfs.fat -F 16 -n VMFBOOT -h $((fat_start_mib * 2048)) "$fat" >/dev/null ||
-	die "mkfs.fat failed"
-mcopy -i "$fat" -o "$vmlinuz" ::/vmlinuz || die "mcopy vmlinuz failed"
-mcopy -i "$fat" -o "$initrd" ::/initrd.gz || die "mcopy initrd.gz failed"
-mcopy -i "$fat" -o "$build/syslinux.cfg" ::/syslinux.cfg || die "mcopy syslinux.cfg failed"
+img_fat "$fat" "$fat_mib" "$fat_start_mib" \
+	"console=ttyS0,115200 quiet loglevel=3 panic=-1" "$vmlinuz" "$initrd"
 
 # ---- ext4 data partition ----------------------------------------------------
 
@@ -370,41 +284,18 @@ done
 (cd "$data" && sha256sum data-*.bin >SHA256SUMS)
 
 ext="$build/ext4.img"
-truncate -s "${ext_mib}M" "$ext"
-mkfs.ext4 -q -F -L vmfdata -m 0 -E nodiscard,root_owner=0:0 -d "$data" "$ext" ||
-	die "mkfs.ext4 failed"
+img_ext4 "$ext" "$ext_mib" vmfdata "$data"
 rm -rf "$data"
 
 # ---- assemble ---------------------------------------------------------------
 
-rm -f "$tmp_out"
-truncate -s "${size_mib}M" "$tmp_out"
-sfdisk --quiet --no-reread --no-tell-kernel "$tmp_out" >/dev/null <<EOF || die "sfdisk failed"
-label: dos
-unit: sectors
-
-start=$((fat_start_mib * 2048)), size=$((fat_mib * 2048)), type=e, bootable
-start=$((ext_start_mib * 2048)), size=$((ext_mib * 2048)), type=83
-EOF
-# Boot code only: the first 440 bytes, before the disk id and partitions.
-dd if="$mbr_bin" of="$tmp_out" bs=440 count=1 conv=notrunc status=none ||
-	die "cannot write $mbr_bin"
-dd if="$fat" of="$tmp_out" bs=1M seek="$fat_start_mib" conv=notrunc,sparse status=none ||
-	die "cannot write the FAT partition"
-dd if="$ext" of="$tmp_out" bs=1M seek="$ext_start_mib" conv=notrunc,sparse status=none ||
-	die "cannot write the ext4 partition"
-rm -f "$fat" "$ext"
-syslinux --install --offset $((fat_start_mib * 1048576)) "$tmp_out" ||
-	die "syslinux --install failed"
+img_assemble "$tmp_out" "$size_mib" "$fat_start_mib" "$fat_mib" "$ext_start_mib" "$ext_mib" \
+	"$fat" "$ext"
 rm -rf "$kroot"
 
 # ---- self-check -------------------------------------------------------------
 
-if [[ ${VMFERRY_MKIMAGE_NOCHECK:-0} != 1 ]]; then
-	info "boot-checking the image (log: $work/selfcheck.log)"
-	VMFERRY_QEMU_READONLY=1 VMFERRY_BOOT_LOG="$work/selfcheck.log" \
-		"$here/boot.sh" "$tmp_out" >&2 || die "the new image does not boot (see $work/selfcheck.log)"
-fi
+img_selfcheck "$tmp_out" "$work/selfcheck.log"
 
 mv -f "$tmp_out" "$out"
 info "wrote $out (${size_mib} MiB)"
