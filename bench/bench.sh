@@ -22,6 +22,8 @@
 #   vmferry-profiled  the same, with the image's boot profile prefetched
 #                (recorded by one untimed boot first)
 #   vmferry-warm the same with the copy complete
+#   vmferry-nozstd  vmferry-cold with compressed transfer off
+#                (--no-compress), for the bytes and seconds zstd saves
 # The peers read from nginx over HTTPS, vmferry from vmferry-server; both
 # use the same certificate and run in a network namespace behind a veth
 # pair (bench/link.sh).  Figures: seconds to the marker, the bytes the
@@ -266,6 +268,11 @@ vmferry_boot() { # vmferry_boot NAME [MOUNT OPTIONS]: boot from the mount
 }
 # Cold: an empty cache, no boot profile (recorded nor used).
 run_vmferry_cold() { rm -rf "$T/cache"; vmferry_boot vmferry-cold --no-profile; }
+# The same, the blocks sent as they are (no zstd ranges).
+run_vmferry_nozstd() {
+	rm -rf "$T/cache"
+	vmferry_boot vmferry-nozstd --no-profile --no-compress
+}
 # Cold with the image's boot profile: recorded once by a boot that is
 # not timed (its mount uploads the profile at unmount), then prefetched.
 run_vmferry_profiled() {
@@ -293,7 +300,7 @@ run_vmferry_warm() {
 }
 
 LINKS=(${BENCH_LINKS:-loopback 100mbit 20mbit far})
-CONTENDERS=(${BENCH_CONTENDERS:-local download qemu_curl httpdirfs nbdkit vmferry_cold vmferry_profiled vmferry_warm})
+CONTENDERS=(${BENCH_CONTENDERS:-local download qemu_curl httpdirfs nbdkit vmferry_cold vmferry_nozstd vmferry_profiled vmferry_warm})
 # raw.csv: this run's rows after the kept rows of the images and links
 # it does not measure (rows from before images had a column are the
 # small image's).  images.csv: each image's virtual and allocated bytes.
@@ -341,7 +348,7 @@ for LINK in "${LINKS[@]}"; do
 				fi
 				# The warm contender needs a complete copy: rebuild it
 				# after a cold run wiped it.
-				case $c in vmferry_cold | vmferry_profiled) rm -rf "$T/cache" ;; esac
+				case $c in vmferry_cold | vmferry_nozstd | vmferry_profiled) rm -rf "$T/cache" ;; esac
 			done
 		done
 	done

@@ -29,7 +29,7 @@ import sys
 
 PEERS = ("download", "qemu-curl", "httpdirfs", "nbdkit-curl", "nbdkit")
 ORDER = ("local", "download", "qemu-curl", "httpdirfs", "nbdkit",
-         "vmferry-cold", "vmferry-profiled", "vmferry-warm")
+         "vmferry-cold", "vmferry-nozstd", "vmferry-profiled", "vmferry-warm")
 MIB = 1048576.0
 
 
@@ -119,6 +119,13 @@ def image_section(w, img, data, failed, links, sizes, targets):
         w("")
         cold = data.get((link, "vmferry-cold"), [])
         cold_s = med([x for x, _, _ in cold])
+        raw_ = data.get((link, "vmferry-nozstd"), [])
+        if cold and raw_:
+            zs, zb = med([x for x, _, _ in cold]), med([y for _, y, _ in cold])
+            rs, rb = med([x for x, _, _ in raw_]), med([y for _, y, _ in raw_])
+            w(f"Compressed transfer (zstd ranges): a cold boot took {zs:.2f} s with {zb / MIB:.0f} MiB sent, "
+              f"and {rs:.2f} s with {rb / MIB:.0f} MiB without (`--no-compress`): "
+              f"{zb / rb:.2f}x the bytes, {zs / rs:.2f}x the seconds.\n")
         rate = link_rate(link)
         t = lambda what, got, ok: targets.append((img, link, what, got, ok))
         if cold_s and best:
