@@ -62,9 +62,21 @@ err=$(vmf run testvm --local --qemu /bin/true "${tls[@]}" --cache "$T/cache" \
 	--key-file "$T/user.key" 2>&1 </dev/null) || st=$?
 [ "$st" = 1 ] && echo "$err" | grep -q "cannot run it locally: image testvm is leased to admin@vmferry-server (remote)" ||
 	fail "a local run while it runs on the server: $st $err"
+# Stopped this early the guest may not have written yet, and an
+# unchanged disk makes no version: change it for certain, in a corner
+# the guest never touches, so the version to expect does not depend on
+# the guest's timing.
+mark_disk() { # mark_disk MARK: write MARK 1 MiB before the end of the VM's disk
+	local disk=$SERVER_DIR/run/testvm/disk.img
+	printf '%s' "$1" | dd of="$disk" bs=1 seek=$(($(stat -c %s "$disk") - 1048576)) \
+		conv=notrunc status=none || fail "cannot mark the VM's disk"
+}
+mark2=VMFERRY-MARK-$(openssl rand -hex 8)
+mark_disk "$mark2"
 out=$(vmf stop testvm "${tls[@]}") || fail "stop failed: $out"
 echo "$out"
 echo "$out" | grep -q "stopped: testvm is version 3" || fail "stop: $out"
+version_holds testvm 3 "$mark2" || fail "version 3 does not hold the disk's change"
 st=0
 wait "$run_pid" || st=$?
 cat "$T/logs/run2.err"
@@ -79,6 +91,8 @@ err=$(vmf stop testvm "${tls[@]}" 2>&1) || st=$?
 VMFERRY_SERVER=$SERVER_URL "$VMFERRY" run testvm --remote "${tls[@]}" </dev/null >"$T/logs/console3.log" 2>"$T/logs/run3.err" &
 run_pid=$!
 wait_boot_start "$T/logs/console3.log" "$run_pid"
+mark3=VMFERRY-MARK-$(openssl rand -hex 8)
+mark_disk "$mark3"
 kill "$run_pid"
 st=0
 wait "$run_pid" || st=$?
@@ -91,6 +105,7 @@ echo "$out" | grep -q "^4 .* admin " || fail "the server did not commit its VM's
 # A server that crashes with a VM running leaves a "remote" lease under
 # which nothing runs: the next server breaks it as it starts.
 start_server "$T/srv" --vm-grace 1
+version_holds testvm 4 "$mark3" || fail "version 4 does not hold the disk's change"
 scurl -X POST "$SERVER_URL/v1/images/testvm/vm" >/dev/null
 [ "$(image_field testvm lease)" != None ] || fail "no lease for the server's VM"
 kill -9 "$SERVER_PID"
