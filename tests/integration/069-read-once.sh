@@ -3,8 +3,8 @@
 # A sequential reader and hydration fetch each block once between them:
 # an image read whole through a fresh mount while hydration runs (which
 # follows the reader) reads back right, and the server sends its data
-# blocks once, not the reader's read-ahead and hydration both.  Then the
-# complete copy reads back right from the cache alone.
+# blocks once (within 5%), not the reader's read-ahead and hydration
+# both.  Then the complete copy reads back right from the cache alone.
 source "$(dirname "$0")/../lib.sh"
 requires_fuse
 requires python3
@@ -33,7 +33,12 @@ for run in 1 2 3; do
 	sent=$(($(server_stat data_bytes) - before))
 	fetched=$(mount_status bytes_fetched)
 	echo "run $run: image data $data bytes, server sent $sent, mount fetched $fetched"
-	[ "$sent" = "$data" ] || fail "run $run: the server sent $sent data bytes for $data (some blocks fetched twice)"
+	# Once each, bar the blocks a reader refetched after waiting its
+	# bound (IMAGE_BG_WAIT_NS, 2 s) for hydration's slower request: a
+	# slow machine (ASan, load) sees a few; the bug this guards against
+	# (read-ahead and hydration both fetching) sent 1.4x.
+	[ "$sent" -ge "$data" ] && [ "$sent" -le $((data + data / 20)) ] ||
+		fail "run $run: the server sent $sent data bytes for $data (over 5% fetched twice)"
 	[ "$(mount_status verify_failures)" = 0 ] || fail "run $run: verify failures"
 	unmount "$T/mnt"
 done
