@@ -23,6 +23,8 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import (NoSuchElementException,
+                                        StaleElementReferenceException)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -45,7 +47,25 @@ def step(msg):
 
 
 def wait(cond, secs=30):
-    return WebDriverWait(driver, secs, poll_frequency=0.2).until(cond)
+    # The page redraws its rows as it polls: an element found a moment
+    # ago may be gone (stale); look again.
+    return WebDriverWait(driver, secs, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException,
+                                             StaleElementReferenceException)).until(cond)
+
+
+def in_row(name, fn):
+    """fn(row element), the row found afresh if the page redrew it."""
+    return wait(lambda d: (fn(row(name)),))[0]
+
+
+def click_in_row(name, css):
+    """Click the element css in name's row, found afresh if the page
+    redrew the row between finding and clicking."""
+    def go(d):
+        row(name).find_element(By.CSS_SELECTOR, css).click()
+        return True
+    wait(go)
 
 
 def row(name):
@@ -103,8 +123,7 @@ def display_check():
     if not os.environ.get("RFB_SIZE_CMD"):
         step("no RFB_SIZE_CMD: display not checked")
         return
-    btn = wait(lambda d: row(RUN).find_elements(By.CSS_SELECTOR, "button.display"))
-    btn[0].click()
+    click_in_row(RUN, "button.display")
     wait(lambda d: d.find_element(By.ID, "display").get_attribute("data-state") == "connected",
          secs=60)
     step("Display pressed: noVNC connected (%r)" % driver.find_element(By.ID, "message").text)
@@ -163,39 +182,39 @@ try:
     login(token)
     wait(EC.visibility_of_element_located((By.ID, "images")))
     wait(lambda d: row_state("testvm")(d) == "idle" and row_state("vm2")(d) == "local")
-    step("logged in; testvm idle, vm2 %r" % row("vm2").find_element(By.CSS_SELECTOR, "td.state").text)
-    assert "running locally (" in row("vm2").find_element(By.CSS_SELECTOR, "td.state").text
-    cmd = row("testvm").find_element(By.CSS_SELECTOR, "code.command").text
+    step("logged in; testvm idle, vm2 %r" % in_row("vm2", lambda r: r.find_element(By.CSS_SELECTOR, "td.state").text))
+    assert "running locally (" in in_row("vm2", lambda r: r.find_element(By.CSS_SELECTOR, "td.state").text)
+    cmd = in_row("testvm", lambda r: r.find_element(By.CSS_SELECTOR, "code.command").text)
     assert cmd == "vmferry run %s/testvm --local" % base, cmd
     step("command to run it locally: %s" % cmd)
-    assert not row("vm2").find_elements(By.CSS_SELECTOR, "button.run"), "vm2 runs locally: no Run button"
+    assert not in_row("vm2", lambda r: r.find_elements(By.CSS_SELECTOR, "button.run")), "vm2 runs locally: no Run button"
 
-    row(RUN).find_element(By.CSS_SELECTOR, "button.run").click()
+    click_in_row(RUN, "button.run")
     seen = watch_vm(RUN, "running")
     step("after Run on server, the VM's states: %s" % " -> ".join(seen))
     wait(lambda d: row_state(RUN)(d) == "remote")
-    text = row(RUN).find_element(By.CSS_SELECTOR, "td.state").text
+    text = in_row(RUN, lambda r: r.find_element(By.CSS_SELECTOR, "td.state").text)
     step("after Run on server: %r" % text)
     assert "running on the server (started by admin@vmferry-server" in text
-    text = row(RUN).find_element(By.CSS_SELECTOR, "td.vm").text
+    text = in_row(RUN, lambda r: r.find_element(By.CSS_SELECTOR, "td.vm").text)
     assert text == "running (from version 1)", text
     display_check()
 
-    row(RUN).find_element(By.CSS_SELECTOR, "button.stop").click()
+    click_in_row(RUN, "button.stop")
     step("Stop pressed: %r" % driver.find_element(By.ID, "message").text)
     seen = watch_vm(RUN, "stopped")
     step("after Stop, the VM's states: %s" % " -> ".join(seen))
     assert seen[0] in ("running", "stopping"), seen
     assert "stopping" in seen, seen
     wait(lambda d: row_state(RUN)(d) == "idle", secs=120)
-    version = row(RUN).find_elements(By.TAG_NAME, "td")[1].text
+    version = in_row(RUN, lambda r: r.find_elements(By.TAG_NAME, "td")[1].text)
     step("stopped: %s idle again, version %s" % (RUN, version))
     assert version == "1", version
-    text = row(RUN).find_element(By.CSS_SELECTOR, "td.vm").text
+    text = in_row(RUN, lambda r: r.find_element(By.CSS_SELECTOR, "td.vm").text)
     step("its VM: %r" % text)
     assert text == "stopped: disk unchanged, no new version (still 1)", text
-    assert not row(RUN).find_elements(By.CSS_SELECTOR, "button.stop")
-    assert not row(RUN).find_elements(By.CSS_SELECTOR, "button.display")
+    assert not in_row(RUN, lambda r: r.find_elements(By.CSS_SELECTOR, "button.stop"))
+    assert not in_row(RUN, lambda r: r.find_elements(By.CSS_SELECTOR, "button.display"))
 
     driver.find_element(By.ID, "logout").click()
     wait(EC.visibility_of_element_located((By.ID, "login")))
