@@ -2,6 +2,7 @@
 /* Following a VM's console (see console.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,7 +16,7 @@
 
 struct follow {
 	uint64_t *off;
-	volatile sig_atomic_t *stop;
+	volatile atomic_int *stop;
 	long status;
 	int error;
 };
@@ -60,7 +61,7 @@ static int on_progress(void *opaque, curl_off_t a, curl_off_t b, curl_off_t c,
 
 int console_follow(const struct tool_opts *o, const char *base,
 		   const char *token, const char *name, uint64_t *off,
-		   volatile sig_atomic_t *stop, char *why)
+		   volatile atomic_int *stop, char *why)
 {
 	struct follow fw = {.off = off, .stop = stop};
 	char url[1024], auth[512], err[CURL_ERROR_SIZE] = "";

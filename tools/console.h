@@ -8,6 +8,7 @@
 #define VMFERRY_CONSOLE_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "toolopts.h"
@@ -20,6 +21,6 @@
  * a reason in why (256 bytes). */
 int console_follow(const struct tool_opts *o, const char *base,
 		   const char *token, const char *name, uint64_t *off,
-		   volatile sig_atomic_t *stop, char *why);
+		   volatile atomic_int *stop, char *why);
 
 #endif

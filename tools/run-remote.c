@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@
 
 /* Set by a signal, or by the input thread on the detach key: the
  * follower polls it (console_follow()'s progress callback). */
-static volatile sig_atomic_t detach;
+static volatile atomic_int detach; /* atomic: the input thread sets it too */
 
 static void on_signal(int sig)
 {
