@@ -27,7 +27,10 @@ scurl -X POST "$SERVER_URL/v1/images/blank/vm" >/dev/null || fail "POST .../vm"
 cleanup_fn "scurl -X DELETE $SERVER_URL/v1/images/blank/vm >/dev/null 2>&1 || true"
 
 # The display over `vmferry vnc`'s Unix socket.
-vmf vnc blank --socket "$T/vnc.sock" "${tls[@]}" >"$T/logs/vnc.out" 2>"$T/logs/vnc.err" &
+# Not through vmf(): $! must be vmferry itself, not a subshell that
+# would leave it running when killed.
+VMFERRY_SERVER=$SERVER_URL "$VMFERRY" vnc blank --socket "$T/vnc.sock" "${tls[@]}" \
+	>"$T/logs/vnc.out" 2>"$T/logs/vnc.err" &
 vnc_pid=$!
 cleanup_fn "kill $vnc_pid 2>/dev/null || true"
 wait_for_file "$T/logs/vnc.out" || fail "vmferry vnc did not start: $(cat "$T/logs/vnc.err")"
