@@ -672,6 +672,27 @@ static int load_manifest_until(struct image *im, uint64_t first, uint64_t count,
 	}
 }
 
+/* Under im->lock: wait up to max_ns while block b's bit in bits stays
+ * set (someone else's fetch of it).  The wait is not counted against
+ * the reader's own try: *deadline moves by the time waited, up to
+ * once the I/O timeout in all (*deadline_max, 0 until first set). */
+static void wait_while_set(struct image *im, const uint8_t *bits, uint64_t b,
+			   uint64_t max_ns, uint64_t *deadline,
+			   uint64_t *deadline_max)
+{
+	uint64_t t0 = now_ns(), now = t0, cap = t0 + max_ns;
+
+	while (bit_get(bits, b) && now < cap) {
+		cond_wait_ns(&im->cond, &im->lock, cap - now);
+		now = now_ns();
+	}
+	if (*deadline_max == 0)
+		*deadline_max = *deadline + im->io_timeout_ns;
+	*deadline += now - t0;
+	if (*deadline > *deadline_max)
+		*deadline = *deadline_max;
+}
+
 ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 {
 	uint8_t *buf = vbuf;
@@ -785,13 +806,9 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			 * this read's own time for a try of its own, up to
 			 * once the I/O timeout in all (so a read takes at
 			 * most about twice --io-timeout). */
-			uint64_t t0 = now_ns(), now = t0;
-			uint64_t cap = t0 + im->io_timeout_ns + 1000000000ull;
-
-			while (bit_get(im->busy, b) && now < cap) {
-				cond_wait_ns(&im->cond, &im->lock, cap - now);
-				now = now_ns();
-			}
+			wait_while_set(im, im->busy, b,
+				       im->io_timeout_ns + 1000000000ull,
+				       &deadline, &deadline_max);
 			if (bit_get(im->busy, b)) {
 				unlock(im);
 				log_error("%s: block %" PRIu64
@@ -801,11 +818,6 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 				return -EIO;
 			}
 			unlock(im);
-			if (deadline_max == 0)
-				deadline_max = deadline + im->io_timeout_ns;
-			deadline += now - t0;
-			if (deadline > deadline_max)
-				deadline = deadline_max;
 			b--;
 			continue;
 		}
@@ -820,20 +832,10 @@ ssize_t image_read(struct image *im, void *vbuf, size_t len, uint64_t off)
 			 * twice; then it is busy (queued) or released.  If
 			 * that takes too long (a stalled request), this
 			 * read fetches hydration's blocks itself. */
-			uint64_t t0 = now_ns(), now = t0;
-			uint64_t cap = t0 + IMAGE_BG_WAIT_NS;
-
-			while (bit_get(im->bg, b) && now < cap) {
-				cond_wait_ns(&im->cond, &im->lock, cap - now);
-				now = now_ns();
-			}
+			wait_while_set(im, im->bg, b, IMAGE_BG_WAIT_NS,
+				       &deadline, &deadline_max);
 			bg_gave_up = bit_get(im->bg, b);
 			unlock(im);
-			if (deadline_max == 0)
-				deadline_max = deadline + im->io_timeout_ns;
-			deadline += now - t0;
-			if (deadline > deadline_max)
-				deadline = deadline_max;
 			b--;
 			continue;
 		}

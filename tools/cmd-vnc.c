@@ -112,16 +112,19 @@ static int vnc_opt(int c, const char *arg, void *opaque)
 }
 
 /* The tunnel's libcurl connection as a ws_conn. */
+static ssize_t curl_io(CURLcode rc, size_t n)
+{
+	if (rc == CURLE_AGAIN)
+		return -EAGAIN;
+	return rc == CURLE_OK ? (ssize_t)n : -EIO;
+}
+
 static ssize_t curl_recv(void *opaque, void *buf, size_t len)
 {
 	size_t n = 0;
 	CURLcode rc = curl_easy_recv(opaque, buf, len, &n);
 
-	if (rc == CURLE_AGAIN)
-		return -EAGAIN;
-	if (rc != CURLE_OK)
-		return -EIO;
-	return (ssize_t)n;
+	return curl_io(rc, n);
 }
 
 static ssize_t curl_send(void *opaque, const void *buf, size_t len)
@@ -129,11 +132,7 @@ static ssize_t curl_send(void *opaque, const void *buf, size_t len)
 	size_t n = 0;
 	CURLcode rc = curl_easy_send(opaque, buf, len, &n);
 
-	if (rc == CURLE_AGAIN)
-		return -EAGAIN;
-	if (rc != CURLE_OK)
-		return -EIO;
-	return (ssize_t)n;
+	return curl_io(rc, n);
 }
 
 /* The server's message in an error answer's JSON body, or the status
