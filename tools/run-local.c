@@ -210,10 +210,13 @@ static int boot(struct run_opts *ro, const struct remote_image *img,
 		 ro->u.name, accel_name(cfg.accel), cfg.memory_mib, cfg.cpus,
 		 cfg.cpus == 1 ? "" : "s");
 	for (;;) {
-		r = qemu_wait(q, -1, &st);
+		/* Bounded: a signal that lands between qemu_wait()'s check
+		 * and its poll() would otherwise be seen only when QEMU
+		 * ends by itself. */
+		r = qemu_wait(q, 250, &st);
 		if (r == 0)
 			break;
-		if (r == -EINTR && stop_signal) {
+		if (stop_signal) {
 			log_info("%s: signal %d: powering the guest off (QEMU "
 				 "quits in %" PRIu64 " s otherwise)",
 				 ro->u.name, (int)stop_signal,
