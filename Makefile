@@ -91,6 +91,7 @@ UNIT_DEPS_test-auth	= server/auth
 UNIT_DEPS_test-ratelimit = server/ratelimit
 UNIT_DEPS_test-route	= server/route server/upload_parse
 UNIT_DEPS_test-profile	= fusefs/profile
+UNIT_DEPS_test-mountwatch = fusefs/mountwatch
 UNIT_DEPS_test-profiles	= server/profiles server/versions server/store
 
 .SECONDEXPANSION:

@@ -103,6 +103,15 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	/* Whether this handle may write, for op_flush(): the kernel's
 	 * FLUSH carries no open flags. */
 	fi->fh = (fi->flags & O_ACCMODE) != O_RDONLY;
+	atomic_fetch_add(&ctx()->open_files, 1);
+	return 0;
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)fi;
+	atomic_fetch_sub(&ctx()->open_files, 1);
 	return 0;
 }
 
@@ -259,6 +268,7 @@ static const struct fuse_operations ops = {
     .getattr = op_getattr,
     .readdir = op_readdir,
     .open = op_open,
+    .release = op_release,
     .read = op_read,
     .write = op_write,
     .fallocate = op_fallocate,

@@ -31,6 +31,9 @@ struct fuse_ops_ctx {
 	/* Set (any thread) when the copy expired: every read, write and
 	 * discard gets EIO from then on. */
 	atomic_bool stopped;
+	/* Files open on the mount (opens that succeeded, less releases):
+	 * whether a mount gone from the namespace is still in use. */
+	atomic_uint open_files;
 };
 
 const struct fuse_operations *fuse_ops_get(void);

@@ -12,7 +12,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -48,6 +51,7 @@
 #include "profile_upload.h"
 #include "upload.h"
 #include "expiry.h"
+#include "mountwatch.h"
 #include "lifecycle.h"
 #include "local.h"
 #include "main.h"
@@ -122,8 +126,14 @@ struct mount {
 	uint64_t started_ns;
 	/* Last status sample, for the current rate; control thread only. */
 	uint64_t rate_bytes, rate_ns;
-	int notify_fd; /* pipe to the waiting parent, or -1 */
-	int lock_fd;   /* the copy's in-use lock (local.h), or -1 */
+	int notify_fd;	       /* pipe to the waiting parent, or -1 */
+	int lock_fd;	       /* the copy's in-use lock (local.h), or -1 */
+	char mp_abs[PATH_MAX]; /* the mountpoint, canonical */
+	pthread_t main_thread; /* runs the FUSE loop */
+	struct mountwatch *watch;
+	/* Set by the mount watch (then SIGTERM ends the loop): an unmount,
+	 * though another mount namespace kept the connection open. */
+	atomic_bool unmounted_elsewhere;
 };
 
 static void usage(FILE *out)
@@ -735,8 +745,11 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 	return 0;
 }
 
-static int check_mountpoint(const char *mp)
+/* A directory; its canonical path goes to m->mp_abs (before the mount
+ * covers it, and before go_background() leaves the working directory). */
+static int check_mountpoint(struct mount *m)
 {
+	const char *mp = m->o.mountpoint;
 	struct stat st;
 
 	if (stat(mp, &st) < 0)
@@ -745,6 +758,54 @@ static int check_mountpoint(const char *mp)
 		log_error("mountpoint %s is not a directory", mp);
 		return -ENOTDIR;
 	}
+	if (!realpath(mp, m->mp_abs))
+		return log_error_errno(-errno, "mountpoint %s: %m", mp);
+	return 0;
+}
+
+static bool files_open(void *opaque)
+{
+	struct mount *m = opaque;
+
+	return atomic_load(&m->fctx.open_files) > 0;
+}
+
+/* Called by the mount watch: the mount left this namespace, nothing is
+ * open on it, and the loop did not end, so a copy of the mount in
+ * another mount namespace holds the connection.  End as the unmount the
+ * user asked for (the final sync, the lease); the main thread only, so
+ * no other thread's system call is interrupted. */
+static void on_unmounted_elsewhere(void *opaque)
+{
+	struct mount *m = opaque;
+
+	log_info("%s was unmounted, but another mount namespace still holds "
+		 "a copy of the mount: ending (that copy stops working)",
+		 m->mp_abs);
+	atomic_store(&m->unmounted_elsewhere, true);
+	pthread_kill(m->main_thread, SIGTERM);
+}
+
+/* How long after the mount left the namespace an idle daemon waits for
+ * the kernel to end the loop by itself (an ordinary unmount). */
+#define MOUNTWATCH_GRACE_NS 2000000000ull
+
+static int start_mountwatch(struct mount *m)
+{
+	struct mountwatch_config cfg = {
+	    .mountpoint = m->mp_abs,
+	    .grace_ns = MOUNTWATCH_GRACE_NS,
+	    .in_use = files_open,
+	    .gone = on_unmounted_elsewhere,
+	    .opaque = m,
+	};
+	int r;
+
+	m->main_thread = pthread_self();
+	r = mountwatch_start(&cfg, &m->watch);
+	if (r < 0)
+		return log_error_errno(r, "watching the mount on %s: %m",
+				       m->mp_abs);
 	return 0;
 }
 
@@ -783,7 +844,7 @@ static int start_fuse(struct mount *m)
 		log_error("cannot install signal handlers");
 		return -EIO;
 	}
-	return 0;
+	return start_mountwatch(m);
 }
 
 /* Renew at a third of the lease's length, so two renewals can fail
@@ -1649,6 +1710,9 @@ static void teardown(struct mount *m)
 	bool goes;
 
 	ctl_stop(m->ctl); /* started last, stopped first */
+	/* Before the signal handlers go: its SIGTERM must find them. */
+	mountwatch_stop(m->watch);
+	m->watch = NULL;
 	if (m->expiry) {
 		expiry_get(m->expiry, &m->lc); /* the record as last kept */
 		expiry_stop(m->expiry);
@@ -1788,7 +1852,7 @@ int fusefs_mount_main(int argc, char **argv)
 	r = parse_url(&m);
 	if (r)
 		return r;
-	if (check_mountpoint(m.o.mountpoint) < 0 ||
+	if (check_mountpoint(&m) < 0 ||
 	    (!m.o.plain && read_token(&m.o, &m.token) < 0) ||
 	    load_user_key(&m) < 0) {
 		teardown(&m);
@@ -1811,5 +1875,6 @@ int fusefs_mount_main(int argc, char **argv)
 	fuse_loop_cfg_destroy(lc);
 	log_info("unmounting %s", m.o.mountpoint);
 	teardown(&m);
-	return r == 0 ? 0 : 1;
+	/* The watch's SIGTERM is the user's unmount, not a failure. */
+	return r == 0 || atomic_load(&m.unmounted_elsewhere) ? 0 : 1;
 }
