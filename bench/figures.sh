@@ -15,7 +15,10 @@
 #     against a plain FUSE passthrough of it (tests/helpers/powercut.c,
 #     which only adds FUSE on the read path);
 #   write MB/s with one fsync, through the mount and to the local file;
-#   the mount daemon's peak RSS (VmHWM) reading a 10 GiB image whole.
+#   the mount daemon's peak RSS (VmHWM) reading a 10 GiB image whole;
+#   CPU seconds per GiB moved on loopback, client and server together:
+#     curl's download against hydration alone (the daemon's whole life),
+#     which bounds what the two cores allow when both are CPU-bound.
 # Usage: bench/figures.sh [RUNS]   (default 3; medians, min-max)
 #
 # BENCH_BASELINE=DIR (a build directory of another commit, e.g. the one
@@ -52,6 +55,16 @@ mibs() { echo "scale=1; $3 / ($2 - $1) / $MIB" | bc; } # mibs START END BYTES
 csv=$T/figures.csv
 : >"$csv"
 put() { echo "$1,$2" >>"$csv"; echo "$1: ${2:-failed}"; }
+HZ=$(getconf CLK_TCK)
+cpu() { # cpu PID: the process's user + system CPU seconds so far
+	awk -v hz="$HZ" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
+gib_cpu() { # gib_cpu SECONDS...: their sum per GiB of the 512 MiB image
+	echo "scale=3; ($(
+		IFS=+
+		echo "$*"
+	)) * 2" | bc
+}
 
 fio_run() { # fio_run FILE RW BS: MiB/s (sequential) or IOPS (random)
 	local json
@@ -65,8 +78,14 @@ print("%.0f" % j["iops"] if sys.argv[1] == "randread" else "%.1f" % (j["bw_bytes
 for run in $(seq "$RUNS"); do
 	# Cold sequential read against curl.
 	s=$(now)
-	scurl -o /dev/null "$SERVER_URL/v1/images/rnd/versions/1/data"
+	c0=$(cpu "$SERVER_PID")
+	/usr/bin/time -f '%U %S' -o "$T/curl.cpu" \
+		curl -sS --cacert "$CACERT" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" \
+		-o /dev/null "$SERVER_URL/v1/images/rnd/versions/1/data"
 	put curl_seq "$(mibs "$s" "$(now)" $((512 * MIB)))"
+	read -r cu cs <"$T/curl.cpu"
+	put cpu_curl_client "$(gib_cpu "$cu" "$cs")"
+	put cpu_curl_server "$(gib_cpu "$(cpu "$SERVER_PID")" "-$c0")"
 	for c in $(clients); do
 		use "$c"
 		rm -rf "$T/cache"
@@ -84,9 +103,12 @@ for run in $(seq "$RUNS"); do
 		# Hydration alone.
 		rm -rf "$T/cache"
 		s=$(now)
+		c0=$(cpu "$SERVER_PID")
 		mount_image "$SERVER_URL/rnd" "$T/mnt" --read-only --no-profile
 		wait_hydrated 600
 		put "hydrate$sfx" "$(mibs "$s" "$(now)" $((512 * MIB)))"
+		put "cpu_hydrate_client$sfx" "$(gib_cpu "$(cpu "$MOUNT_PID")")"
+		put "cpu_hydrate_server$sfx" "$(gib_cpu "$(cpu "$SERVER_PID")" "-$c0")"
 		unmount "$T/mnt"
 	done
 	use new
@@ -170,6 +192,7 @@ baseline = {
     "warm": b("warm_seq", "MiB/s", "passthrough_seq", "the passthrough"),
     "iops": b("warm_iops", "IOPS", "passthrough_iops", "the passthrough"),
     "write": "-",
+    "cpu": "-",
     "rss": f"{m('rss_10g_hwm_kib_base') / 1024:.0f} MiB" if vals.get("rss_10g_hwm_kib_base") else "-",
 }
 rows = [
@@ -184,6 +207,11 @@ rows = [
      f"{m('warm_iops') / m('passthrough_iops'):.2f}x the passthrough ({cell('passthrough_iops', 'IOPS')}); local {cell('local_iops', 'IOPS')}", "-", None),
     ("write, 256 MiB with one fsync", cell("write_fsync", "MiB/s"),
      f"{m('write_fsync') / m('local_write_fsync'):.2f}x the local file ({cell('local_write_fsync', 'MiB/s')})", "-", None),
+    ("CPU seconds per GiB moved (client + server, both on this machine's 2 cores)",
+     f"{m('cpu_hydrate_client') + m('cpu_hydrate_server'):.2f} s (hydration: daemon {m('cpu_hydrate_client'):.2f}, server {m('cpu_hydrate_server'):.2f})",
+     f"curl's download {m('cpu_curl_client') + m('cpu_curl_server'):.2f} s (curl {m('cpu_curl_client'):.2f}, server {m('cpu_curl_server'):.2f}): "
+     f"{(m('cpu_curl_client') + m('cpu_curl_server')) / (m('cpu_hydrate_client') + m('cpu_hydrate_server')):.2f}x, the most vmferry's rate can reach of curl's where both are CPU-bound",
+     "-", None),
     ("mount daemon peak RSS, 10 GiB image read whole", f"{m('rss_10g_hwm_kib') / 1024:.0f} MiB",
      f"of which anonymous {m('rss_10g_anon_kib') / 1024:.0f} MiB at the end (the rest: shared libraries and LMDB pages mapped at the time)", "under 100 MiB", m('rss_10g_hwm_kib') / 1024 < 100),
 ]
