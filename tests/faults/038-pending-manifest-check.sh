@@ -104,7 +104,7 @@ finished() {
 }
 
 # A: the base (1) is the version this copy mounted.
-VMFERRY_TEST_PAUSE_AFTER_COMMIT=4 mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --sync-interval 0
+VMFERRY_TEST_PAUSE_AFTER_COMMIT=6 mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --sync-interval 0
 cut_short A 70000
 [ "$now" = 2 ] || fail "A: landed as $now, want 2"
 alter 1
@@ -117,7 +117,7 @@ cmp <(scurl "$SERVER_URL/v1/images/disk/versions/3/data") "$T/data/model.raw" ||
 
 # B: the base (5) is a version this copy made by a sync in the same
 # session, whose manifest_sha256 it never recorded.
-VMFERRY_TEST_PAUSE_AFTER_COMMIT=4 mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --sync-interval 0
+VMFERRY_TEST_PAUSE_AFTER_COMMIT=6 mount_image "$SERVER_URL/disk" "$T/mnt" --no-hydrate --sync-interval 0
 w "B synced whole" 140000
 out=$("$VMFERRY" sync "$T/mnt") || fail "B: sync: $out"
 echo "$out" | grep -q "version 4" || fail "B: not version 4: $out"
