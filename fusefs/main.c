@@ -1183,48 +1183,109 @@ static int cache_blocks_for(struct mount *m, const struct manifest_header *h,
 	return 0;
 }
 
+/* The cache meta key of the manifest_sha256 the copy checked version's
+ * manifest against (check_manifest()). */
+static void manifest_sha256_key(char *key, size_t len, uint64_t version)
+{
+	snprintf(key, len, "manifest_sha256:%" PRIu64, version);
+}
+
+/* What version prev's manifest must hash to, into *ret (version and
+ * manifest_sha256 set, as remote_get_manifest() checks them): the value
+ * the copy recorded when a mount checked prev's manifest, else the one
+ * the server gives for prev.  A version this copy made itself by a sync
+ * has no record (its manifest was built here, never fetched), nor has a
+ * copy made before the record existed.  *ret_from names the source, for
+ * the log.  Returns 0 or remote_get_version()'s error (detail in
+ * ret_why, 256 bytes). */
+static int pending_base_sha256(struct mount *m, uint64_t prev,
+			       struct remote_image *ret, const char **ret_from,
+			       char *ret_why)
+{
+	_cleanup_free_ void *rec = NULL;
+	size_t rlen = 0;
+	char key[64];
+
+	manifest_sha256_key(key, sizeof(key), prev);
+	if (cache_meta_get(m->cache, key, &rec, &rlen) == 0 &&
+	    rlen == VMF_HASH_LEN) {
+		memset(ret, 0, sizeof(*ret));
+		ret->version = prev;
+		ret->has_manifest_sha256 = true;
+		memcpy(ret->manifest_sha256, rec, VMF_HASH_LEN);
+		*ret_from = "was recorded in this copy when a mount checked "
+			    "that version";
+		return 0;
+	}
+	*ret_from = "is the server's: this copy recorded none";
+	return remote_get_version(m->fetch, m->url.name, prev, ret, ret_why);
+}
+
 /* The copy's last sync was recorded as pending (pending.h) and the
  * server moved on since: the client died between the server's commit
  * and the copy's record of it.  Send the same commit again (same id: a
- * commit that landed answers its version) and clean the copy as the sync
- * would have; *ret_bound is then the version the copy holds.  Anything
- * failing leaves things as they were (the caller's checks decide). */
-static void finish_pending(struct mount *m, uint64_t prev,
-			   const struct manifest_header *now,
-			   uint64_t *ret_bound)
+ * commit that landed answers its version), built on version prev's
+ * manifest, checked whole against its manifest_sha256 first (the
+ * manifest may come through proxies and caches: a wrong one would make
+ * the commit record wrong hashes for every block this copy did not
+ * change).  Then clean the copy as the sync would have; *ret_bound is
+ * the version the copy holds.  Returns 1 when finished, 0 when there
+ * was nothing to finish (or the server refused the commit: it never
+ * landed, the record is dropped), or a negative error when it could not
+ * be finished now (logged): nothing was committed or recorded, the
+ * dirty blocks and the pending record stay for a later mount, and the
+ * caller's checks decide about this one. */
+static int finish_pending(struct mount *m, uint64_t prev,
+			  const struct manifest_header *now,
+			  uint64_t *ret_bound)
 {
 	_cleanup_free_ struct cache_clean *clean = NULL;
 	_cleanup_free_ bool *cleaned = NULL;
 	_cleanup_free_ uint8_t *man = NULL;
 	_cleanup_free_ void *lease = NULL;
 	struct manifest_header h = *now;
-	struct fetch_req req = {0};
+	struct remote_image base;
 	struct pending p;
-	char path[256], why[256], ver[32];
+	const char *from = "";
+	char why[256], ver[32];
 	uint64_t version;
 	size_t len, llen;
 	int r;
 
 	if (pending_get(m->cache, &p) < 0)
-		return;
+		return 0;
+	r = 0;
 	if (p.base != prev)
 		goto out;
-	/* Version prev's manifest, whole (the image's size never changes). */
-	len = (size_t)manifest_encoded_size(&h);
-	man = malloc(len);
 	clean = calloc(p.n + 1, sizeof(*clean));
 	cleaned = calloc(p.n + 1, sizeof(*cleaned));
-	if (!man || !clean || !cleaned)
+	if (!clean || !cleaned) {
+		r = log_oom();
 		goto out;
-	remote_manifest_path(m->url.name, prev, path, sizeof(path));
-	req.path = path;
-	req.buf = man;
-	req.buf_len = len;
-	req.prio = FETCH_PRIO_DEMAND;
-	if (fetch_run(m->fetch, &req) < 0 || req.got != len) {
+	}
+	r = pending_base_sha256(m, prev, &base, &from, why);
+	if (r < 0) {
+		log_error("%s: the last sync (cut short by a crash) cannot be "
+			  "finished: no manifest_sha256 to check version "
+			  "%" PRIu64 "'s manifest against: %s (%s)",
+			  m->o.url, prev, remote_strerror(r), why);
+		goto out;
+	}
+	/* Version prev's manifest, whole (the image's size never changes). */
+	h.version = prev;
+	r = remote_get_manifest(m->fetch, m->url.name, &base, &h, &man, &len,
+				why);
+	if (r == -EBADMSG) {
+		log_error("%s: the last sync (cut short by a crash) cannot be "
+			  "finished: version %" PRIu64 "'s manifest: %s; "
+			  "nothing was committed (that manifest_sha256 %s)",
+			  m->o.url, prev, why, from);
+		goto out;
+	}
+	if (r < 0) {
 		log_warn("%s: cannot read version %" PRIu64
-			 " to finish the last sync: %s",
-			 m->o.url, prev, req.errmsg);
+			 " to finish the last sync: %s (%s)",
+			 m->o.url, prev, remote_strerror(r), why);
 		goto out;
 	}
 	h.version = 0;
@@ -1243,8 +1304,10 @@ static void finish_pending(struct mount *m, uint64_t prev,
 		log_warn("%s: the last sync's commit could not be finished "
 			 "(%s)",
 			 m->o.url, why);
-		if (r == -ESTALE)
+		if (r == -ESTALE) {
 			(void)pending_clear(m->cache);
+			r = 0;
+		}
 		goto out;
 	}
 	snprintf(ver, sizeof(ver), "%" PRIu64, version);
@@ -1260,8 +1323,10 @@ static void finish_pending(struct mount *m, uint64_t prev,
 		 "%" PRIu64 ": finished",
 		 m->o.url, version);
 	*ret_bound = version;
+	r = 1;
 out:
 	pending_fini(&p);
+	return r;
 }
 
 /* A plain export: descriptor, whole manifest and a range probe
@@ -1432,7 +1497,7 @@ static int check_manifest(struct mount *m, const struct remote_image *img,
 	char key[64], why[256];
 	int r;
 
-	snprintf(key, sizeof(key), "manifest_sha256:%" PRIu64, img->version);
+	manifest_sha256_key(key, sizeof(key), img->version);
 	if (img->has_manifest_sha256 &&
 	    cache_meta_get(m->cache, key, &done, &dlen) == 0 &&
 	    dlen == VMF_HASH_LEN &&
@@ -1467,6 +1532,7 @@ static int setup(struct mount *m)
 	struct image_config icfg = {0};
 	char why[256], data_path[256], manifest_path[256];
 	uint64_t prev = 0, bound = 0;
+	bool unfinished = false; /* a landed sync not finished: see below */
 	int64_t ndirty;
 	int r;
 
@@ -1507,7 +1573,7 @@ static int setup(struct mount *m)
 			return r;
 		bound = prev;
 		if (prev && prev != img.version)
-			finish_pending(m, prev, &hdr, &bound);
+			unfinished = finish_pending(m, prev, &hdr, &bound) < 0;
 	}
 	remote_data_path(m->url.name, img.version, data_path,
 			 sizeof(data_path));
@@ -1558,6 +1624,20 @@ static int setup(struct mount *m)
 				 m->o.url, hdr.version, ndirty);
 			ndirty = 0;
 		}
+	}
+	if (ndirty > 0 && bound && bound != hdr.version && unfinished) {
+		/* Not the advice below: these changes are not a fork to
+		 * keep or drop, their sync landed; a later mount ends it. */
+		log_error("%s: not mounted: the local copy holds %" PRId64
+			  " changed blocks made on version %" PRIu64
+			  " whose last sync landed on the server as a later "
+			  "version but could not be finished (above); "
+			  "mounting now would mix versions.  Nothing is "
+			  "lost: the changes and the sync's record stay in "
+			  "%s, and a later mount finishes the sync once that "
+			  "cause is gone",
+			  m->o.url, ndirty, bound, m->cache_path);
+		return -ESTALE;
 	}
 	if (ndirty > 0 && bound && bound != hdr.version) {
 		log_error("%s: the local copy holds %" PRId64

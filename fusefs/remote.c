@@ -253,6 +253,25 @@ static int parse_manifest_sha256(json_t *o, struct remote_image *img,
 	return 0;
 }
 
+/* The fields of a version's metadata in o (GET /v1/images/NAME or
+ * .../versions/N) into img: sizes and lease, manifest_size (0 if
+ * absent), manifest_sha256 (if there). */
+static int parse_version_meta(json_t *o, struct remote_image *img,
+			      char *ret_why)
+{
+	int r;
+
+	r = parse_sizes(o, img);
+	if (r < 0) {
+		snprintf(ret_why, 256,
+			 "image metadata lacks version, size or block_size");
+		return r;
+	}
+	if (json_u64(o, "manifest_size", &img->manifest_size) < 0)
+		img->manifest_size = 0;
+	return parse_manifest_sha256(o, img, ret_why);
+}
+
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why)
 {
@@ -265,20 +284,42 @@ int remote_get_image(struct fetch *f, const char *name,
 	r = get_json(f, path, "image metadata", &root, ret_why);
 	if (r < 0)
 		return r;
-	r = parse_sizes(root, &img);
-	if (r < 0)
-		snprintf(ret_why, 256,
-			 "image metadata lacks version, size or block_size");
-	if (json_u64(root, "manifest_size", &img.manifest_size) < 0)
-		img.manifest_size = 0;
-	if (r == 0)
-		r = parse_manifest_sha256(root, &img, ret_why);
+	r = parse_version_meta(root, &img, ret_why);
 	if (r == 0)
 		r = parse_policy(json_object_get(root, "policy"), &img,
 				 ret_why);
 	json_decref(root);
 	if (r < 0)
 		return r;
+	*ret = img;
+	return 0;
+}
+
+int remote_get_version(struct fetch *f, const char *name, uint64_t version,
+		       struct remote_image *ret, char *ret_why)
+{
+	struct remote_image img = {0};
+	char path[256];
+	json_t *root;
+	int r;
+
+	snprintf(path, sizeof(path),
+		 VMF_PATH_IMAGES "/%s/" VMF_SEG_VERSIONS "/%" PRIu64, name,
+		 version);
+	r = get_json(f, path, "version metadata", &root, ret_why);
+	if (r < 0)
+		return r;
+	r = parse_version_meta(root, &img, ret_why);
+	json_decref(root);
+	if (r < 0)
+		return r;
+	if (img.version != version || !img.has_manifest_sha256) {
+		snprintf(ret_why, 256,
+			 "the metadata of version %" PRIu64
+			 " names version %" PRIu64 " or lacks manifest_sha256",
+			 version, img.version);
+		return -EBADMSG;
+	}
 	*ret = img;
 	return 0;
 }
@@ -398,7 +439,7 @@ int remote_get_manifest(struct fetch *f, const char *name,
 		hash_to_hex(sum, VMF_HASH_LEN, got);
 		snprintf(ret_why, 256,
 			 "its SHA-256 is %.16s..., not the manifest_sha256 "
-			 "%.16s... of the image's metadata: refused (altered "
+			 "%.16s... the server gives for it: refused (altered "
 			 "on the way, e.g. by a proxy or cache)",
 			 got, want);
 		return -EBADMSG;

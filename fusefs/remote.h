@@ -64,6 +64,15 @@ struct remote_image {
 int remote_get_image(struct fetch *f, const char *name,
 		     struct remote_image *ret, char *ret_why);
 
+/* GET /v1/images/NAME/versions/N: version's sizes, manifest_size and
+ * manifest_sha256 (from the server itself, like the image's metadata)
+ * into *ret; the policy and lease fields stay 0.  Returns 0, a fetch
+ * error (-ENOENT: no such version, or a server without the route), or
+ * -EBADMSG (malformed, another version, or no manifest_sha256), with
+ * the detail in *ret_why (room for 256 bytes).  Blocks. */
+int remote_get_version(struct fetch *f, const char *name, uint64_t version,
+		       struct remote_image *ret, char *ret_why);
+
 /* GET version img->version's manifest whole (hdr: its header, as
  * remote_get_manifest_header() checked it) and check it: its SHA-256
  * against img->manifest_sha256, its header against hdr.  Returns 0 with

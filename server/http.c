@@ -326,6 +326,7 @@ static int authorize(struct http_request *req)
 		break;
 	case ROUTE_IMAGE:
 	case ROUTE_HISTORY:
+	case ROUTE_VERSION:
 	case ROUTE_MANIFEST:
 	case ROUTE_DATA:
 	case ROUTE_PINS:
@@ -410,6 +411,8 @@ static enum MHD_Result begin(struct http_request *req, const char *url)
 		return http_read_images(req);
 	case ROUTE_IMAGE:
 		return http_read_image(req);
+	case ROUTE_VERSION:
+		return http_read_version_meta(req);
 	case ROUTE_MANIFEST:
 	case ROUTE_DATA:
 		return http_read_version(req);

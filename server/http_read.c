@@ -92,25 +92,51 @@ enum MHD_Result http_read_images(struct http_request *req)
 	return http_reply_json(req, 200, body, "no-cache");
 }
 
+/* The fields of version n of req->name that a client checks its
+ * manifest against (docs/protocol.md), as a new JSON object into *ret;
+ * -ENOENT if there is no version n, or a versions_*() error. */
+static int version_fields(struct http_request *req, uint64_t n, json_t **ret)
+{
+	char hex[VMF_HASH_HEX_LEN + 1];
+	struct version_info info;
+	json_t *o;
+	int fd;
+
+	fd = versions_open_manifest(req->ctx->versions, req->name, n, true,
+				    &info);
+	if (fd < 0)
+		return fd;
+	closep(&fd);
+	hash_to_hex(info.sha256, VMF_HASH_LEN, hex);
+	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "name", req->name,
+		      "version", (json_int_t)n, "size",
+		      (json_int_t)info.hdr.image_size, "block_size",
+		      (json_int_t)info.hdr.block_size, "blocks",
+		      (json_int_t)info.hdr.nblocks, "manifest_size",
+		      (json_int_t)info.manifest_size, "manifest_sha256", hex);
+	if (!o)
+		return -ENOMEM;
+	*ret = o;
+	return 0;
+}
+
 enum MHD_Result http_read_image(struct http_request *req)
 {
 	struct versions *v = req->ctx->versions;
 	_cleanup_free_ uint64_t *nums = NULL;
-	char hex[VMF_HASH_HEX_LEN + 1];
-	struct version_info info;
-	json_t *policy = NULL, *list, *body;
+	_cleanup_(json_decrefp) json_t *body = NULL;
+	json_t *policy = NULL, *list, *rest;
 	size_t n = 0;
 	uint64_t cur;
-	int fd, r;
+	int r;
 
 	r = versions_current(v, req->name, &cur);
 	if (r < 0)
 		return reply_versions_error(req, r);
 	req->version = cur;
-	fd = versions_open_manifest(v, req->name, cur, true, &info);
-	if (fd < 0)
-		return reply_versions_error(req, fd);
-	closep(&fd);
+	r = version_fields(req, cur, &body);
+	if (r < 0)
+		return reply_versions_error(req, r);
 	r = versions_numbers(v, req->name, &nums, &n);
 	if (r < 0)
 		return reply_versions_error(req, r);
@@ -125,15 +151,24 @@ enum MHD_Result http_read_image(struct http_request *req)
 	list = json_array();
 	for (size_t i = 0; list && i < n; i++)
 		json_array_append_new(list, json_integer((json_int_t)nums[i]));
-	hash_to_hex(info.sha256, VMF_HASH_LEN, hex);
-	body = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o*, s:I, s:s, s:o, s:o*}",
-			 "name", req->name, "version", (json_int_t)cur, "size",
-			 (json_int_t)info.hdr.image_size, "block_size",
-			 (json_int_t)info.hdr.block_size, "blocks",
-			 (json_int_t)info.hdr.nblocks, "versions", list,
-			 "manifest_size", (json_int_t)info.manifest_size,
-			 "manifest_sha256", hex, "policy", policy, "lease",
-			 http_lease_public(req));
+	rest = json_pack("{s:o*, s:o, s:o*}", "versions", list, "policy",
+			 policy, "lease", http_lease_public(req));
+	if (!rest || json_object_update(body, rest) < 0)
+		json_decrefp(&body);
+	json_decref(rest);
+	return http_reply_json(req, 200, steal_ptr(&body), "no-cache");
+}
+
+enum MHD_Result http_read_version_meta(struct http_request *req)
+{
+	json_t *body = NULL;
+	int r;
+
+	r = version_fields(req, req->version, &body);
+	if (r < 0)
+		return reply_versions_error(req, r);
+	/* Like the image's metadata, and for the same reason: a client
+	 * checks a manifest that may come through caches against this. */
 	return http_reply_json(req, 200, body, "no-cache");
 }
 

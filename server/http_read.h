@@ -17,6 +17,9 @@ enum MHD_Result http_read_images(struct http_request *req);
 enum MHD_Result http_read_image(struct http_request *req);
 /* GET /v1/images/NAME/versions: the history (history.h). */
 enum MHD_Result http_read_history(struct http_request *req);
+/* GET /v1/images/NAME/versions/N: version N's sizes and
+ * manifest_sha256 (no-cache). */
+enum MHD_Result http_read_version_meta(struct http_request *req);
 /* GET /v1/images/NAME/versions/N/{manifest,data}, with Range. */
 enum MHD_Result http_read_version(struct http_request *req);
 /* GET /v1/images/NAME/access: 204 (no body, no-store); the token and

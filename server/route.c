@@ -119,6 +119,8 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 		*ret = ROUTE_VNC_TICKET;
 	else if (n == 4 && seg_is(seg[3], VMF_SEG_ACCESS))
 		*ret = ROUTE_ACCESS;
+	else if (n == 5 && seg_is(seg[3], VMF_SEG_VERSIONS))
+		*ret = ROUTE_VERSION;
 	else if (n == 6 && seg_is(seg[3], VMF_SEG_VERSIONS) &&
 		 seg_is(seg[5], VMF_SEG_MANIFEST))
 		*ret = ROUTE_MANIFEST;
@@ -132,7 +134,7 @@ static int match_route(const struct seg seg[], int n, enum route_id *ret,
 		return -ENOENT;
 	if (n >= 3 && *ret != ROUTE_MISSING)
 		*ret_name = &seg[2]; /* NAME, or HEX for ROUTE_BLOCK */
-	if (n == 6)
+	if (n == 6 || *ret == ROUTE_VERSION)
 		*ret_num = &seg[4];
 	return 0;
 }

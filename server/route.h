@@ -32,6 +32,7 @@ enum route_id {
 	ROUTE_ACCESS,	  /* GET /v1/images/NAME/access */
 	ROUTE_VNC,	  /* GET /v1/images/NAME/vnc (a WebSocket) */
 	ROUTE_VNC_TICKET, /* POST /v1/images/NAME/vnc/ticket */
+	ROUTE_VERSION,	  /* GET /v1/images/NAME/versions/N */
 };
 
 /* What route_parse() found. */
@@ -40,7 +41,7 @@ struct route_match {
 	/* NAME, percent-decoded and valid by image_name_valid(); "" for
 	 * the routes without one. */
 	char name[VMF_NAME_MAX + 1];
-	uint64_t version; /* N (ROUTE_MANIFEST, ROUTE_DATA, ROUTE_PROFILE) */
+	uint64_t version; /* N (ROUTE_VERSION, ..._MANIFEST, _DATA, _PROFILE) */
 	uint8_t hash[VMF_HASH_LEN]; /* HEX (ROUTE_BLOCK), else zero */
 	/* Why the request is refused (a static string), NULL if it is not. */
 	const char *error;

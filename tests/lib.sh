@@ -533,6 +533,18 @@ if not found:
 PY
 }
 
+# flip_manifest_entry FILE BLKNO: one byte of block BLKNO's hash
+# flipped in the manifest file FILE (as a proxy or cache could alter it).
+flip_manifest_entry() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+p, blkno = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, "rb").read())
+b[64 + blkno * 32] ^= 0x01  # header (64 bytes), then 32 bytes a block
+open(p, "wb").write(b)
+PY
+}
+
 # image_field NAME FIELD: one field of GET /v1/images/NAME (JSON; null
 # prints None).
 image_field() {

@@ -152,6 +152,8 @@ static void model_route(const char *method, const char *url, struct model *m)
 		m->route = ROUTE_VNC_TICKET;
 	else if (n == 4 && strcmp(seg[3], "access") == 0)
 		m->route = ROUTE_ACCESS;
+	else if (n == 5 && strcmp(seg[3], "versions") == 0)
+		m->route = ROUTE_VERSION;
 	else if (n == 6 && strcmp(seg[3], "versions") == 0 &&
 		 strcmp(seg[5], "manifest") == 0)
 		m->route = ROUTE_MANIFEST;
@@ -165,7 +167,7 @@ static void model_route(const char *method, const char *url, struct model *m)
 		goto out;
 	if (n >= 3 && m->route != ROUTE_MISSING)
 		name = seg[2];
-	if (n == 6)
+	if (n == 6 || m->route == ROUTE_VERSION)
 		num = seg[4];
 	m->status = 405;
 	if (!model_method_ok(m->route, method))
@@ -208,7 +210,8 @@ static bool has_name(enum route_id r)
 
 static bool has_version(enum route_id r)
 {
-	return r == ROUTE_MANIFEST || r == ROUTE_DATA || r == ROUTE_PROFILE;
+	return r == ROUTE_VERSION || r == ROUTE_MANIFEST || r == ROUTE_DATA ||
+	       r == ROUTE_PROFILE;
 }
 
 static void check_name(const char *name)
@@ -264,6 +267,10 @@ static void check_canonical(const char *method, const struct route_match *m)
 	case ROUTE_ACCESS:
 		snprintf(url, sizeof(url), "/v1/images/%s/%s", m->name,
 			 last[m->route]);
+		break;
+	case ROUTE_VERSION:
+		snprintf(url, sizeof(url), "/v1/images/%s/versions/%" PRIu64,
+			 m->name, m->version);
 		break;
 	case ROUTE_MANIFEST:
 	case ROUTE_DATA:

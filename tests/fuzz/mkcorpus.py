@@ -92,6 +92,7 @@ ROUTER = {
     "console-head": "HEAD\n/v1/images/demo/console",
     "access": "GET\n/v1/images/demo/access",
     "access-head": "HEAD\n/v1/images/%64emo/access",
+    "version": "GET\n/v1/images/demo/versions/2",
     "manifest": "GET\n/v1/images/demo/versions/1/manifest",
     "data": "GET\n/v1/images/demo/versions/18446744073709551615/data",
     "data-escaped": "GET\n/v1/images/%64emo/versions/%31/data",

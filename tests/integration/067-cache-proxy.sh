@@ -294,6 +294,6 @@ with open(path, "r+b") as f:
     f.seek(body + 64 + 5 * 32)
     f.write(bytes([b[0] ^ 0x01]))
 PY
-mount_refused 1 "manifest of version 1: its SHA-256 is [0-9a-f]{16}\.\.\., not the manifest_sha256 [0-9a-f]{16}\.\.\. of the image's metadata: refused" \
+mount_refused 1 "manifest of version 1: its SHA-256 is [0-9a-f]{16}\.\.\., not the manifest_sha256 [0-9a-f]{16}\.\.\. the server gives for it: refused" \
 	"$PROXY/disk" --cacert "$PROXY_CERT" --token-file "$T/reader.token" --read-only
 exit 0

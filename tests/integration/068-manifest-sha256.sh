@@ -25,13 +25,7 @@ man=$(find "$T/srv" -name 1.manifest -path '*disk*' | head -1)
 # Altered: one byte of block 3's hash flipped (the server's cached ETag
 # still names the original, as a proxy's copy would differ from it).
 cp "$man" "$T/data/manifest.orig"
-python3 - "$man" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[64 + 3 * 32] ^= 0x01  # header (64 bytes), then 32 bytes a block
-open(p, "wb").write(b)
-PY
+flip_manifest_entry "$man" 3
 before=$(server_stat manifest_requests)
 mount_refused 1 "manifest of version 1: .*SHA-256 is [0-9a-f]{16}\.\.\., not the manifest_sha256" \
 	"$SERVER_URL/disk" --cacert "$CACERT" --token-file "$ADMIN_TOKEN_FILE"

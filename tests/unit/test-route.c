@@ -56,6 +56,8 @@ static void test_routes(void)
 	ok("DELETE", "/v1/images/demo/pins", ROUTE_PINS, "demo", 0);
 	ok("GET", "/v1/images/demo/access", ROUTE_ACCESS, "demo", 0);
 	ok("HEAD", "/v1/images/%64emo/access", ROUTE_ACCESS, "demo", 0);
+	ok("GET", "/v1/images/demo/versions/7", ROUTE_VERSION, "demo", 7);
+	ok("HEAD", "/v1/images/%64emo/versions/%31", ROUTE_VERSION, "demo", 1);
 	ok("GET", "/v1/images/demo/versions/7/manifest", ROUTE_MANIFEST, "demo",
 	   7);
 	ok("GET", "/v1/images/demo/versions/18446744073709551615/data",
@@ -100,6 +102,8 @@ static void test_method(void)
 	bad("PUT", "/v1/images/../versions", 405, NULL);
 	bad("GET", "/v1/blocks/xyz", 405, NULL);
 	bad("POST", "/v1/images/demo/versions/3/profile", 405, NULL);
+	bad("POST", "/v1/images/demo/versions/3", 405, NULL);
+	bad("GET", "/v1/images/demo/lease/3", 404, NULL);
 	bad("DELETE", "/v1/images/demo/access", 405, NULL);
 	bad("GET", "/v1/images/demo/access/x", 404, NULL);
 	bad("get", "/v1/images", 405, NULL);
@@ -150,6 +154,9 @@ static void test_versions(void)
 	for (size_t i = 0; i < sizeof(bad_versions) / sizeof(bad_versions[0]);
 	     i++) {
 		snprintf(url, sizeof(url), "/v1/images/demo/versions/%s/data",
+			 bad_versions[i]);
+		bad("GET", url, 400, "invalid version number");
+		snprintf(url, sizeof(url), "/v1/images/demo/versions/%s",
 			 bad_versions[i]);
 		bad("GET", url, 400, "invalid version number");
 	}
