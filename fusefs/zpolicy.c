@@ -1,16 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Compression policy (zpolicy.h): ask for zstd, or not, from measured
- * goodput.
+ * transfer times.
  *
- * Owns nothing but its averages and counters, under z->lock.  Why
- * goodput per transfer rather than the mount's overall rate: the two
+ * Owns nothing but its averages and counters, under z->lock.  Why each
+ * transfer's own time rather than the mount's overall rate: the two
  * ways run side by side (a probe among requests of the way in use), so
- * each transfer's wall time sees the same link, the same load and the
- * same concurrency, and the comparison is fair from the first seconds;
- * an overall rate would need one way to run alone for a while.  The
- * time includes everything the choice changes: the server compressing
- * (before its first byte), fewer bytes on the wire, and the client
- * decoding (on the fetch thread, as the bytes come).
+ * a probe and the transfers it is compared with see the same link, load
+ * and concurrency, and the comparison is fair from the first seconds;
+ * an overall rate would need one way to run alone for a while.
  */
 #include <assert.h>
 #include <errno.h>
@@ -31,6 +28,7 @@ void zpolicy_init(struct zpolicy *z, enum zpolicy_mode mode)
 	z->st.mode = mode;
 	/* AUTO starts asking: on a slow link that is what pays. */
 	z->st.zstd = mode != ZPOLICY_OFF;
+	z->interval = ZPOLICY_PROBE_EVERY;
 }
 
 void zpolicy_fini(struct zpolicy *z)
@@ -55,11 +53,13 @@ bool zpolicy_ask(struct zpolicy *z, bool background)
 	zstd = z->st.zstd;
 	if (z->st.mode == ZPOLICY_AUTO && background) {
 		n = z->bg_count++;
-		/* Every other request until both ways are measured, then
-		 * one in ZPOLICY_PROBE_EVERY. */
-		probe = zpolicy_measured(z)
-			    ? n % ZPOLICY_PROBE_EVERY == ZPOLICY_PROBE_EVERY - 1
-			    : n % 2 == 1;
+		if (!z->paired) {
+			probe = n % 2 == 1; /* every other, until measured */
+		} else {
+			probe = n >= z->next_probe;
+			if (probe)
+				z->next_probe = n + z->interval;
+		}
 		if (probe) {
 			zstd = !zstd;
 			z->st.probes++;
@@ -69,39 +69,86 @@ bool zpolicy_ask(struct zpolicy *z, bool background)
 	return zstd;
 }
 
-/* In AUTO, use the other way if its average is clearly higher.  Under
+/* The reported goodputs, from the averages.  Under z->lock. */
+static void zpolicy_report(struct zpolicy *z)
+{
+	int cur = z->st.zstd ? ZPOLICY_ZSTD : ZPOLICY_RAW;
+
+	for (int i = 0; i < 2; i++)
+		z->st.goodput[i] =
+		    z->st.samples[i] ? 1e9 / z->ns_per_byte[i] : 0;
+	if (z->paired)
+		z->st.goodput[1 - cur] = z->st.goodput[cur] / z->rel;
+}
+
+/* A probe's time per byte t, against the way in use's average: the
+ * ratio, the probe interval and, past the margin, a switch.  Under
  * z->lock. */
+static void zpolicy_probed(struct zpolicy *z, double t)
+{
+	int cur = z->st.zstd ? ZPOLICY_ZSTD : ZPOLICY_RAW;
+	double q = t / z->ns_per_byte[cur];
+
+	z->rel += ZPOLICY_ALPHA * (q - z->rel);
+	/* Clearly slower: probe less often.  Else as often as at first. */
+	if (q > 1 + ZPOLICY_MARGIN && z->interval < ZPOLICY_PROBE_MAX)
+		z->interval *= 2;
+	else if (q <= 1 + ZPOLICY_MARGIN && z->interval > ZPOLICY_PROBE_EVERY) {
+		z->interval = ZPOLICY_PROBE_EVERY;
+		if (z->next_probe > z->bg_count + ZPOLICY_PROBE_EVERY)
+			z->next_probe = z->bg_count + ZPOLICY_PROBE_EVERY;
+	}
+}
+
+/* Switch if the other way is faster by more than the margin.  The way
+ * that goes keeps, as its average, what the ratio said it was. */
 static void zpolicy_decide(struct zpolicy *z)
 {
 	int cur = z->st.zstd ? ZPOLICY_ZSTD : ZPOLICY_RAW;
-	int other = 1 - cur;
 
-	if (z->st.mode != ZPOLICY_AUTO || !zpolicy_measured(z))
+	if (z->rel * (1 + ZPOLICY_MARGIN) >= 1)
 		return;
-	if (z->st.goodput[other] > z->st.goodput[cur] * (1 + ZPOLICY_MARGIN)) {
-		z->st.zstd = other == ZPOLICY_ZSTD;
-		z->st.switches++;
-	}
+	z->ns_per_byte[1 - cur] = z->ns_per_byte[cur] * z->rel;
+	z->rel = 1 / z->rel;
+	z->st.zstd = !z->st.zstd;
+	z->st.switches++;
+	z->interval = ZPOLICY_PROBE_EVERY;
+	z->next_probe = z->bg_count + ZPOLICY_PROBE_EVERY;
 }
 
 void zpolicy_sample(struct zpolicy *z, bool asked, bool compressed,
 		    uint64_t bytes, uint64_t ns)
 {
 	int i = asked ? ZPOLICY_ZSTD : ZPOLICY_RAW;
-	double g;
+	bool in_use;
+	double t;
 
 	/* Raw by the server's choice: compression did not take part.
 	 * Compressed unasked cannot reach here (fetch_xfer.c refuses). */
 	if ((asked && !compressed) || bytes < ZPOLICY_MIN_BYTES || ns == 0)
 		return;
-	g = (double)bytes * 1e9 / (double)ns;
+	t = (double)ns / (double)bytes;
 	mutex_lock(&z->lock);
-	if (z->st.samples[i] == 0)
-		z->st.goodput[i] = g;
-	else
-		z->st.goodput[i] += ZPOLICY_ALPHA * (g - z->st.goodput[i]);
+	in_use = asked == z->st.zstd;
+	if (z->paired && !in_use) {
+		zpolicy_probed(z, t);
+	} else if (z->st.samples[i] == 0) {
+		z->ns_per_byte[i] = t;
+	} else {
+		z->ns_per_byte[i] += ZPOLICY_ALPHA * (t - z->ns_per_byte[i]);
+	}
 	z->st.samples[i]++;
-	zpolicy_decide(z);
+	if (z->st.mode == ZPOLICY_AUTO && !z->paired && zpolicy_measured(z)) {
+		/* Measured side by side: the first ratio. */
+		int cur = z->st.zstd ? ZPOLICY_ZSTD : ZPOLICY_RAW;
+
+		z->rel = z->ns_per_byte[1 - cur] / z->ns_per_byte[cur];
+		z->paired = true;
+		z->next_probe = z->bg_count;
+	}
+	if (z->paired)
+		zpolicy_decide(z);
+	zpolicy_report(z);
 	mutex_unlock(&z->lock);
 }
 

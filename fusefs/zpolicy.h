@@ -3,22 +3,39 @@
  * zstd (Vmferry-Accept-Encoding, docs/protocol.md).
  *
  * ZPOLICY_ON always asks, ZPOLICY_OFF never.  ZPOLICY_AUTO decides from
- * this mount's own transfers: for each way of asking (zstd asked, not
- * asked) it keeps an exponentially weighted average of the goodput of
- * completed background ranges (decoded bytes / the transfer's wall
- * time).  It starts by asking (the safe choice on a slow link), sends
- * every other background request the other way until each way has
- * ZPOLICY_MIN_SAMPLES samples, then every ZPOLICY_PROBE_EVERY-th one (a
- * probe), and changes the way it uses for every other request only when
- * the other way's average beats the one in use by more than
- * ZPOLICY_MARGIN (so noise within the margin does not make it flap).
+ * this mount's own transfers, hydration's background ranges:
+ *   - It starts by asking (the safe choice on a slow link) and sends
+ *     every other background request the other way until each way has
+ *     ZPOLICY_MIN_SAMPLES samples.
+ *   - Then every other request goes the way in use, and every
+ *     ZPOLICY_PROBE_EVERY-th background request the other way (a probe);
+ *     while the probes keep finding the other way slower by more than
+ *     the margin, the interval doubles, up to ZPOLICY_PROBE_MAX, so a
+ *     clear choice costs few probes (each one is a range sent the
+ *     slower way); a close or contrary probe brings it back to
+ *     ZPOLICY_PROBE_EVERY.
+ *   - A sample is a transfer's time per decoded byte (wall time from
+ *     start to end: the server's compression, the wire and the client's
+ *     decoding).  The way in use keeps an exponentially weighted average
+ *     of its own; a probe is compared with that average as it stands
+ *     when the probe ends, and the ratio is averaged too.  Pairing them
+ *     so matters on a shared machine: load that slows everything for a
+ *     while slows the probe and the average it is compared with alike,
+ *     whereas an average of the rare probes alone would be stale.
+ *     Averaging times (not rates) keeps a few transfers that happen to
+ *     be fast from hiding slow ones.
+ *   - It switches when the ratio says the other way is faster by more
+ *     than ZPOLICY_MARGIN, so noise within the margin does not make it
+ *     flap.
  * A reply the server sent raw although zstd was asked (an incompressible
  * range) says nothing about compression and is not a sample; nor is a
  * range shorter than ZPOLICY_MIN_BYTES (latency, not rate, decides its
- * time).  On an image that does not compress, the server answers raw
- * whatever is asked, so the zstd way gets no samples and AUTO keeps
- * asking (and alternating), which costs nothing.  The averages are kept
- * in ON and OFF too, for `vmferry status`.
+ * time).  On an image that does not compress, the zstd way thus gets no
+ * samples and AUTO keeps asking (and alternating), which costs nothing.
+ * The reported goodputs are the inverse of the averages: the way in
+ * use's own, and the other way's as the ratio puts it (so the way in use
+ * is never beaten by more than the margin).  ON and OFF keep each way's
+ * own average, for `vmferry status`.
  *
  * Threads: the fetch thread asks and feeds; any thread may read the
  * stats.  One lock (z->lock) guards the state; it is a leaf (nothing is
@@ -39,10 +56,11 @@ enum zpolicy_mode {
 };
 
 #define ZPOLICY_PROBE_EVERY 8		/* one background request in 8 */
+#define ZPOLICY_PROBE_MAX   64		/* backed off: one in 64 */
 #define ZPOLICY_MIN_SAMPLES 4		/* per way, before any switch */
 #define ZPOLICY_MIN_BYTES   (256 << 10) /* smaller ranges: no sample */
-#define ZPOLICY_ALPHA	    0.2		/* weight of a new sample */
-#define ZPOLICY_MARGIN	    0.10	/* the other way must be 10% faster */
+#define ZPOLICY_ALPHA	    0.125	/* weight of a new sample, or ratio */
+#define ZPOLICY_MARGIN	    0.15	/* the other way must be 15% faster */
 
 /* Index of the averages: [ZPOLICY_RAW] not asked, [ZPOLICY_ZSTD] asked. */
 #define ZPOLICY_RAW  0
@@ -60,7 +78,14 @@ struct zpolicy_stats {
 struct zpolicy {
 	pthread_mutex_t lock; /* protects everything below */
 	struct zpolicy_stats st;
-	uint64_t bg_count; /* background requests asked about */
+	double ns_per_byte[2]; /* each way's own average */
+	/* Once both ways are measured (AUTO): the other way's time per
+	 * byte over the way in use's average, averaged over the probes. */
+	double rel;
+	bool paired;	     /* rel is set */
+	unsigned interval;   /* probe every interval-th background request */
+	uint64_t next_probe; /* bg_count of the next probe */
+	uint64_t bg_count;   /* background requests asked about */
 };
 
 /* Start in mode (assert: a valid one), asking for zstd unless OFF. */

@@ -56,14 +56,14 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 z, r = s["goodput_zstd_bps"], s["goodput_raw_bps"]
 # zpolicy.h: at least 4 samples of each way before any choice, and the
-# way in use is never beaten by more than its 10% margin.
+# way in use is never beaten by more than its 15% margin (plus rounding).
 assert s["samples_zstd"] >= 4 and s["samples_raw"] >= 4, "not measured"
 assert z > 0 and r > 0, "no averages"
 assert s["compress_probes"] > 0, "no probes"
 if s["compress_asking"]:
-    assert z * 1.10 >= r, "asking although raw is faster"
+    assert z * 1.151 >= r, "asking although raw is faster"
 else:
-    assert r * 1.10 >= z, "not asking although zstd is faster"
+    assert r * 1.151 >= z, "not asking although zstd is faster"
 print("auto: zstd %.0f MiB/s (%d), raw %.0f MiB/s (%d), asking %s, %d switches"
       % (z / 2**20, s["samples_zstd"], r / 2**20, s["samples_raw"],
          s["compress_asking"], s["compress_switches"]))
