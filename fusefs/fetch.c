@@ -19,7 +19,7 @@
  *
  * Whether a range asks for zstd is the compression policy's choice
  * (zpolicy.h), made as the request starts; each background range that
- * completes is fed back to it as a sample of its goodput.
+ * completes is fed back to it as a sample (its length and wall time).
  *
  * Everything about one transfer (curl options, callbacks, the reply
  * checks, CURLcode and HTTP status to -errno) is in fetch_xfer.c; this

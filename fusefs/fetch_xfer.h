@@ -45,7 +45,7 @@ struct xfer_config {
  * xfer_start()); all the others belong to fetch_xfer.c (fetch.c asks
  * xfer_busy() rather than reading req). */
 struct xfer {
-	/* fetch.c's: the idle list and background pacing. */
+	/* fetch.c's: the idle list, background pacing, compression. */
 	struct xfer *next_idle;
 	bool background;   /* counts toward max_background */
 	bool paced;	   /* charged to the pacing budget */

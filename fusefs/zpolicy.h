@@ -9,11 +9,11 @@
  *     ZPOLICY_MIN_SAMPLES samples.
  *   - Then every other request goes the way in use, and every
  *     ZPOLICY_PROBE_EVERY-th background request the other way (a probe);
- *     while the probes keep finding the other way slower by more than
- *     the margin, the interval doubles, up to ZPOLICY_PROBE_MAX, so a
- *     clear choice costs few probes (each one is a range sent the
- *     slower way); a close or contrary probe brings it back to
- *     ZPOLICY_PROBE_EVERY.
+ *     while the averaged ratio (below) says the other way is slower by
+ *     more than twice the margin, each probe doubles the interval, up
+ *     to ZPOLICY_PROBE_MAX, so a clear choice costs few probes (each one
+ *     is a range sent the slower way); once it is closer, the interval
+ *     is ZPOLICY_PROBE_EVERY again.
  *   - A sample is a transfer's time per decoded byte (wall time from
  *     start to end: the server's compression, the wire and the client's
  *     decoding).  The way in use keeps an exponentially weighted average
