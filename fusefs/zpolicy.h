@@ -57,7 +57,7 @@ enum zpolicy_mode {
 
 #define ZPOLICY_PROBE_EVERY 8		/* one background request in 8 */
 #define ZPOLICY_PROBE_MAX   64		/* backed off: one in 64 */
-#define ZPOLICY_MIN_SAMPLES 4		/* per way, before any switch */
+#define ZPOLICY_MIN_SAMPLES 8		/* per way, before any switch */
 #define ZPOLICY_MIN_BYTES   (256 << 10) /* smaller ranges: no sample */
 #define ZPOLICY_ALPHA	    0.125	/* weight of a new sample, or ratio */
 #define ZPOLICY_MARGIN	    0.15	/* the other way must be 15% faster */

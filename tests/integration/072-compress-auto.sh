@@ -55,9 +55,9 @@ python3 - "$T/status.json" <<'PY' || fail "auto: $(cat "$T/status.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))
 z, r = s["goodput_zstd_bps"], s["goodput_raw_bps"]
-# zpolicy.h: at least 4 samples of each way before any choice, and the
+# zpolicy.h: at least 8 samples of each way before any choice, and the
 # way in use is never beaten by more than its 15% margin (plus rounding).
-assert s["samples_zstd"] >= 4 and s["samples_raw"] >= 4, "not measured"
+assert s["samples_zstd"] >= 8 and s["samples_raw"] >= 8, "not measured"
 assert z > 0 and r > 0, "no averages"
 assert s["compress_probes"] > 0, "no probes"
 if s["compress_asking"]:
