@@ -80,8 +80,9 @@ UNIT_DEPS_test-qemu	=
 UNIT_DEPS_test-crypto	= fusefs/crypto
 UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto fusefs/passphrase
 UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
-UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer
-UNIT_DEPS_test-plain	= fusefs/plain fusefs/remote fusefs/fetch fusefs/fetch_xfer
+UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer fusefs/zpolicy
+UNIT_DEPS_test-plain	= fusefs/plain fusefs/remote fusefs/fetch fusefs/fetch_xfer \
+			  fusefs/zpolicy
 UNIT_DEPS_test-range	= server/range
 UNIT_DEPS_test-zrange	= server/zrange
 UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \
@@ -92,6 +93,7 @@ UNIT_DEPS_test-ratelimit = server/ratelimit
 UNIT_DEPS_test-route	= server/route server/upload_parse
 UNIT_DEPS_test-profile	= fusefs/profile
 UNIT_DEPS_test-mountwatch = fusefs/mountwatch
+UNIT_DEPS_test-zpolicy	= fusefs/zpolicy
 UNIT_DEPS_test-profiles	= server/profiles server/versions server/store
 
 .SECONDEXPANSION:

@@ -19,6 +19,7 @@
 #   httpdirfs    httpdirfs (FUSE over HTTP) serving the file
 #   nbdkit-curl  nbdkit's curl plugin, QEMU on its NBD socket
 #   vmferry-cold a vmferry mount with an empty cache, no boot profile
+#                (compression as the default, --compress=auto, decides)
 #   vmferry-profiled  the same, with the image's boot profile prefetched
 #                (recorded by one untimed boot first)
 #   vmferry-warm the same with the copy complete

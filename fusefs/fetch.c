@@ -17,6 +17,10 @@
  * bucket is not in debt.  Demand and prefetch requests are never
  * charged; prefetch ones count toward the background cap.
  *
+ * Whether a range asks for zstd is the compression policy's choice
+ * (zpolicy.h), made as the request starts; each background range that
+ * completes is fed back to it as a sample (its length and wall time).
+ *
  * Everything about one transfer (curl options, callbacks, the reply
  * checks, CURLcode and HTTP status to -errno) is in fetch_xfer.c; this
  * file sees a slot only through fetch_xfer.h.
@@ -56,6 +60,9 @@ struct fetch {
 	struct xfer_config xc; /* fetch_xfer.c's, for every transfer */
 	unsigned max_inflight;
 	unsigned max_background;
+	/* Asked and fed on the fetch thread, read by fetch_get_stats();
+	 * has its own lock (a leaf). */
+	struct zpolicy zp;
 	/* Driven by the fetch thread; other threads only call
 	 * curl_multi_wakeup().  Created here and cleaned up by fetch_free()
 	 * after the join, so no two threads ever use it at once. */
@@ -257,6 +264,10 @@ static void fetch_finish(struct fetch *f, struct xfer *x, int r)
 	struct fetch_req *req = xfer_release(x);
 
 	atomic_fetch_add_explicit(&f->st_wire, x->wire, memory_order_relaxed);
+	/* x->zstd: fetch_xfer.c's, whether the reply came compressed. */
+	if (r == 0 && req->len > 0 && req->prio == FETCH_PRIO_BACKGROUND)
+		zpolicy_sample(&f->zp, x->zstd_ask, x->zstd, req->got,
+			       now_ns() - x->start_ns);
 
 	x->next_idle = f->idle;
 	f->idle = x;
@@ -286,6 +297,9 @@ static void fetch_start_one(struct fetch *f, struct fetch_req *req)
 	x->background = req->prio != FETCH_PRIO_DEMAND;
 	x->paced = req->prio == FETCH_PRIO_BACKGROUND;
 	x->reserved = x->paced ? req->len : 0;
+	x->zstd_ask = req->len > 0 &&
+		      zpolicy_ask(&f->zp, req->prio == FETCH_PRIO_BACKGROUND);
+	x->start_ns = now_ns();
 	r = xfer_start(x, req, f->multi);
 	if (r < 0)
 		fetch_finish(f, x, r);
@@ -483,6 +497,7 @@ static void fetch_destroy(struct fetch *f)
 		(void)curl_multi_cleanup(f->multi); /* no handles are left */
 	free(f->xfers);
 	xfer_config_fini(&f->xc);
+	zpolicy_fini(&f->zp);
 	if (pthread_mutex_destroy(&f->lock) != 0)
 		abort();
 	free(f);
@@ -516,12 +531,16 @@ int fetch_new(const struct fetch_config *cfg, struct fetch **ret)
 		abort();
 	if (fetch_global_rc != CURLE_OK)
 		return -EIO;
+	if (cfg->compress != ZPOLICY_OFF && cfg->compress != ZPOLICY_ON &&
+	    cfg->compress != ZPOLICY_AUTO)
+		return -EINVAL;
 
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	if (pthread_mutex_init(&f->lock, NULL) != 0)
 		abort();
+	zpolicy_init(&f->zp, cfg->compress);
 	r = fetch_configure(f, cfg);
 	if (r < 0)
 		return r;
@@ -725,4 +744,5 @@ void fetch_get_stats(struct fetch *f, struct fetch_stats *ret)
 	ret->errors = atomic_load_explicit(&f->st_errors, memory_order_relaxed);
 	ret->last_ok_wall =
 	    atomic_load_explicit(&f->st_last_ok, memory_order_relaxed);
+	zpolicy_get(&f->zp, &ret->compress);
 }

@@ -62,6 +62,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "zpolicy.h"
+
 struct fetch;
 struct fetch_req;
 
@@ -83,13 +85,15 @@ enum fetch_prio {
 };
 
 struct fetch_config {
-	const char *base_url;	 /* "https://host:port", copied */
-	const char *token;	 /* bearer token, copied, may be NULL */
-	const char *cacert;	 /* CA file, copied, may be NULL */
-	const char *pin_sha256;	 /* "sha256//BASE64", copied, may be NULL */
-	bool insecure;		 /* skip TLS verification */
-	bool allow_plain;	 /* allow http:// and ftp:// */
-	bool compress;		 /* ask vmferry-server for zstd ranges */
+	const char *base_url;	/* "https://host:port", copied */
+	const char *token;	/* bearer token, copied, may be NULL */
+	const char *cacert;	/* CA file, copied, may be NULL */
+	const char *pin_sha256; /* "sha256//BASE64", copied, may be NULL */
+	bool insecure;		/* skip TLS verification */
+	bool allow_plain;	/* allow http:// and ftp:// */
+	/* Ask vmferry-server for zstd ranges: never (OFF, the default),
+	 * always (ON), or as measured (AUTO, zpolicy.h). */
+	enum zpolicy_mode compress;
 	long connect_timeout_s;	 /* default 10 */
 	long stall_timeout_s;	 /* default 30 */
 	unsigned max_inflight;	 /* default 8, at least 2 */
@@ -179,6 +183,7 @@ struct fetch_stats {
 	uint64_t demand_requests; /* of which demand */
 	uint64_t errors;
 	int64_t last_ok_wall; /* wall time of the last success; 0: none */
+	struct zpolicy_stats compress; /* the compression policy's state */
 };
 /* Snapshot of the counters.  Any thread. */
 void fetch_get_stats(struct fetch *f, struct fetch_stats *ret);

@@ -108,7 +108,6 @@ int xfer_config_init(struct xfer_config *xc, const struct fetch_config *cfg)
 	if (r < 0)
 		return r;
 	xc->insecure = cfg->insecure;
-	xc->compress = cfg->compress;
 	xc->protocols = cfg->allow_plain ? "https,http,ftp" : "https";
 	return 0;
 }
@@ -275,7 +274,7 @@ static int xfer_check_success(struct xfer *x, long status, bool final)
 	if (x->encoded)
 		return fetch_errmsg(req, -EBADMSG,
 				    "reply has a Content-Encoding");
-	if (x->zstd && (!x->xc->compress || req->len == 0))
+	if (x->zstd && (!x->zstd_ask || req->len == 0))
 		return fetch_errmsg(req, -EBADMSG, "reply compressed unasked");
 	if (final && x->zstd && !x->zdone)
 		return fetch_errmsg(req, -EBADMSG,
@@ -627,7 +626,7 @@ static int xfer_headers(struct xfer *x, bool upload)
 
 	if (xc->auth_header && !x->is_ftp)
 		r = slist_add(&x->headers, xc->auth_header);
-	if (r == 0 && xc->compress && req->len > 0 && !x->is_ftp)
+	if (r == 0 && x->zstd_ask && req->len > 0 && !x->is_ftp)
 		r = slist_add(&x->headers, "Vmferry-Accept-Encoding: zstd");
 	if (r == 0 && upload) {
 		snprintf(line, sizeof(line), "Content-Type: %s",

@@ -36,20 +36,22 @@ struct xfer_config {
 	char *pin;
 	const char *protocols;
 	bool insecure;
-	bool compress; /* ask for zstd on range GETs */
 	long connect_timeout_s;
 	long stall_timeout_s;
 };
 
 /* One transfer slot; used by the fetch thread only.  fetch.c allocates
- * the slots zeroed and owns the first four fields; all the others belong
- * to fetch_xfer.c (fetch.c asks xfer_busy() rather than reading req). */
+ * the slots zeroed and owns the first six fields (set before
+ * xfer_start()); all the others belong to fetch_xfer.c (fetch.c asks
+ * xfer_busy() rather than reading req). */
 struct xfer {
-	/* fetch.c's: the idle list and background pacing. */
+	/* fetch.c's: the idle list, background pacing, compression. */
 	struct xfer *next_idle;
 	bool background;   /* counts toward max_background */
 	bool paced;	   /* charged to the pacing budget */
 	uint64_t reserved; /* background bytes charged at start */
+	bool zstd_ask;	   /* a range: ask for zstd (zpolicy.h) */
+	uint64_t start_ns; /* when it started, for the policy's goodput */
 
 	/* fetch_xfer.c's. */
 	const struct xfer_config *xc;

@@ -70,7 +70,7 @@ struct mount_opts {
 	bool foreground;
 	bool insecure;
 	bool no_hydrate;
-	bool no_compress;
+	enum zpolicy_mode compress; /* --compress, default auto */
 	bool no_profile;
 	bool read_only;
 	bool no_sync;
@@ -188,9 +188,12 @@ static void usage(FILE *out)
 	    "                          offline clock this often (default 60)\n"
 	    "      --no-hydrate        fetch only what is read (no prefetch of\n"
 	    "                          the boot profile either)\n"
-	    "      --no-compress       do not ask the server for zstd-compressed\n"
-	    "                          blocks (it sends them compressed only\n"
-	    "                          when that saves at least 1/16)\n"
+	    "      --compress=auto|on|off  ask the server for zstd-compressed\n"
+	    "                          ranges (it compresses one only when that\n"
+	    "                          saves at least 1/16): auto (default)\n"
+	    "                          measures both ways on hydration's ranges\n"
+	    "                          and asks only while it is faster\n"
+	    "      --no-compress       the same as --compress=off\n"
 	    "      --max-rate RATE     cap background fetching, bytes/s (e.g. 5M)\n"
 	    "      --no-profile        neither record, upload nor prefetch a boot\n"
 	    "                          profile (the order blocks are first read)\n"
@@ -221,6 +224,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 		OPT_PASSPHRASE_FILE,
 		OPT_NO_HYDRATE,
 		OPT_NO_COMPRESS,
+		OPT_COMPRESS,
 		OPT_MAX_RATE,
 		OPT_IO_TIMEOUT,
 		OPT_CONNECT_TIMEOUT,
@@ -249,6 +253,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	    {"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
 	    {"no-hydrate", no_argument, NULL, OPT_NO_HYDRATE},
 	    {"no-compress", no_argument, NULL, OPT_NO_COMPRESS},
+	    {"compress", required_argument, NULL, OPT_COMPRESS},
 	    {"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	    {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
 	    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -270,6 +275,7 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 	};
 	int c;
 
+	o->compress = ZPOLICY_AUTO;
 	o->io_timeout_s = 60;
 	o->sync_interval_s = 30;
 	o->profile_s = 120;
@@ -310,7 +316,15 @@ static int parse_opts(int argc, char **argv, struct mount_opts *o)
 			o->keys.passphrase_file = optarg;
 			break;
 		case OPT_NO_COMPRESS:
-			o->no_compress = true;
+			o->compress = ZPOLICY_OFF;
+			break;
+		case OPT_COMPRESS:
+			if (zpolicy_parse(optarg, &o->compress) < 0) {
+				log_error("--compress: invalid value \"%s\" "
+					  "(auto, on or off)",
+					  optarg);
+				return 2;
+			}
 			break;
 		case OPT_NO_HYDRATE:
 			o->no_hydrate = true;
@@ -507,7 +521,7 @@ static int start_fetch(struct mount *m)
 	}
 	cfg.cacert = m->o.cacert;
 	cfg.insecure = m->o.insecure;
-	cfg.compress = !m->o.no_compress;
+	cfg.compress = m->o.compress;
 	if (m->o.pin) {
 		snprintf(pin, sizeof(pin), "sha256//%s", m->o.pin);
 		cfg.pin_sha256 = pin;
@@ -638,6 +652,27 @@ static int add_profile(struct mount *m, json_t *o)
 			 profile_upload_done(m->pu)));
 }
 
+/* The compression policy's part of "status" (zpolicy.h): the policy,
+ * the way in use, and the goodput averages it chose from (bytes/s, 0
+ * while a way has no sample). */
+static int add_compress(struct mount *m, json_t *o)
+{
+	struct fetch_stats fs;
+	const struct zpolicy_stats *z = &fs.compress;
+
+	fetch_get_stats(m->fetch, &fs);
+	return json_object_update_new(
+	    o,
+	    json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "compress",
+		      zpolicy_name(z->mode), "compress_asking", z->zstd,
+		      "goodput_zstd_bps", (json_int_t)z->goodput[ZPOLICY_ZSTD],
+		      "goodput_raw_bps", (json_int_t)z->goodput[ZPOLICY_RAW],
+		      "samples_zstd", (json_int_t)z->samples[ZPOLICY_ZSTD],
+		      "samples_raw", (json_int_t)z->samples[ZPOLICY_RAW],
+		      "compress_probes", (json_int_t)z->probes,
+		      "compress_switches", (json_int_t)z->switches));
+}
+
 /* "sync": run a sync now and answer {"version", "blocks", "message"} or
  * {"error", "conflict"}. */
 static int ctl_sync(struct mount *m, char **ret_reply)
@@ -725,6 +760,10 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 		o = NULL;
 	}
 	if (o && add_lifecycle(m, o) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	if (o && add_compress(m, o) < 0) {
 		json_decref(o);
 		o = NULL;
 	}

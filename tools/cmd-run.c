@@ -14,6 +14,7 @@
 
 #include "../fusefs/lifecycle.h"
 #include "../fusefs/local.h"
+#include "../fusefs/zpolicy.h"
 #include "commands.h"
 #include "run.h"
 
@@ -30,6 +31,8 @@ enum {
 	OPT_SERVER,
 	OPT_LOG,
 	OPT_SHUTDOWN_TIMEOUT,
+	OPT_COMPRESS,
+	OPT_NO_COMPRESS,
 };
 
 static void usage(FILE *out)
@@ -80,6 +83,9 @@ static void usage(FILE *out)
 	    "      --keep              keep it (default, unless the policy says\n"
 	    "                          ephemeral)\n"
 	    "      --log FILE          the mount's log\n"
+	    "      --compress=auto|on|off, --no-compress  --local: ask the\n"
+	    "                          server for zstd ranges (default auto),\n"
+	    "                          as for `vmferry mount`\n"
 	    "      --cache DIR, --key-file FILE, --passphrase,\n"
 	    "      --passphrase-file FILE, --token-file FILE, --cacert FILE,\n"
 	    "      --pin-sha256 B64, --insecure   as for `vmferry mount`\n");
@@ -106,6 +112,7 @@ static int parse_memory(const char *s, uint64_t *ret)
 static int run_opt(int c, const char *arg, void *opaque)
 {
 	struct run_opts *ro = opaque;
+	enum zpolicy_mode mode;
 	uint64_t v;
 	int r = 0;
 
@@ -133,6 +140,18 @@ static int run_opt(int c, const char *arg, void *opaque)
 		return 0;
 	case OPT_LOG:
 		ro->log = arg;
+		return 0;
+	case OPT_COMPRESS:
+		if (zpolicy_parse(arg, &mode) < 0) {
+			log_error("--compress: invalid value \"%s\" (auto, on "
+				  "or off)",
+				  arg);
+			return 2;
+		}
+		ro->compress = zpolicy_name(mode);
+		return 0;
+	case OPT_NO_COMPRESS:
+		ro->compress = zpolicy_name(ZPOLICY_OFF);
 		return 0;
 	case OPT_ACCEL:
 		if (strcmp(arg, "auto") != 0 && strcmp(arg, "kvm") != 0 &&
@@ -270,6 +289,8 @@ int cmd_run(int argc, char **argv)
 	    {"server", required_argument, NULL, OPT_SERVER},
 	    {"log", required_argument, NULL, OPT_LOG},
 	    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+	    {"compress", required_argument, NULL, OPT_COMPRESS},
+	    {"no-compress", no_argument, NULL, OPT_NO_COMPRESS},
 	    {NULL, 0, NULL, 0},
 	};
 	struct run_opts ro = {

@@ -91,6 +91,25 @@ static void print_lifecycle(json_t *o)
 		       buf);
 }
 
+/* The compression policy: what it is, the way in use, and why. */
+static void print_compress(json_t *o)
+{
+	const char *mode = json_string_value(json_object_get(o, "compress"));
+	char zg[32], rg[32];
+
+	if (!mode) /* a mount from before the policy */
+		return;
+	format_bytes(u(o, "goodput_zstd_bps"), zg, sizeof(zg));
+	format_bytes(u(o, "goodput_raw_bps"), rg, sizeof(rg));
+	printf("compress: %s, %s; goodput zstd %s/s (%" PRIu64
+	       " ranges), raw %s/s (%" PRIu64 " ranges)\n",
+	       mode,
+	       json_is_true(json_object_get(o, "compress_asking"))
+		   ? "asking for zstd"
+		   : "not asking",
+	       zg, u(o, "samples_zstd"), rg, u(o, "samples_raw"));
+}
+
 static void print_status(json_t *o)
 {
 	char size[32], fetched[32], rate[32];
@@ -129,6 +148,7 @@ static void print_status(json_t *o)
 		       " blocks evicted so far\n",
 		       bound, u(o, "evicted_blocks"));
 	}
+	print_compress(o);
 	printf("hydrate:  %s\n", json_is_true(json_object_get(o, "hydrating"))
 				     ? "running"
 				     : "idle");

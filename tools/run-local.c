@@ -134,6 +134,7 @@ static int mount_image(struct run_opts *ro, const char *mp)
 	ARG2("--cacert", ro->o.cacert);
 	ARG2("--pin-sha256", ro->o.pin);
 	ARG2("--log", ro->log);
+	ARG2("--compress", ro->compress);
 #undef ARG2
 	if (ro->o.keys.passphrase)
 		argv[n++] = "--passphrase";

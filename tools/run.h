@@ -15,13 +15,14 @@ struct run_opts {
 	struct tool_opts o;
 	bool local, remote;
 	bool ephemeral, keep;
-	uint64_t memory_mib; /* 0: the image's, else the default */
-	unsigned cpus;	     /* 0: the image's, else the default */
-	const char *display; /* NULL: serial console on the terminal */
-	const char *qemu;    /* binary name or path */
-	const char *accel;   /* "auto", "kvm", "tcg" */
-	const char *server;  /* --server, else $VMFERRY_SERVER */
-	const char *log;     /* the mount's log file */
+	uint64_t memory_mib;  /* 0: the image's, else the default */
+	unsigned cpus;	      /* 0: the image's, else the default */
+	const char *display;  /* NULL: serial console on the terminal */
+	const char *qemu;     /* binary name or path */
+	const char *accel;    /* "auto", "kvm", "tcg" */
+	const char *server;   /* --server, else $VMFERRY_SERVER */
+	const char *log;      /* the mount's log file */
+	const char *compress; /* --compress for the mount; NULL: default */
 	uint64_t shutdown_timeout_s;
 	const char *url; /* the image's URL, resolved */
 	struct remote_url u;

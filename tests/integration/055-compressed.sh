@@ -65,10 +65,11 @@ scurl -r 0-1048575 -H "Vmferry-Accept-Encoding: zstd" -D "$T/data/r.hdr" \
 ! grep -qi '^Vmferry-Encoding' "$T/data/r.hdr" || fail "random bytes sent compressed"
 cmp "$T/data/r.bin" <(head -c 1048576 "$T/data/random.raw") || fail "random range bytes"
 
-# 2. A mount asks by default: the same bytes, fewer on the wire, and the
-# server's counters agree (bytes_sent < data_bytes).
+# 2. A mount that always asks (--compress=on; the default, auto, may stop
+# asking on loopback: 072-compress-auto): the same bytes, fewer on the
+# wire, and the server's counters agree (bytes_sent < data_bytes).
 sent0=$(server_stat bytes_sent) data0=$(server_stat data_bytes)
-mount_image "$SERVER_URL/text" "$T/mnt"
+mount_image "$SERVER_URL/text" "$T/mnt" --compress=on
 [ "$(ref_sum "$T/mnt/text.img")" = "$(ref_sum "$T/data/text.raw")" ] || fail "compressed mount: wrong bytes"
 wait_hydrated 60
 fetched=$(mount_status bytes_fetched) wire=$(mount_status bytes_wire)
@@ -97,7 +98,7 @@ for kind in flip truncate drop; do
 	# No read-ahead and no hydration: every request is a read's own,
 	# whose failures are logged (read-ahead's are best effort, silent).
 	proxy_mount "$PROXY_URL/text" "$T/mnt" --read-only --io-timeout 3 --no-hydrate \
-		--readahead 0 --no-profile
+		--readahead 0 --no-profile --compress=on
 	python3 - "$T/mnt/text.img" "$T/data/text.raw" <<'PY' || fail "$kind: wrong bytes"
 import os, sys
 ref = open(sys.argv[2], "rb").read()
