@@ -355,7 +355,10 @@ for LINK in "${LINKS[@]}"; do
 					VMFERRY=$NEW_VMFERRY SFX=
 				fi
 				if ! r=$("run_${c%_base}") || [ -z "$r" ]; then
-					echo "$IMAGE $LINK run $run: ${c//_/-} FAILED (see $T/logs)"
+					# $T goes at exit: keep the logs.
+					kept=$(mktemp -d /tmp/vmferry-bench-failed.XXXXXX)
+					cp -r "$T/logs" "$kept/"
+					echo "$IMAGE $LINK run $run: ${c//_/-} FAILED (logs in $kept/logs)"
 					echo "$IMAGE,$LINK,${c//_/-},$run,failed,0," >>"$OUT/raw.csv"
 					continue
 				fi

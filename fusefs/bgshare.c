@@ -19,7 +19,13 @@
  *     window), through the engine's one token bucket;
  *   - one background request at a time, as before.
  * Once the quiet time has passed with no demand, background gets every
- * slot and the user's rate again: hydration alone is not slowed.
+ * slot and the user's rate again: hydration alone is not slowed.  But a
+ * booting guest also pauses for seconds (a trace of a Debian boot under
+ * TCG: gaps of 2-6 s between phases of reading, the link idle), and
+ * when it reads again its first replies share the link with what
+ * background has in flight: four 1 MiB ranges hold a 100 Mbit/s link
+ * for a third of a second.  So for BGSHARE_RECENT_NS after demand the
+ * limit says "recent" and hydration asks for short ranges (hydrate.c).
  */
 #include "bgshare.h"
 
@@ -79,8 +85,12 @@ void bgshare_decide(const struct bgshare *s, uint64_t now,
 	uint64_t until = s->demand_seen_ns + bgshare_quiet_ns(s);
 	uint64_t share;
 
-	*ret =
-	    (struct bgshare_limit){.slots = max_background, .rate = user_rate};
+	*ret = (struct bgshare_limit){
+	    .slots = max_background,
+	    .rate = user_rate,
+	    .recent = demand_inflight ||
+		      (s->demand_seen_ns &&
+		       now < s->demand_seen_ns + BGSHARE_RECENT_NS)};
 	if (!demand_inflight && (!s->demand_seen_ns || now >= until))
 		return;
 	share = s->peak_bps / BGSHARE_DIVISOR;

@@ -14,7 +14,8 @@
  * grows with how often demand bursts come back (3x the average gap
  * between bursts, from BGSHARE_QUIET_MIN_NS to BGSHARE_QUIET_MAX_NS).
  * Otherwise background may use max_background slots at the user's
- * --max-rate (0: unlimited).
+ * --max-rate (0: unlimited).  For BGSHARE_RECENT_NS after demand, the
+ * limit also says "recent": background should ask for short ranges.
  */
 #ifndef VMFERRY_BGSHARE_H
 #define VMFERRY_BGSHARE_H
@@ -22,12 +23,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BGSHARE_QUIET_MIN_NS 200000000ull  /* the quiet time's floor */
-#define BGSHARE_QUIET_MAX_NS 2000000000ull /* and its cap */
-#define BGSHARE_BURST_GAP_NS 50000000ull   /* shorter: the same burst */
-#define BGSHARE_WINDOW_NS    500000000ull  /* delivery rate sampling */
-#define BGSHARE_DIVISOR	     10		   /* background's share */
-#define BGSHARE_MIN_RATE     (256u * 1024) /* bytes/s, rate unknown */
+#define BGSHARE_QUIET_MIN_NS 200000000ull   /* the quiet time's floor */
+#define BGSHARE_QUIET_MAX_NS 2000000000ull  /* and its cap */
+#define BGSHARE_BURST_GAP_NS 50000000ull    /* shorter: the same burst */
+#define BGSHARE_WINDOW_NS    500000000ull   /* delivery rate sampling */
+#define BGSHARE_DIVISOR	     10		    /* background's share */
+#define BGSHARE_RECENT_NS    10000000000ull /* small ranges */
+#define BGSHARE_MIN_RATE     (256u * 1024)  /* bytes/s, rate unknown */
 
 struct bgshare {
 	uint64_t demand_seen_ns; /* last demand start or end; 0: never */
@@ -41,8 +43,12 @@ struct bgshare {
 /* What background requests may do now. */
 struct bgshare_limit {
 	bool restricted; /* demand is recent: giving way */
-	unsigned slots;	 /* background requests in flight at most */
-	uint64_t rate;	 /* background bytes/s for the bucket; 0: unpaced */
+	/* Demand in flight or seen in the last BGSHARE_RECENT_NS: the
+	 * guest may come back any moment, so background ranges should be
+	 * short (one in flight must not hold a demand reply back long). */
+	bool recent;
+	unsigned slots; /* background requests in flight at most */
+	uint64_t rate;	/* background bytes/s for the bucket; 0: unpaced */
 	/* restricted with no demand in flight: when that ends; else 0. */
 	uint64_t until_ns;
 };

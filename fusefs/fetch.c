@@ -77,9 +77,9 @@ struct fetch {
 	unsigned inflight;
 	unsigned bg_inflight;
 	struct bgshare share; /* when demand was seen; the link's rate */
-	/* The share's verdict as of the last scheduling pass, for
+	/* The share's "recent" as of the last scheduling pass, for
 	 * fetch_demand_recent(); relaxed: a hint. */
-	atomic_bool restricted;
+	atomic_bool recent;
 	/* 0, or no later than the earliest deadline_ns of a queued
 	 * request: when to look for ones nobody waits for any more.
 	 * Protected by f->lock. */
@@ -349,7 +349,7 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 		}
 		*ret_wait_ms = fetch_pacing_wait_ms(f, now);
 		fetch_bg_limit(f, now, &lim);
-		atomic_store_explicit(&f->restricted, lim.restricted,
+		atomic_store_explicit(&f->recent, lim.recent,
 				      memory_order_relaxed);
 		if (f->next_deadline_ns) {
 			uint64_t ms =
@@ -742,5 +742,5 @@ void fetch_get_stats(struct fetch *f, struct fetch_stats *ret)
 
 bool fetch_demand_recent(struct fetch *f)
 {
-	return atomic_load_explicit(&f->restricted, memory_order_relaxed);
+	return atomic_load_explicit(&f->recent, memory_order_relaxed);
 }

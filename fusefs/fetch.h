@@ -175,9 +175,9 @@ unsigned fetch_cancel_queued(struct fetch *f, const void *opaque);
 /* Pace background bytes (0 = unlimited).  Any thread. */
 void fetch_set_background_rate(struct fetch *f, uint64_t bytes_per_sec);
 
-/* True while background requests give way to recent demand (bgshare.h),
- * as of the engine's last scheduling pass: a hint for the size of the
- * next background range.  Any thread. */
+/* True while demand is in flight or was in the last 10 s (bgshare.h,
+ * BGSHARE_RECENT_NS), as of the engine's last scheduling pass: a hint
+ * that the next background range should be short.  Any thread. */
 bool fetch_demand_recent(struct fetch *f);
 
 struct fetch_stats {

@@ -24,10 +24,10 @@
 
 /* Requests in flight and blocks per request.  Four 1 MiB ranges keep a
  * 100 Mbit/s, 40 ms link full; the fetch engine caps background slots.
- * While the engine gives way to demand (fetch_demand_recent()), ranges
- * of HYDRATE_BOOT_RUN_BYTES, so that a demand reply shares the link
- * with a short background one (a 1 MiB range holds a 20 Mbit/s link for
- * 0.4 s). */
+ * While demand is recent (fetch_demand_recent(): in the last 10 s),
+ * ranges of HYDRATE_BOOT_RUN_BYTES, so that a demand reply shares the
+ * link with short background ones (four 1 MiB ranges hold a 100 Mbit/s
+ * link for a third of a second, a 20 Mbit/s one for 1.6 s). */
 #define HYDRATE_SLOTS	       4
 #define HYDRATE_RUN_BYTES      (1u << 20)
 #define HYDRATE_BOOT_RUN_BYTES (256u * 1024)

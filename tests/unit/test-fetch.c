@@ -1208,6 +1208,7 @@ static void test_bgshare(void)
 	bgshare_init(&s, t0);
 	bgshare_decide(&s, t0 + 5000 * ms, 0, 4, 0, &l);
 	check(!l.restricted);
+	check(!l.recent);
 	check_int(l.slots, ==, 4);
 	check_uint(l.rate, ==, 0);
 	bgshare_decide(&s, t0 + 5000 * ms, 0, 4, 12345, &l);
@@ -1233,6 +1234,12 @@ static void test_bgshare(void)
 	bgshare_decide(&s, t0 + 210 * ms, 0, 4, 0, &l);
 	check(!l.restricted);
 	check_int(l.slots, ==, 4);
+	/* Still recent (short ranges) for 10 s after demand. */
+	check(l.recent);
+	bgshare_decide(&s, t0 + 10 * ms + BGSHARE_RECENT_NS - 1, 0, 4, 0, &l);
+	check(l.recent);
+	bgshare_decide(&s, t0 + 10 * ms + BGSHARE_RECENT_NS, 0, 4, 0, &l);
+	check(!l.recent);
 
 	/* Bursts every 400 ms (300 ms gaps), each of back-to-back
 	 * requests (1 ms gaps, within the burst: not averaged): the quiet
@@ -1335,7 +1342,8 @@ static void test_give_way(void)
 	for (int i = 0; i < NB; i++)
 		bad += !item_ok(&bg[i]);
 	check_int(bad, ==, 0);
-	check(!fetch_demand_recent(f));
+	/* Full rate, but still short ranges: demand was 1.5 s ago. */
+	check(fetch_demand_recent(f));
 
 	fetch_free(f);
 	for (int i = 0; i < NB; i++)
