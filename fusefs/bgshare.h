@@ -14,8 +14,9 @@
  * grows with how often demand bursts come back (3x the average gap
  * between bursts, from BGSHARE_QUIET_MIN_NS to BGSHARE_QUIET_MAX_NS).
  * Otherwise background may use max_background slots at the user's
- * --max-rate (0: unlimited).  For BGSHARE_RECENT_NS after demand, the
- * limit also says "recent": background should ask for short ranges.
+ * --max-rate (0: unlimited).  For BGSHARE_RECENT_NS after a burst of
+ * demand that followed a gap, the limit also says "recent": background
+ * should ask for short ranges.
  */
 #ifndef VMFERRY_BGSHARE_H
 #define VMFERRY_BGSHARE_H
@@ -35,6 +36,7 @@ struct bgshare {
 	uint64_t demand_seen_ns; /* last demand start or end; 0: never */
 	uint64_t idle_since_ns;	 /* demand went idle then; 0: busy/never */
 	uint64_t gap_ns;	 /* average gap between demand bursts */
+	uint64_t burst_ns;	 /* a burst last began after a gap; 0: never */
 	uint64_t win_start_ns;	 /* the current rate window */
 	uint64_t win_bytes;
 	uint64_t peak_bps; /* fastest window seen; 0: none yet */
@@ -43,9 +45,11 @@ struct bgshare {
 /* What background requests may do now. */
 struct bgshare_limit {
 	bool restricted; /* demand is recent: giving way */
-	/* Demand in flight or seen in the last BGSHARE_RECENT_NS: the
-	 * guest may come back any moment, so background ranges should be
-	 * short (one in flight must not hold a demand reply back long). */
+	/* Demand came back after a gap (a reader that reads in bursts,
+	 * not the mount's own first requests) in the last
+	 * BGSHARE_RECENT_NS: it may come back any moment, so background
+	 * ranges should be short (one in flight must not hold a demand
+	 * reply back long). */
 	bool recent;
 	unsigned slots; /* background requests in flight at most */
 	uint64_t rate;	/* background bytes/s for the bucket; 0: unpaced */

@@ -175,9 +175,10 @@ unsigned fetch_cancel_queued(struct fetch *f, const void *opaque);
 /* Pace background bytes (0 = unlimited).  Any thread. */
 void fetch_set_background_rate(struct fetch *f, uint64_t bytes_per_sec);
 
-/* True while demand is in flight or was in the last 10 s (bgshare.h,
- * BGSHARE_RECENT_NS), as of the engine's last scheduling pass: a hint
- * that the next background range should be short.  Any thread. */
+/* True while a burst of demand that came after a gap began less than
+ * 10 s ago (bgshare.h, BGSHARE_RECENT_NS: a guest reading), as of the
+ * engine's last scheduling pass: a hint that the next background range
+ * should be short.  Any thread. */
 bool fetch_demand_recent(struct fetch *f);
 
 struct fetch_stats {

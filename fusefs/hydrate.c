@@ -24,7 +24,8 @@
 
 /* Requests in flight and blocks per request.  Four 1 MiB ranges keep a
  * 100 Mbit/s, 40 ms link full; the fetch engine caps background slots.
- * While demand is recent (fetch_demand_recent(): in the last 10 s),
+ * While a reader is active (fetch_demand_recent(): bursts of demand in
+ * the last 10 s),
  * ranges of HYDRATE_BOOT_RUN_BYTES, so that a demand reply shares the
  * link with short background ones (four 1 MiB ranges hold a 100 Mbit/s
  * link for a third of a second, a 20 Mbit/s one for 1.6 s). */

@@ -1234,11 +1234,7 @@ static void test_bgshare(void)
 	bgshare_decide(&s, t0 + 210 * ms, 0, 4, 0, &l);
 	check(!l.restricted);
 	check_int(l.slots, ==, 4);
-	/* Still recent (short ranges) for 10 s after demand. */
-	check(l.recent);
-	bgshare_decide(&s, t0 + 10 * ms + BGSHARE_RECENT_NS - 1, 0, 4, 0, &l);
-	check(l.recent);
-	bgshare_decide(&s, t0 + 10 * ms + BGSHARE_RECENT_NS, 0, 4, 0, &l);
+	/* One request with none before: not a reader's bursts. */
 	check(!l.recent);
 
 	/* Bursts every 400 ms (300 ms gaps), each of back-to-back
@@ -1256,6 +1252,12 @@ static void test_bgshare(void)
 		t -= 1 * ms;
 	}
 	check_uint(bgshare_quiet_ns(&s), ==, 900 * ms);
+	/* Bursts after gaps: "recent" (short ranges) for 10 s after the
+	 * last one began, t - 99 ms. */
+	bgshare_decide(&s, t + BGSHARE_RECENT_NS - 100 * ms, 0, 4, 0, &l);
+	check(l.recent);
+	bgshare_decide(&s, t + BGSHARE_RECENT_NS - 99 * ms, 0, 4, 0, &l);
+	check(!l.recent);
 	bgshare_decide(&s, t + 500 * ms, 0, 4, 0, &l);
 	check(l.restricted);
 	check_int(l.slots, ==, 1);
@@ -1315,6 +1317,16 @@ static void test_give_way(void)
 	struct batch b, bd;
 	int bad = 0, done_while_demand;
 
+	/* A reader's bursts: one demand request, a gap, another (held at
+	 * gate 5 while the background requests queue). */
+	batch_init(&bd, 1);
+	item_set(&d, &bd, "/data", 0, 100, FETCH_PRIO_DEMAND);
+	fetch_submit(f, &d.req);
+	check(batch_wait(&bd, 0, 5));
+	check(!fetch_demand_recent(f));
+	usleep(100000);
+	free(d.buf);
+	batch_fini(&bd);
 	gate_set(5, false);
 	batch_init(&bd, 1);
 	item_set(&d, &bd, "/gate/5", 0, 100, FETCH_PRIO_DEMAND);
@@ -1342,7 +1354,7 @@ static void test_give_way(void)
 	for (int i = 0; i < NB; i++)
 		bad += !item_ok(&bg[i]);
 	check_int(bad, ==, 0);
-	/* Full rate, but still short ranges: demand was 1.5 s ago. */
+	/* Full rate, but still short ranges: the burst began 1.5 s ago. */
 	check(fetch_demand_recent(f));
 
 	fetch_free(f);
