@@ -26,6 +26,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -349,6 +350,15 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 		}
 		*ret_wait_ms = fetch_pacing_wait_ms(f, now);
 		fetch_bg_limit(f, now, &lim);
+		if (lim.recent !=
+		    atomic_load_explicit(&f->recent, memory_order_relaxed))
+			log_debug(LOG_CAT_FETCH,
+				  "fetch: %s (fastest rate seen %" PRIu64
+				  " bytes/s)",
+				  lim.recent ? "a reader's bursts: short "
+					       "background ranges"
+					     : "no burst of demand for 10 s",
+				  f->share.peak_bps);
 		atomic_store_explicit(&f->recent, lim.recent,
 				      memory_order_relaxed);
 		if (f->next_deadline_ns) {
