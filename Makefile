@@ -80,9 +80,9 @@ UNIT_DEPS_test-qemu	=
 UNIT_DEPS_test-crypto	= fusefs/crypto
 UNIT_DEPS_test-keys	= fusefs/keys fusefs/crypto fusefs/passphrase
 UNIT_DEPS_test-cache	= fusefs/cache fusefs/crypto
-UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer fusefs/zpolicy
+UNIT_DEPS_test-fetch	= fusefs/fetch fusefs/fetch_xfer fusefs/zpolicy fusefs/bgshare
 UNIT_DEPS_test-plain	= fusefs/plain fusefs/remote fusefs/fetch fusefs/fetch_xfer \
-			  fusefs/zpolicy
+			  fusefs/zpolicy fusefs/bgshare
 UNIT_DEPS_test-range	= server/range
 UNIT_DEPS_test-zrange	= server/zrange
 UNIT_DEPS_test-image	= fusefs/image fusefs/image_store fusefs/image_write \

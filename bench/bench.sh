@@ -41,6 +41,12 @@
 #   BENCH_OUT=DIR               where the results go
 #   BENCH_CONTENDERS="local vmferry_cold"  a subset of contenders
 #   BENCH_FIGURES=0             skip bench/figures.sh (read, write, RSS)
+#   BENCH_BASELINE=DIR          a build directory of another commit: a
+#                               vmferry contender named with _base (e.g.
+#                               vmferry_cold_base) runs that build's
+#                               client, interleaved in the same runs with
+#                               this one against the same server (rows
+#                               vmferry-cold-base, hydrate-base)
 #   BENCH_ONCE_SECS=600         a contender whose first run on an image and
 #                               link takes longer runs only once there (a
 #                               download of 4 GiB on 20 Mbit/s is 29 min)
@@ -58,6 +64,9 @@ requires nbdkit
 requires curl
 IMAGES=(${BENCH_IMAGES:-small large})
 ONCE_SECS=${BENCH_ONCE_SECS:-600}
+BASELINE=${BENCH_BASELINE:-}
+[ -z "$BASELINE" ] || [ -x "$BASELINE/vmferry" ] || fail "no $BASELINE/vmferry"
+NEW_VMFERRY=$VMFERRY
 # image_file IMAGE: the image's path; image_name IMAGE: its name on the
 # servers (vmferry-server's image, nginx's file without .img).
 image_file() {
@@ -294,7 +303,7 @@ run_vmferry_warm() {
 		mount_image "$SERVER_URL/$VM" "$T/mnt" --read-only --no-profile
 		wait_hydrated 1200
 		e=$(date +%s.%N)
-		echo "$IMAGE,$LINK,hydrate,$run,$(echo "$e - $s" | bc),$(($(server_stat bytes_sent) - before))," >>"$OUT/raw.csv"
+		echo "$IMAGE,$LINK,hydrate${SFX:-},$run,$(echo "$e - $s" | bc),$(($(server_stat bytes_sent) - before))," >>"$OUT/raw.csv"
 		unmount "$T/mnt"
 	fi
 	vmferry_boot vmferry-warm --no-profile
@@ -336,8 +345,21 @@ for LINK in "${LINKS[@]}"; do
 					echo "$IMAGE $LINK run $run: ${c//_/-} skipped (its first run took ${once[$IMAGE/$LINK/$c]} s > BENCH_ONCE_SECS=$ONCE_SECS)"
 					continue
 				fi
-				if ! r=$("run_$c") || [ -z "$r" ]; then
-					echo "$IMAGE $LINK run $run: ${c//_/-} FAILED (see $T/logs)"
+				# A _base contender: the baseline's client, and
+				# a cache of its own.
+				if [ "${c%_base}" != "$c" ]; then
+					[ -n "$BASELINE" ] || fail "$c needs BENCH_BASELINE"
+					[ "$VMFERRY" = "$BASELINE/vmferry" ] || rm -rf "$T/cache"
+					VMFERRY=$BASELINE/vmferry SFX=-base
+				else
+					[ "$VMFERRY" = "$NEW_VMFERRY" ] || rm -rf "$T/cache"
+					VMFERRY=$NEW_VMFERRY SFX=
+				fi
+				if ! r=$("run_${c%_base}") || [ -z "$r" ]; then
+					# $T goes at exit: keep the logs.
+					kept=$(mktemp -d /tmp/vmferry-bench-failed.XXXXXX)
+					cp -r "$T/logs" "$kept/"
+					echo "$IMAGE $LINK run $run: ${c//_/-} FAILED (logs in $kept/logs)"
 					echo "$IMAGE,$LINK,${c//_/-},$run,failed,0," >>"$OUT/raw.csv"
 					continue
 				fi
@@ -349,7 +371,7 @@ for LINK in "${LINKS[@]}"; do
 				fi
 				# The warm contender needs a complete copy: rebuild it
 				# after a cold run wiped it.
-				case $c in vmferry_cold | vmferry_nozstd | vmferry_profiled) rm -rf "$T/cache" ;; esac
+				case ${c%_base} in vmferry_cold | vmferry_nozstd | vmferry_profiled) rm -rf "$T/cache" ;; esac
 			done
 		done
 	done

@@ -15,7 +15,10 @@
  * refunded what did not arrive when it ends (a whole-body request is
  * charged what arrived); a background request starts only while the
  * bucket is not in debt.  Demand and prefetch requests are never
- * charged; prefetch ones count toward the background cap.
+ * charged; prefetch ones count toward the background cap.  The bucket's
+ * rate and the background slots open come from bgshare.c: the user's
+ * rate and max_background, or, while demand is recent, one slot and a
+ * small share of the link (giving way to a booting guest).
  *
  * Whether a range asks for zstd is the compression policy's choice
  * (zpolicy.h), made as the request starts; each background range that
@@ -27,6 +30,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,15 +45,12 @@
 #include "mutex.h"
 #include "util.h"
 
+#include "bgshare.h"
 #include "fetch.h"
 #include "fetch_xfer.h"
 
 #define FETCH_MAX_INFLIGHT 1024 /* sanity bound on config.max_inflight */
 #define FETCH_POLL_MS	   1000 /* longest sleep; curl shortens it */
-/* While demand requests run, and for this long after the last one, at
- * most one background request is in flight: on a slow link a reader
- * gets most of it, and hydration still moves. */
-#define FETCH_DEMAND_QUIET_NS 200000000ull
 
 struct fetch_queue {
 	struct fetch_req *head, *tail;
@@ -83,7 +84,10 @@ struct fetch {
 	struct xfer *idle;
 	unsigned inflight;
 	unsigned bg_inflight;
-	uint64_t demand_seen_ns; /* when demand last started or ended */
+	struct bgshare share; /* when demand was seen; the link's rate */
+	/* The share's "recent" as of the last scheduling pass, for
+	 * fetch_demand_recent(); relaxed: a hint. */
+	atomic_bool recent;
 	/* 0, or no later than the earliest deadline_ns of a queued
 	 * request: when to look for ones nobody waits for any more.
 	 * Protected by f->lock. */
@@ -173,20 +177,30 @@ static struct fetch_req *queue_take(struct fetch_queue *q)
 	return head;
 }
 
+/* What background may do now (bgshare.h).  Caller holds f->lock
+ * (f->rate). */
+static void fetch_bg_limit(const struct fetch *f, uint64_t now,
+			   struct bgshare_limit *ret)
+{
+	bgshare_decide(&f->share, now, f->inflight - f->bg_inflight,
+		       f->max_background, f->rate, ret);
+}
+
 static void fetch_bucket_refill(struct fetch *f, uint64_t now)
 {
+	struct bgshare_limit lim;
 	double burst;
 
-	/* Caller holds f->lock (f->rate). */
-	if (f->rate == 0) {
+	fetch_bg_limit(f, now, &lim);
+	if (lim.rate == 0) {
 		f->budget = 0;
 		f->refill_ns = now;
 		return;
 	}
-	f->budget += (double)f->rate * (double)(now - f->refill_ns) / 1e9;
+	f->budget += (double)lim.rate * (double)(now - f->refill_ns) / 1e9;
 	f->refill_ns = now;
 	/* An idle spell earns at most 100 ms worth of bytes. */
-	burst = (double)f->rate / 10;
+	burst = (double)lim.rate / 10;
 	if (f->budget > burst)
 		f->budget = burst;
 }
@@ -197,42 +211,34 @@ static bool fetch_pf_may_start(const struct fetch *f)
 	return f->bg_inflight < f->max_background;
 }
 
-/* Background slots open now: max_background, or one while demand is
- * recent (in flight: inflight > bg_inflight, prefetch counting as
- * background). */
-static unsigned fetch_bg_limit(const struct fetch *f, uint64_t now)
-{
-	if (f->inflight > f->bg_inflight ||
-	    now - f->demand_seen_ns < FETCH_DEMAND_QUIET_NS)
-		return 1;
-	return f->max_background;
-}
-
+/* Background slots and bucket (in flight, prefetch counts as
+ * background).  Caller holds f->lock. */
 static bool fetch_bg_may_start(const struct fetch *f, uint64_t now)
 {
-	return f->bg_inflight < fetch_bg_limit(f, now) &&
-	       (f->rate == 0 || f->budget >= 0);
+	struct bgshare_limit lim;
+
+	fetch_bg_limit(f, now, &lim);
+	return f->bg_inflight < lim.slots && (lim.rate == 0 || f->budget >= 0);
 }
 
-/* How long the thread may sleep before the bucket lets the next
- * background request go.  Caller holds f->lock. */
+/* How long the thread may sleep before a queued background request may
+ * go: when the quiet time after demand ends, or when the bucket is out
+ * of debt; rounded up, so the thread does not wake just short of it.
+ * Caller holds f->lock. */
 static int fetch_pacing_wait_ms(const struct fetch *f, uint64_t now)
 {
-	double ms;
+	struct bgshare_limit lim;
+	double ms = FETCH_POLL_MS;
 
-	if (f->background.head && f->inflight == f->bg_inflight &&
-	    f->bg_inflight >= 1 && f->bg_inflight < f->max_background &&
-	    now - f->demand_seen_ns < FETCH_DEMAND_QUIET_NS)
-		/* Wake when the quiet time after demand is over. */
-		return (int)((f->demand_seen_ns + FETCH_DEMAND_QUIET_NS - now) /
-			     1000000) +
-		       1;
 	if (!f->background.head || f->inflight >= f->max_inflight ||
-	    f->bg_inflight >= f->max_background || f->rate == 0 ||
-	    f->budget >= 0)
+	    f->bg_inflight >= f->max_background)
 		return FETCH_POLL_MS;
-	/* Rounded up, so the thread does not wake just short of it. */
-	ms = -f->budget * 1000 / (double)f->rate + 1;
+	fetch_bg_limit(f, now, &lim);
+	if (lim.until_ns > now)
+		ms = (double)((lim.until_ns - now) / 1000000 + 1);
+	if (f->bg_inflight < lim.slots && lim.rate && f->budget < 0 &&
+	    -f->budget * 1000 / (double)lim.rate + 1 < ms)
+		ms = -f->budget * 1000 / (double)lim.rate + 1;
 	return ms > FETCH_POLL_MS ? FETCH_POLL_MS : (int)ms;
 }
 
@@ -262,6 +268,7 @@ static void fetch_complete(struct fetch *f, struct fetch_req *req, int r)
 static void fetch_finish(struct fetch *f, struct xfer *x, int r)
 {
 	struct fetch_req *req = xfer_release(x);
+	uint64_t now = now_ns();
 
 	atomic_fetch_add_explicit(&f->st_wire, x->wire, memory_order_relaxed);
 	/* x->zstd: fetch_xfer.c's, whether the reply came compressed. */
@@ -272,10 +279,12 @@ static void fetch_finish(struct fetch *f, struct xfer *x, int r)
 	x->next_idle = f->idle;
 	f->idle = x;
 	f->inflight--;
-	if (!x->background)
-		f->demand_seen_ns = now_ns();
 	if (x->background)
 		f->bg_inflight--;
+	else
+		bgshare_demand_end(&f->share, now,
+				   f->inflight == f->bg_inflight);
+	bgshare_delivered(&f->share, now, req->got);
 	if (x->paced) {
 		/* Settle the charge: refund what was reserved and did not
 		 * come, or charge what came unreserved. */
@@ -312,6 +321,7 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 {
 	struct fetch_req *batch = NULL, **tail = &batch, *req;
 	struct fetch_req *late = NULL;
+	struct bgshare_limit lim;
 	uint64_t now = now_ns();
 	bool stop;
 
@@ -344,7 +354,7 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 			}
 			f->inflight++;
 			if (req->prio == FETCH_PRIO_DEMAND)
-				f->demand_seen_ns = now;
+				bgshare_demand_start(&f->share, now);
 			if (req->prio != FETCH_PRIO_DEMAND)
 				f->bg_inflight++;
 			if (req->prio == FETCH_PRIO_BACKGROUND)
@@ -353,6 +363,18 @@ static bool fetch_start_requests(struct fetch *f, int *ret_wait_ms)
 			tail = &req->next;
 		}
 		*ret_wait_ms = fetch_pacing_wait_ms(f, now);
+		fetch_bg_limit(f, now, &lim);
+		if (lim.recent !=
+		    atomic_load_explicit(&f->recent, memory_order_relaxed))
+			log_debug(LOG_CAT_FETCH,
+				  "fetch: %s (fastest rate seen %" PRIu64
+				  " bytes/s)",
+				  lim.recent ? "a reader's bursts: short "
+					       "background ranges"
+					     : "no burst of demand for 10 s",
+				  f->share.peak_bps);
+		atomic_store_explicit(&f->recent, lim.recent,
+				      memory_order_relaxed);
 		if (f->next_deadline_ns) {
 			uint64_t ms =
 			    f->next_deadline_ns > now
@@ -554,6 +576,7 @@ int fetch_new(const struct fetch_config *cfg, struct fetch **ret)
 		f->idle = &f->xfers[i];
 	}
 	f->refill_ns = now_ns();
+	bgshare_init(&f->share, f->refill_ns);
 
 	f->multi = curl_multi_init();
 	if (!f->multi)
@@ -745,4 +768,9 @@ void fetch_get_stats(struct fetch *f, struct fetch_stats *ret)
 	ret->last_ok_wall =
 	    atomic_load_explicit(&f->st_last_ok, memory_order_relaxed);
 	zpolicy_get(&f->zp, &ret->compress);
+}
+
+bool fetch_demand_recent(struct fetch *f)
+{
+	return atomic_load_explicit(&f->recent, memory_order_relaxed);
 }

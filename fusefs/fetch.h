@@ -11,7 +11,10 @@
  * profile's blocks), then background ones.  Prefetch and background
  * requests together are capped at config.max_background in flight so
  * demand always finds a free slot; only background bytes are paced by
- * fetch_set_background_rate().  Connections are
+ * fetch_set_background_rate().  While demand is recent (bgshare.h:
+ * in flight, or within a quiet time that grows with how often demand
+ * comes back, at most 2 s), one background request at a time, paced to
+ * a tenth of the fastest rate the engine has delivered.  Connections are
  * reused (HTTP/2 when the server offers it over TLS).
  *
  * Hygiene (every request): only https is allowed unless
@@ -175,6 +178,12 @@ unsigned fetch_cancel_queued(struct fetch *f, const void *opaque);
 
 /* Pace background bytes (0 = unlimited).  Any thread. */
 void fetch_set_background_rate(struct fetch *f, uint64_t bytes_per_sec);
+
+/* True while a burst of demand that came after a gap began less than
+ * 10 s ago (bgshare.h, BGSHARE_RECENT_NS: a guest reading), as of the
+ * engine's last scheduling pass: a hint that the next background range
+ * should be short.  Any thread. */
+bool fetch_demand_recent(struct fetch *f);
 
 struct fetch_stats {
 	uint64_t requests;	  /* completed, any result */

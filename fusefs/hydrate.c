@@ -23,9 +23,15 @@
 #include "image.h"
 
 /* Requests in flight and blocks per request.  Four 1 MiB ranges keep a
- * 100 Mbit/s, 40 ms link full; the fetch engine caps background slots. */
-#define HYDRATE_SLOTS	  4
-#define HYDRATE_RUN_BYTES (1u << 20)
+ * 100 Mbit/s, 40 ms link full; the fetch engine caps background slots.
+ * While a reader is active (fetch_demand_recent(): bursts of demand in
+ * the last 10 s),
+ * ranges of HYDRATE_BOOT_RUN_BYTES, so that a demand reply shares the
+ * link with short background ones (four 1 MiB ranges hold a 100 Mbit/s
+ * link for a third of a second, a 20 Mbit/s one for 1.6 s). */
+#define HYDRATE_SLOTS	       4
+#define HYDRATE_RUN_BYTES      (1u << 20)
+#define HYDRATE_BOOT_RUN_BYTES (256u * 1024)
 
 struct slot {
 	struct fetch_req req;
@@ -242,6 +248,7 @@ static void *hydrate_thread(void *arg)
 	struct hydrate *h = arg;
 	const struct manifest_header *hdr = image_header(h->im);
 	uint32_t max = HYDRATE_RUN_BYTES / hdr->block_size;
+	uint32_t boot_max = HYDRATE_BOOT_RUN_BYTES / hdr->block_size;
 	uint64_t cursor = 0, started = now_ns();
 	uint64_t demand_next, gen, seen_gen = 0;
 	bool wrapped = true; /* the first scan starts at 0 */
@@ -252,6 +259,8 @@ static void *hydrate_thread(void *arg)
 
 	if (max == 0)
 		max = 1;
+	if (boot_max == 0)
+		boot_max = 1;
 	log_debug(LOG_CAT_HYDRATE, "hydrate: started");
 	if (h->get_profile && h->get_profile(h->opaque, &h->profile, &n) == 0) {
 		mutex_lock(&h->lock);
@@ -280,7 +289,7 @@ static void *hydrate_thread(void *arg)
 		for (int i = 0; i < HYDRATE_SLOTS && !stop; i++) {
 			struct slot *s = &h->slots[i];
 			uint64_t first;
-			uint32_t count;
+			uint32_t count, run;
 			int r;
 
 			if (s->busy)
@@ -293,12 +302,13 @@ static void *hydrate_thread(void *arg)
 				cursor = demand_next;
 				wrapped = false;
 			}
-			r = image_next_missing(h->im, &cursor, max, &first,
+			run = fetch_demand_recent(h->fetch) ? boot_max : max;
+			r = image_next_missing(h->im, &cursor, run, &first,
 					       &count);
 			if (r == 0 && !wrapped) {
 				cursor = 0;
 				wrapped = true;
-				r = image_next_missing(h->im, &cursor, max,
+				r = image_next_missing(h->im, &cursor, run,
 						       &first, &count);
 			}
 			if (r < 0) {

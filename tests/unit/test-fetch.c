@@ -34,6 +34,7 @@
 #include "proto.h"
 #include "util.h"
 
+#include "bgshare.h"
 #include "fetch.h"
 #include "tap.h"
 
@@ -1193,6 +1194,177 @@ static void test_demand_first(void)
 	batch_fini(&bq);
 }
 
+/* The rule for giving way to demand (bgshare.c), driven with made-up
+ * times: no demand, a burst, the quiet time that follows the gaps, its
+ * cap, and the share of the fastest delivery rate seen. */
+static void test_bgshare(void)
+{
+	const uint64_t ms = 1000000, t0 = 1000 * ms;
+	struct bgshare s;
+	struct bgshare_limit l;
+	uint64_t t;
+
+	/* No demand ever: every slot, the user's rate (or unpaced). */
+	bgshare_init(&s, t0);
+	bgshare_decide(&s, t0 + 5000 * ms, 0, 4, 0, &l);
+	check(!l.restricted);
+	check(!l.recent);
+	check_int(l.slots, ==, 4);
+	check_uint(l.rate, ==, 0);
+	bgshare_decide(&s, t0 + 5000 * ms, 0, 4, 12345, &l);
+	check_uint(l.rate, ==, 12345);
+
+	/* Demand in flight: one slot, paced to the floor (no rate known
+	 * yet), or to the user's rate when that is lower. */
+	bgshare_demand_start(&s, t0);
+	bgshare_decide(&s, t0 + 1 * ms, 1, 4, 0, &l);
+	check(l.restricted);
+	check_int(l.slots, ==, 1);
+	check_uint(l.rate, ==, BGSHARE_MIN_RATE);
+	check_uint(l.until_ns, ==, 0);
+	bgshare_decide(&s, t0 + 1 * ms, 1, 4, 1000, &l);
+	check_uint(l.rate, ==, 1000);
+
+	/* One request: the quiet time is the floor, 200 ms. */
+	bgshare_demand_end(&s, t0 + 10 * ms, true);
+	check_uint(bgshare_quiet_ns(&s), ==, BGSHARE_QUIET_MIN_NS);
+	bgshare_decide(&s, t0 + 100 * ms, 0, 4, 0, &l);
+	check(l.restricted);
+	check_uint(l.until_ns, ==, t0 + 210 * ms);
+	bgshare_decide(&s, t0 + 210 * ms, 0, 4, 0, &l);
+	check(!l.restricted);
+	check_int(l.slots, ==, 4);
+	/* One request with none before: not a reader's bursts. */
+	check(!l.recent);
+
+	/* Bursts every 400 ms (300 ms gaps), each of back-to-back
+	 * requests (1 ms gaps, within the burst: not averaged): the quiet
+	 * time becomes 3x300 ms, so a 500 ms gap is still restricted. */
+	t = t0 + 10 * ms;
+	for (int burst = 0; burst < 6; burst++) {
+		t += 300 * ms;
+		for (int i = 0; i < 5; i++) {
+			bgshare_demand_start(&s, t);
+			t += 19 * ms;
+			bgshare_demand_end(&s, t, true);
+			t += 1 * ms;
+		}
+		t -= 1 * ms;
+	}
+	check_uint(bgshare_quiet_ns(&s), ==, 900 * ms);
+	/* Bursts after gaps: "recent" (short ranges) for 10 s after the
+	 * last one began, t - 99 ms. */
+	bgshare_decide(&s, t + BGSHARE_RECENT_NS - 100 * ms, 0, 4, 0, &l);
+	check(l.recent);
+	bgshare_decide(&s, t + BGSHARE_RECENT_NS - 99 * ms, 0, 4, 0, &l);
+	check(!l.recent);
+	bgshare_decide(&s, t + 500 * ms, 0, 4, 0, &l);
+	check(l.restricted);
+	check_int(l.slots, ==, 1);
+	/* Quiet long enough: everything again. */
+	bgshare_decide(&s, t + 900 * ms, 0, 4, 0, &l);
+	check(!l.restricted);
+	check_int(l.slots, ==, 4);
+	check_uint(l.rate, ==, 0);
+
+	/* Gaps of 1.5 s: 3x that is capped at 2 s. */
+	for (int burst = 0; burst < 6; burst++) {
+		t += 1500 * ms;
+		bgshare_demand_start(&s, t);
+		bgshare_demand_end(&s, t + 5 * ms, true);
+		t += 5 * ms;
+	}
+	check_uint(bgshare_quiet_ns(&s), ==, BGSHARE_QUIET_MAX_NS);
+	bgshare_decide(&s, t + 1999 * ms, 0, 4, 0, &l);
+	check(l.restricted);
+	bgshare_decide(&s, t + 2000 * ms, 0, 4, 0, &l);
+	check(!l.restricted);
+	/* A pause of 2 s or more: the next burst starts from the floor. */
+	t += 2500 * ms;
+	bgshare_demand_start(&s, t);
+	check_uint(bgshare_quiet_ns(&s), ==, BGSHARE_QUIET_MIN_NS);
+	/* Another demand request still in flight: not idle, no gap. */
+	bgshare_demand_start(&s, t + 1 * ms);
+	bgshare_demand_end(&s, t + 2 * ms, false);
+	bgshare_demand_start(&s, t + 700 * ms);
+	check_uint(bgshare_quiet_ns(&s), ==, BGSHARE_QUIET_MIN_NS);
+
+	/* The share: a tenth of the fastest 500 ms window (40 MB in 1 s
+	 * of windows, then a slower one, which does not lower it). */
+	bgshare_init(&s, t0);
+	for (int i = 1; i <= 20; i++)
+		bgshare_delivered(&s, t0 + (uint64_t)i * 50 * ms, 2000000);
+	bgshare_delivered(&s, t0 + 2000 * ms, 1000000);
+	bgshare_delivered(&s, t0 + 2600 * ms, 0);
+	bgshare_demand_start(&s, t0 + 2600 * ms);
+	bgshare_decide(&s, t0 + 2600 * ms, 1, 4, 0, &l);
+	check_uint(l.rate, ==, 4000000);
+	bgshare_decide(&s, t0 + 2600 * ms, 1, 4, 1000000, &l);
+	check_uint(l.rate, ==, 1000000);
+	bgshare_decide(&s, t0 + 2600 * ms, 1, 0, 0, &l);
+	check_int(l.slots, ==, 0);
+}
+
+/* The engine gives way: while a demand request is in flight,
+ * background requests go one at a time and paced to the share (the
+ * floor, on an engine that has no rate yet); once demand has been
+ * quiet, the rest go at once. */
+static void test_give_way(void)
+{
+	enum { NB = 16, CHUNK = 64 * 1024 };
+	struct fetch *f = engine(8, 4);
+	struct item bg[NB], d;
+	struct batch b, bd;
+	int bad = 0, done_while_demand;
+
+	/* A reader's bursts: one demand request, a gap, another (held at
+	 * gate 5 while the background requests queue). */
+	batch_init(&bd, 1);
+	item_set(&d, &bd, "/data", 0, 100, FETCH_PRIO_DEMAND);
+	fetch_submit(f, &d.req);
+	check(batch_wait(&bd, 0, 5));
+	check(!fetch_demand_recent(f));
+	usleep(100000);
+	free(d.buf);
+	batch_fini(&bd);
+	gate_set(5, false);
+	batch_init(&bd, 1);
+	item_set(&d, &bd, "/gate/5", 0, 100, FETCH_PRIO_DEMAND);
+	fetch_submit(f, &d.req);
+	check(gate_wait_for(5, 1));
+	check(fetch_demand_recent(f));
+	batch_init(&b, NB);
+	for (int i = 0; i < NB; i++) {
+		item_set(&bg[i], &b, "/data", (uint64_t)i * CHUNK, CHUNK,
+			 FETCH_PRIO_BACKGROUND);
+		fetch_submit(f, &bg[i].req);
+	}
+	/* 1 s at 256 KiB/s: about four of them (plus one started on an
+	 * empty bucket), not all sixteen. */
+	usleep(1000000);
+	done_while_demand = NB - batch_left(&b);
+	check_int(done_while_demand, >=, 2);
+	check_int(done_while_demand, <=, 7);
+	gate_set(5, true);
+	check(batch_wait(&bd, 0, 5));
+	check(item_ok(&d));
+	/* The rest: no longer paced once the quiet time is over (at the
+	 * share it would take 2-3 s more). */
+	check(batch_wait(&b, 0, 1.5));
+	for (int i = 0; i < NB; i++)
+		bad += !item_ok(&bg[i]);
+	check_int(bad, ==, 0);
+	/* Full rate, but still short ranges: the burst began 1.5 s ago. */
+	check(fetch_demand_recent(f));
+
+	fetch_free(f);
+	for (int i = 0; i < NB; i++)
+		free(bg[i].buf);
+	free(d.buf);
+	batch_fini(&b);
+	batch_fini(&bd);
+}
+
 /* FETCH_PRIO_PREFETCH: after demand, before background, not paced. */
 static void test_prefetch(void)
 {
@@ -1466,6 +1638,9 @@ int main(void)
 	TEST(test_token(), "bearer token sent; 401 maps to EACCES");
 	TEST(test_demand_first(), "demand goes before background");
 	TEST(test_prefetch(), "prefetch: before background, never paced");
+	TEST(test_bgshare(), "the rule for giving way to demand");
+	TEST(test_give_way(), "background gives way to demand, then goes "
+			      "at full rate");
 	TEST(test_tls(), "TLS: CA file, pin, insecure; errors map to EPERM");
 	TEST(test_plain_helpers(),
 	     "whole URLs, streamed bodies, redirects, lengths, error words");
