@@ -65,6 +65,8 @@ struct hydrate {
 	pthread_cond_t cond;
 	bool stop;
 	atomic_bool running; /* relaxed: a status flag only */
+	/* now_ns() when the thread found the copy complete; 0 before. */
+	_Atomic uint64_t complete_ns;
 	atomic_bool pf_over; /* relaxed: a status flag only */
 	uint64_t pf_fetched;
 	struct slot slots[HYDRATE_SLOTS];
@@ -379,10 +381,14 @@ static void *hydrate_thread(void *arg)
 		if (stop)
 			continue; /* drain: the engine cancels on free */
 	}
-	if (image_complete(h->im))
+	if (image_complete(h->im)) {
+		uint64_t done = now_ns();
+
+		atomic_store_explicit(&h->complete_ns, done,
+				      memory_order_relaxed);
 		log_info("hydrate: local copy complete after %.1f s",
-			 (double)(now_ns() - started) / 1e9);
-	else if (image_cache_full(h->im))
+			 (double)(done - started) / 1e9);
+	} else if (image_cache_full(h->im))
 		log_info("hydrate: stopped after %.1f s: the cache is at "
 			 "--max-cache",
 			 (double)(now_ns() - started) / 1e9);
@@ -456,6 +462,8 @@ void hydrate_get_stats(struct hydrate *h, struct hydrate_stats *ret)
 		return;
 	ret->profile_done =
 	    atomic_load_explicit(&h->pf_over, memory_order_relaxed);
+	ret->complete_ns =
+	    atomic_load_explicit(&h->complete_ns, memory_order_relaxed);
 	mutex_lock(&h->lock);
 	ret->profile_blocks = h->profile_n;
 	ret->profile_fetched = h->pf_fetched;

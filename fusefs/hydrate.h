@@ -52,6 +52,8 @@ struct hydrate_stats {
 	uint64_t profile_blocks;  /* entries in the boot profile */
 	uint64_t profile_fetched; /* its blocks fetched by the profile phase */
 	bool profile_done;	  /* the profile phase is over */
+	uint64_t complete_ns;	  /* now_ns() when hydration found the copy
+				     complete; 0 before (or never) */
 };
 /* Any thread; h may be NULL (all zero). */
 void hydrate_get_stats(struct hydrate *h, struct hydrate_stats *ret);

@@ -652,6 +652,20 @@ static int add_profile(struct mount *m, json_t *o)
 			 profile_upload_done(m->pu)));
 }
 
+/* "complete_after_s": seconds from the daemon's start until hydration
+ * found the copy complete, or null (not yet, or completed otherwise). */
+static int add_complete_after(struct mount *m, json_t *o)
+{
+	struct hydrate_stats hs;
+
+	hydrate_get_stats(m->hydrate, &hs);
+	return json_object_set_new(
+	    o, "complete_after_s",
+	    hs.complete_ns > m->started_ns
+		? json_real((double)(hs.complete_ns - m->started_ns) / 1e9)
+		: json_null());
+}
+
 /* The compression policy's part of "status" (zpolicy.h): the policy,
  * the way in use, and the goodput averages it chose from (bytes/s, 0
  * while a way has no sample). */
@@ -771,6 +785,10 @@ static int ctl_handler(void *opaque, const char *cmd, char **ret_reply)
 		     o, json_pack("{s:I, s:b}", "zeroed_bytes",
 				  (json_int_t)is.zeroed_bytes, "read_only",
 				  m->o.read_only)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	if (o && add_complete_after(m, o) < 0) {
 		json_decref(o);
 		o = NULL;
 	}

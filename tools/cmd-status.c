@@ -115,6 +115,7 @@ static void print_status(json_t *o)
 	char size[32], fetched[32], rate[32];
 	uint64_t data = u(o, "blocks_data"), cached = u(o, "blocks_cached");
 	double up = json_real_value(json_object_get(o, "uptime_s"));
+	json_t *after = json_object_get(o, "complete_after_s");
 
 	format_bytes(u(o, "size"), size, sizeof(size));
 	format_bytes(u(o, "bytes_fetched"), fetched, sizeof(fetched));
@@ -125,10 +126,14 @@ static void print_status(json_t *o)
 	       " zero)\n",
 	       size, u(o, "blocks_total"), u(o, "block_size"),
 	       u(o, "blocks_zero"));
-	printf("cached:   %" PRIu64 " of %" PRIu64 " data blocks (%.1f%%)%s\n",
+	printf("cached:   %" PRIu64 " of %" PRIu64 " data blocks (%.1f%%)%s",
 	       cached, data, data ? 100.0 * (double)cached / (double)data : 100,
 	       json_is_true(json_object_get(o, "complete")) ? ", complete"
 							    : "");
+	if (json_is_real(after))
+		printf(" %.1f s after the mount started",
+		       json_real_value(after));
+	printf("\n");
 	format_bytes((uint64_t)json_real_value(json_object_get(o, "rate_bps")),
 		     rate, sizeof(rate));
 	printf("fetched:  %s in %" PRIu64 " requests, %.1f s since mount; "

@@ -36,8 +36,11 @@ hydrate() {
 	rm -rf "$T/cache"
 	local sent0
 	sent0=$(server_stat bytes_sent)
+	local t0 t1
+	t0=$(date +%s.%N)
 	mount_image "$SERVER_URL/text" "$T/mnt" --read-only --no-profile "$@"
 	wait_hydrated 120
+	t1=$(date +%s.%N)
 	sent=$(($(server_stat bytes_sent) - sent0))
 	got=$(sha256sum <"$T/mnt/text.img" | cut -d' ' -f1)
 	[ "$got" = "$want" ] || fail "$*: read $got, want $want"
@@ -45,6 +48,15 @@ hydrate() {
 	"$VMFERRY" status "$T/mnt" >"$T/status.txt"
 	st() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$T/status.json" "$1"; }
 	echo "${*:-(default)}: $data data bytes, server sent $sent; $(grep '^compress:' "$T/status.txt")"
+	# The daemon's own clock for the copy (bench.sh times hydration by
+	# it): after the daemon started, before the poll above saw it.
+	python3 - "$(st complete_after_s)" "$t0" "$t1" <<'PY' || fail "complete_after_s $(st complete_after_s), polled $t0..$t1"
+import sys
+after, t0, t1 = (float(a) for a in sys.argv[1:])
+assert 0 < after <= t1 - t0
+PY
+	grep -Eq '^cached: .*, complete [0-9.]+ s after the mount started$' "$T/status.txt" ||
+		fail "status: $(grep '^cached:' "$T/status.txt")"
 }
 
 # 1. auto, the default: both ways measured, the choice its averages'.
