@@ -91,16 +91,17 @@ def image_section(w, img, data, failed, links, sizes, targets, by_run):
     def secs(link, c):
         return [s for s, _, _ in data.get((link, c), [])]
 
-    def per_run(link, c, peer, r):
-        """R (the ratio of the medians) and, where c and peer both booted
-        in two runs or more, the median of their ratios run by run:
-        contenders are interleaved within a run, so a run's ratio is
-        free of the machine's drift from one run to the next."""
-        a, b = by_run.get((link, c), {}), by_run.get((link, peer), {})
-        pairs = [a[k] / b[k] for k in a if k in b and b[k] > 0]
+    def run_by_run(link, c, ref, r, label="", floor=0):
+        """R (the ratio of the medians), and where c and ref both booted
+        in two runs or more, the median of c's time over max(ref's,
+        FLOOR) run by run: contenders are interleaved within a run, so a
+        run's ratio is free of the machine's drift from one run to the
+        next."""
+        a, b = by_run.get((link, c), {}), by_run.get((link, ref), {})
+        pairs = [a[k] / max(b[k], floor) for k in a if k in b and max(b[k], floor) > 0]
         if len(pairs) < 2:
             return f"{r:.2f}x"
-        return f"{r:.2f}x (run by run {med(pairs):.2f}x, {len(pairs)} pairs)"
+        return f"{r:.2f}x (run by run{label} {med(pairs):.2f}x, {len(pairs)} pairs)"
 
     # The local file boots on every link (bench.sh), in the same runs as
     # the link's contenders; rows of older passes that booted it on the
@@ -146,7 +147,7 @@ def image_section(w, img, data, failed, links, sizes, targets, by_run):
             limit = 1.0 if link == "loopback" else 0.75
             r = cold_s / best
             t(f"cold boot vs fastest peer ({best_c}) at most {limit:.2f}x",
-              per_run(link, "vmferry-cold", best_c, r), r <= limit)
+              run_by_run(link, "vmferry-cold", best_c, r), r <= limit)
         dl = med(secs(link, "download"))
         if cold_s and dl and link == "20mbit":
             r = cold_s / dl
@@ -162,25 +163,21 @@ def image_section(w, img, data, failed, links, sizes, targets, by_run):
             limit = 1.0 if link == "loopback" else 0.75
             r = prof_s / best
             t(f"profiled cold boot vs fastest peer ({best_c}) at most {limit:.2f}x",
-              per_run(link, "vmferry-profiled", best_c, r), r <= limit)
+              run_by_run(link, "vmferry-profiled", best_c, r), r <= limit)
         if local and g:
-            phys = max(local, med(g) / rate) if rate else local
+            link_s = med(g) / rate if rate else 0
+            phys = max(local, link_s)
             # Run by run: the floor booted in the same run, the local
             # file where it booted on this link, else vmferry's warm boot
             # (every block local, through the mount) as its stand-in.
             floor_c = "local" if len(by_run.get((link, "local"), {})) >= 2 else "vmferry-warm"
-            floor = by_run.get((link, floor_c), {})
             for what, c in (("cold boot without a profile", "vmferry-cold"),
                             ("cold boot with a boot profile", "vmferry-profiled")):
                 secs_ = med(secs(link, c))
                 if not secs_:
                     continue
                 r = secs_ / phys
-                got = f"{r:.2f}x"
-                mine = by_run.get((link, c), {})
-                pairs = [mine[k] / max(floor[k], med(g) / rate if rate else 0) for k in mine if k in floor]
-                if len(pairs) >= 2:
-                    got += f" (run by run against {floor_c}'s boot {med(pairs):.2f}x, {len(pairs)} pairs)"
+                got = run_by_run(link, c, floor_c, r, f" against {floor_c}'s boot", link_s)
                 t(f"{what} within 1.2x of the link's limit max(local boot, guest read / rate) = {phys:.1f} s"
                   + (" (the target applies with a profile)" if "without" in what else ""),
                   got, r <= 1.2)
